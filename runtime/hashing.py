@@ -83,7 +83,9 @@ def _mod(h: np.ndarray, num_buckets: int) -> np.ndarray:
     return h - (h // k) * k
 
 
-def bucket_and_sign(size: int, seed: int, num_buckets: int, function: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bucket_and_sign(
+    size: int, seed: int, num_buckets: int, function: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Bucket indices (int64) and signs (float32, +1/-1) for flat indices 0..size-1."""
     check_num_buckets(num_buckets)
     h = hash_range(0, size, seed, function)
@@ -119,3 +121,20 @@ def gather_signed(values: np.ndarray, size: int, seed: int, function: int = 0) -
         h &= sign_mask
         chunk ^= h
     return out.view(np.float32)
+
+
+FNV_OFFSET = 0x811C9DC5
+FNV_PRIME = 0x01000193
+
+
+def fnv1a32(text: str) -> int:
+    """FNV-1a over UTF-8 bytes: turns a parameter name into 32 bits for seed derivation."""
+    h = FNV_OFFSET
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * FNV_PRIME) & MASK32
+    return h
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A per-tensor seed from a model (or layer) seed and a name (docs/FORMAT.md §7)."""
+    return mix32((seed & MASK32) ^ fnv1a32(name))

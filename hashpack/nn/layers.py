@@ -1,0 +1,194 @@
+"""HashedNets layers: ``HashedLinear`` and ``HashedConv2d``.
+
+Weight and bias are virtual tensors that share one trainable compression space (``space``, K
+values), as in HashedNets. Bucket indices and signs are regenerated from the seeds (hp32) into
+non-persistent buffers: ``state_dict`` holds the space and the seeds, never an index array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hashpack.runtime.hashing import MASK32, derive_seed
+
+from .hashing import bucket_and_sign
+
+
+class _SignedGather(torch.autograd.Function):
+    """``space[index] * sign`` with a hand-written backward (one index_add instead of autograd's
+    generic index_put path), which keeps a hashed training step close to a dense one."""
+
+    @staticmethod
+    def forward(ctx, space: torch.Tensor, index: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index, sign)
+        ctx.num_buckets = space.shape[0]
+        return space.index_select(0, index) * sign
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        index, sign = ctx.saved_tensors
+        grad_space = torch.zeros(ctx.num_buckets, dtype=grad.dtype, device=grad.device)
+        grad_space.index_add_(0, index, grad * sign)
+        return grad_space, None, None
+
+
+def signed_gather(space: torch.Tensor, index: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    return _SignedGather.apply(space, index, sign)
+
+
+def budget(virtual: int, compression: float) -> int:
+    """Bucket count for ``virtual`` weights at ``compression`` (stored / virtual), at least 1."""
+    if not 0 < compression <= 1:
+        raise ValueError(f"compression must be in (0, 1], got {compression}")
+    return max(1, round(virtual * compression))
+
+
+def _random_seed() -> int:
+    return int(torch.randint(0, 2**31, (1,)).item()) * 2 + int(torch.randint(0, 2, (1,)).item())
+
+
+class HashedModule(nn.Module):
+    """Shared machinery: a space, named virtual tensors hashed into it, and their index buffers."""
+
+    space: nn.Parameter
+    seeds: torch.Tensor
+
+    def _init_hashing(self, shapes: dict[str, tuple[int, ...]], num_buckets: int, seed: int | None) -> None:
+        self.layer_seed = (_random_seed() if seed is None else seed) & MASK32
+        self.virtual_shapes = dict(shapes)
+        self.num_buckets = num_buckets
+        self.space = nn.Parameter(torch.empty(num_buckets))
+        seeds = [derive_seed(self.layer_seed, name) for name in shapes]
+        # Seeds are state (saved); indices are derived (never saved).
+        self.register_buffer("seeds", torch.tensor(seeds, dtype=torch.int64))
+        self._build_index()
+
+    def _build_index(self) -> None:
+        indices, signs = [], []
+        for seed, shape in zip(self.seeds.tolist(), self.virtual_shapes.values(), strict=True):
+            index, sign = bucket_and_sign(math.prod(shape), seed, self.num_buckets)
+            indices.append(index)
+            signs.append(sign)
+        self.register_buffer("_index", torch.cat(indices), persistent=False)
+        self.register_buffer("_sign", torch.cat(signs), persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._build_index()  # seeds may have changed
+
+    def seed_of(self, name: str) -> int:
+        return int(self.seeds[list(self.virtual_shapes).index(name)])
+
+    def virtual_tensors(self) -> dict[str, torch.Tensor]:
+        """Every virtual tensor, regenerated from the space (differentiable)."""
+        flat = signed_gather(self.space, self._index, self._sign)
+        sizes = [math.prod(s) for s in self.virtual_shapes.values()]
+        parts = torch.split(flat, sizes)
+        return {n: p.view(s) for (n, s), p in zip(self.virtual_shapes.items(), parts, strict=True)}
+
+    @property
+    def virtual_size(self) -> int:
+        return sum(math.prod(s) for s in self.virtual_shapes.values())
+
+    @torch.no_grad()
+    def init_from_dense(self, dense: dict[str, torch.Tensor]) -> None:
+        """Set each bucket to the mean of the signed dense values that hash to it (HashedNets'
+        recipe for compressing a trained model before fine-tuning); empty buckets keep their value."""
+        values = torch.cat([dense[name].reshape(-1).float() for name in self.virtual_shapes])
+        total = torch.zeros(self.num_buckets).index_add_(0, self._index, values * self._sign)
+        count = torch.zeros(self.num_buckets).index_add_(0, self._index, torch.ones_like(values))
+        filled = count > 0
+        self.space[filled] = total[filled] / count[filled]
+
+    def _uniform_init(self, fan_in: int) -> None:
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        nn.init.uniform_(self.space, -bound, bound)
+
+
+class HashedLinear(HashedModule):
+    """A Linear layer whose weight [out, in] and bias [out] are hashed into ``num_buckets`` values."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        compression: float | None = None,
+        num_buckets: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        shapes = {"weight": (out_features, in_features)}
+        if bias:
+            shapes["bias"] = (out_features,)
+        self._init_hashing(shapes, _resolve_buckets(shapes, compression, num_buckets), seed)
+        self._uniform_init(in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = self.virtual_tensors()
+        return F.linear(x, tensors["weight"], tensors.get("bias"))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, buckets={self.num_buckets}, seed={self.layer_seed}"
+
+
+class HashedConv2d(HashedModule):
+    """A Conv2d whose weight [out, in/groups, kh, kw] and bias [out] are hashed into one space."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        compression: float | None = None,
+        num_buckets: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        pair = nn.modules.utils._pair
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
+        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
+        shapes = {"weight": (out_channels, in_channels // groups, *self.kernel_size)}
+        if bias:
+            shapes["bias"] = (out_channels,)
+        self._init_hashing(shapes, _resolve_buckets(shapes, compression, num_buckets), seed)
+        self._uniform_init((in_channels // groups) * self.kernel_size[0] * self.kernel_size[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = self.virtual_tensors()
+        return F.conv2d(
+            x, tensors["weight"], tensors.get("bias"), self.stride, self.padding, self.dilation, self.groups
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, groups={self.groups}, buckets={self.num_buckets}, seed={self.layer_seed}"
+        )
+
+
+def _resolve_buckets(
+    shapes: dict[str, tuple[int, ...]], compression: float | None, num_buckets: int | None
+) -> int:
+    if (compression is None) == (num_buckets is None):
+        raise ValueError("give exactly one of compression= or num_buckets=")
+    if num_buckets is not None:
+        return num_buckets
+    return budget(sum(math.prod(s) for s in shapes.values()), compression)  # type: ignore[arg-type]

@@ -1,0 +1,10 @@
+"""The one exception type every hashpack reader raises for a bad file."""
+
+from __future__ import annotations
+
+
+class HpkFormatError(ValueError):
+    """A .hpk file (or a graph/file given to an exporter) is truncated, corrupt, hostile or unsupported.
+
+    The message names the file and says what is wrong.
+    """

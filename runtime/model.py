@@ -1,0 +1,75 @@
+"""The numpy evaluator: regenerate weights from buckets + seeds, then walk the graph.
+
+It knows no op and no scheme: ops come from ``ops.OPS``, weights from ``schemes.decode_param``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+import numpy as np
+
+from .errors import HpkFormatError
+from .hpk import HpkFile, Node, read_hpk
+from .ops import OPS
+from .schemes import decode_param
+
+
+class Model:
+    """A loaded .hpk model. ``run(x)`` takes a float32 batch shaped ``(N, *input_shape[1:])``."""
+
+    def __init__(self, hpk: HpkFile) -> None:
+        self.hpk = hpk
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """Input shape, batch first (``None``)."""
+        return self.hpk.input.shape
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        return self.hpk.output.shape
+
+    @property
+    def golden_inputs(self) -> np.ndarray | None:
+        pair = self.hpk.golden_arrays()
+        return None if pair is None else pair[0]
+
+    @property
+    def golden_outputs(self) -> np.ndarray | None:
+        pair = self.hpk.golden_arrays()
+        return None if pair is None else pair[1]
+
+    @cached_property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every param, decompressed to float32 (computed once, on first use)."""
+        return {name: decode_param(self.hpk, name) for name in self.hpk.params}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        expected = self.input_shape[1:]
+        if x.ndim != len(self.input_shape) or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"input shape {list(x.shape)} does not match the model's [N, {', '.join(map(str, expected))}]"
+            )
+        values: dict[str, np.ndarray] = {self.hpk.input.name: x}
+        for node in self.hpk.nodes:
+            values[node.outputs[0]] = self._run_node(node, values)
+        return values[self.hpk.output.name]
+
+    __call__ = run
+
+    def _run_node(self, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
+        kwargs = {slot: self.weights[name] for slot, name in node.params.items()}
+        kwargs.update(node.attrs)
+        try:
+            result = OPS[node.op].kernel(*(values[name] for name in node.inputs), **kwargs)
+        except (ValueError, IndexError) as exc:
+            raise HpkFormatError(f"{self.hpk.source}: node {node.name!r} ({node.op}): {exc}") from None
+        return np.asarray(result, dtype=np.float32)
+
+
+def load(path: str | os.PathLike[str]) -> Model:
+    """Read, validate and wrap a .hpk file; raises ``HpkFormatError`` for any bad file."""
+    return Model(read_hpk(path))

@@ -1,0 +1,32 @@
+"""``hashed`` (HashedNets): each virtual weight is a signed copy of one bucket of a shared space."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..hashing import MASK32, gather_signed
+
+if TYPE_CHECKING:
+    from ..hpk import HpkFile, Param, Space
+
+
+def validate(param: Param, spaces: dict[str, Space], validator) -> int:
+    where = f"param {param.name!r}"
+    space = validator.field(param.spec, "space", str, where)
+    if space not in spaces:
+        raise validator.fail(f"{where}: unknown space {space!r}")
+    seed = validator.field(param.spec, "seed", int, where)
+    if not 0 <= seed <= MASK32:
+        raise validator.fail(f"{where}: seed {seed} is not a 32-bit unsigned integer")
+    return spaces[space].size
+
+
+def decode(param: Param, hpk: HpkFile) -> np.ndarray:
+    values = hpk.space_values(param.spec["space"])
+    return gather_signed(values, param.numel, param.spec["seed"]).reshape(param.shape)
+
+
+def stored_values(param: Param) -> int:
+    return 0  # the space is counted once, by the space itself
