@@ -23,7 +23,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 import hashpack
 from hashpack.runtime.hpk import HpkFile, Node, Param, Space, ValueInfo, write_hpk
 
-from .nn.layers import HashedModule
+from .nn.entries import CompressedLayer
 
 DEFAULT_GOLDEN = 8
 
@@ -34,7 +34,7 @@ class UnsupportedModelError(ValueError):
 
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, HashedModule) or super().is_leaf_module(m, qualname)
+        return isinstance(m, CompressedLayer) or super().is_leaf_module(m, qualname)
 
 
 @dataclass
@@ -63,19 +63,13 @@ class _Builder:
         return name
 
     def layer_params(self, path: str, module: nn.Module) -> dict[str, str]:
-        """Params of a Linear/Conv2d-like layer: dense, or hashed into one space."""
-        if isinstance(module, HashedModule):
-            space = path
-            values = module.space.detach().cpu().float().numpy().copy()
-            self.tensors[f"spaces/{space}"] = values
-            self.spaces[space] = Space(space, int(values.shape[0]), "float32", f"spaces/{space}")
-            slots = {}
-            for slot, shape in module.virtual_shapes.items():
-                name = f"{path}.{slot}"
-                spec = {"space": space, "seed": module.seed_of(slot)}
-                self.params[name] = Param(name, "hashed", tuple(shape), spec)
-                slots[slot] = name
-            return slots
+        """Params of a Linear/Conv2d-like layer: dense, or whatever its compressed form declares."""
+        if isinstance(module, CompressedLayer):
+            entries = module.hpk_entries(path)
+            self.spaces.update({space.name: space for space in entries.spaces})
+            self.params.update({param.name: param for param in entries.params.values()})
+            self.tensors.update(entries.tensors)
+            return {slot: param.name for slot, param in entries.params.items()}
         slots = {"weight": self.dense(f"{path}.weight", module.weight)}
         if module.bias is not None:
             slots["bias"] = self.dense(f"{path}.bias", module.bias)
@@ -312,8 +306,8 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
         if node.op == "call_module":
             module = modules[node.target]
             handler = MODULE_HANDLERS.get(type(module))
-            if handler is None and isinstance(module, HashedModule):
-                handler = _linear if hasattr(module, "in_features") else _conv2d
+            if handler is None and isinstance(module, CompressedLayer):
+                handler = _linear if module.hpk_op == "Linear" else _conv2d
             if handler is None:
                 raise UnsupportedModelError(f"{node.target}: layer {type(module).__name__} is not supported")
             handler(builder, node, node.target, module)

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hashpack.runtime.hashing import MASK32, derive_seed
+from hashpack.runtime.hpk import Param
 
+from .entries import CompressedLayer, HpkEntries
 from .hashing import bucket_and_sign
 
 
@@ -51,7 +53,7 @@ def _random_seed() -> int:
     return int(torch.randint(0, 2**31, (1,)).item()) * 2 + int(torch.randint(0, 2, (1,)).item())
 
 
-class HashedModule(nn.Module):
+class HashedModule(CompressedLayer):
     """Shared machinery: a space, named virtual tensors hashed into it, and their index buffers."""
 
     space: nn.Parameter
@@ -104,6 +106,14 @@ class HashedModule(nn.Module):
         filled = count > 0
         self.space[filled] = total[filled] / count[filled]
 
+    def hpk_entries(self, path: str) -> HpkEntries:
+        entries = HpkEntries()
+        space = entries.add_space(path, self.space)
+        for slot, shape in self.virtual_shapes.items():
+            spec = {"space": space, "seed": self.seed_of(slot)}
+            entries.params[slot] = Param(f"{path}.{slot}", "hashed", tuple(shape), spec)
+        return entries
+
     def _uniform_init(self, fan_in: int) -> None:
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         nn.init.uniform_(self.space, -bound, bound)
@@ -111,6 +121,8 @@ class HashedModule(nn.Module):
 
 class HashedLinear(HashedModule):
     """A Linear layer whose weight [out, in] and bias [out] are hashed into ``num_buckets`` values."""
+
+    hpk_op = "Linear"
 
     def __init__(
         self,
@@ -140,6 +152,8 @@ class HashedLinear(HashedModule):
 
 class HashedConv2d(HashedModule):
     """A Conv2d whose weight [out, in/groups, kh, kw] and bias [out] are hashed into one space."""
+
+    hpk_op = "Conv2d"
 
     def __init__(
         self,

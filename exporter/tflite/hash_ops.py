@@ -1,0 +1,169 @@
+"""hp32 decompression (docs/FORMAT.md §1) as stock LiteRT builtin ops.
+
+Why this op chain: LiteRT's uint32 support is partial (MUL, BITWISE_XOR, RIGHT_SHIFT and CAST work;
+ADD, FLOOR_MOD, RANGE and GATHER do not), so flat indices are an int32 RANGE cast to uint32, the
+hash runs on uint32 (wrapping MUL, logical shifts), and ``mod K`` runs after a cast to int64 —
+exact because h < 2**32 and K <= 2**30. Every scalar operand is a shape-[] constant broadcast by
+the kernel (measured to work for uint32 MUL/BITWISE_XOR/RIGHT_SHIFT), so the graph stays O(K) in
+size. key and multiplier are computed here in Python from the seed and baked in.
+
+The sign is applied as ``values[bucket] * (1 - 2 * bit31)``; a float multiply by exactly ±1 is
+bit-identical to the numpy runtime's sign-bit flip (zeros included: 1 * -0 = -0, -1 * 0 = -0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hashpack.runtime.hashing import (
+    MAX_VIRTUAL_SIZE,
+    MIX_MULTIPLIER,
+    check_num_buckets,
+    hash_key,
+)
+
+from .builder import SubgraphBuilder, TensorHandle
+from .schema import schema, tflite_type
+
+__all__ = [
+    "emit_bucket_and_sign",
+    "emit_cast",
+    "emit_gather_signed",
+    "emit_hash",
+    "emit_index_range",
+    "emit_reshape",
+]
+
+
+def emit_cast(sg: SubgraphBuilder, x: TensorHandle, dtype: np.dtype | type, name: str | None = None) -> TensorHandle:
+    """CAST with its options filled in (LiteRT reads in/out types from the tensors, others may not)."""
+    options = schema.CastOptionsT()
+    options.inDataType = tflite_type(x.dtype)
+    options.outDataType = tflite_type(dtype)
+    return sg.op("CAST", [x], dtype, x.shape, options, name=name)
+
+
+def emit_reshape(sg: SubgraphBuilder, x: TensorHandle, shape: Sequence[int], name: str | None = None) -> TensorHandle:
+    """RESHAPE to a static shape (shape given both as the tensor input and in the options)."""
+    shape = tuple(int(d) for d in shape)
+    if int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise ValueError(f"cannot reshape {x.shape} to {shape}")
+    options = schema.ReshapeOptionsT()
+    options.newShape = list(shape)
+    target = sg.constant(np.array(shape, dtype=np.int32))
+    return sg.op("RESHAPE", [x, target], x.dtype, shape, options, name=name)
+
+
+def emit_index_range(sg: SubgraphBuilder, start: int, stop: int, name: str | None = None) -> TensorHandle:
+    """int32 flat indices ``start..stop-1`` (RANGE: the only integer type LiteRT ranges in, with int64)."""
+    if not 0 <= start < stop <= MAX_VIRTUAL_SIZE:
+        raise ValueError(f"index range [{start}, {stop}) outside [0, 2**31 - 1)")
+    args = [sg.constant(v, np.int32) for v in (start, stop, 1)]
+    return sg.op("RANGE", args, np.int32, [stop - start], schema.RangeOptionsT(), name=name)
+
+
+def _u32(sg: SubgraphBuilder, value: int) -> TensorHandle:
+    return sg.constant(value, np.uint32)
+
+
+def _binary(sg: SubgraphBuilder, op: str, a: TensorHandle, b: TensorHandle, options: object) -> TensorHandle:
+    return sg.op(op, [a, b], a.dtype, a.shape, options)
+
+
+def emit_hash(
+    sg: SubgraphBuilder, index: TensorHandle, seed: int, function: int = 0, name: str | None = None
+) -> TensorHandle:
+    """h(i) = mix32((i ^ key) * multiplier) as uint32, for an int32 or uint32 index tensor.
+
+    Pass a uint32 index to share one CAST between several hash functions of the same tensor.
+    """
+    key, multiplier = hash_key(seed, function)
+    x = index
+    if np.dtype(x.dtype) == np.int32:
+        x = emit_cast(sg, x, np.uint32)
+    elif np.dtype(x.dtype) != np.uint32:
+        raise ValueError(f"index tensor {x.name!r} is {x.dtype}, need int32 or uint32")
+    mul, xor, shift = schema.MulOptionsT(), schema.BitwiseXorOptionsT(), schema.RightShiftOptionsT()
+    x = _binary(sg, "BITWISE_XOR", x, _u32(sg, key), xor)
+    x = _binary(sg, "MUL", x, _u32(sg, multiplier), mul)
+    sixteen, mix = _u32(sg, 16), _u32(sg, MIX_MULTIPLIER)
+    for step in range(3):  # mix32: three xor-shifts with two multiplies between them
+        x = _binary(sg, "BITWISE_XOR", x, _binary(sg, "RIGHT_SHIFT", x, sixteen, shift), xor)
+        if step < 2:
+            x = _binary(sg, "MUL", x, mix, mul)
+    if name is not None:  # give the final tensor a stable, readable name
+        x = emit_reshape(sg, x, x.shape, name=name)
+    return x
+
+
+def emit_bucket_and_sign(
+    sg: SubgraphBuilder, h: TensorHandle, num_buckets: int
+) -> tuple[TensorHandle, TensorHandle]:
+    """(h mod K as int64, sign as float32 ±1) from a uint32 hash tensor."""
+    check_num_buckets(num_buckets)
+    wide = emit_cast(sg, h, np.int64)
+    bucket = _binary(sg, "FLOOR_MOD", wide, sg.constant(num_buckets, np.int64), schema.FloorModOptionsT())
+    bit = emit_cast(sg, _binary(sg, "RIGHT_SHIFT", h, _u32(sg, 31), schema.RightShiftOptionsT()), np.float32)
+    mul, add = schema.MulOptionsT(), schema.AddOptionsT()
+    twice = _binary(sg, "MUL", bit, sg.constant(-2.0, np.float32), mul)
+    sign = _binary(sg, "ADD", twice, sg.constant(1.0, np.float32), add)
+    return bucket, sign
+
+
+def _gather_signed_flat(
+    sg: SubgraphBuilder, values: TensorHandle, start: int, stop: int, seed: int, function: int
+) -> TensorHandle:
+    h = emit_hash(sg, emit_index_range(sg, start, stop), seed, function)
+    bucket, sign = emit_bucket_and_sign(sg, h, values.shape[0])
+    options = schema.GatherOptionsT()
+    options.axis = 0
+    gathered = sg.op("GATHER", [values, bucket], np.float32, [stop - start], options)
+    return _binary(sg, "MUL", gathered, sign, schema.MulOptionsT())
+
+
+def emit_gather_signed(
+    sg: SubgraphBuilder,
+    values: np.ndarray | TensorHandle,
+    size: int,
+    seed: int,
+    function: int = 0,
+    shape: Sequence[int] | None = None,
+    *,
+    name: str | None = None,
+    chunk_size: int | None = None,
+) -> TensorHandle:
+    """The virtual tensor ``sign(i) * values[bucket(i)]`` (float32), reshaped to ``shape``.
+
+    The graph equivalent of ``hashing.gather_signed(values, size, seed, function)``. ``values`` is
+    the float32 bucket array: an ndarray (baked in as a constant) or a float32 tensor of shape [K]
+    (e.g. an int8/float16 space dequantised in the graph). ``chunk_size`` splits the index range
+    into pieces joined by CONCATENATION, so the int64/uint32 temporaries (~20 bytes per virtual
+    weight) are only live for one chunk at a time.
+    """
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or values.dtype != np.float32:
+            raise ValueError(f"bucket values must be a 1-D float32 array, got {values.dtype}{list(values.shape)}")
+        values = sg.constant(values)
+    if np.dtype(values.dtype) != np.float32 or len(values.shape) != 1:
+        raise ValueError(f"bucket tensor {values.name!r} must be float32 [K], is {values.dtype}{list(values.shape)}")
+    check_num_buckets(values.shape[0])
+    if not 1 <= size <= MAX_VIRTUAL_SIZE:
+        raise ValueError(f"virtual size {size} outside [1, 2**31 - 1]")
+    shape = (size,) if shape is None else tuple(int(d) for d in shape)
+    if chunk_size is None or chunk_size >= size:
+        flat = _gather_signed_flat(sg, values, 0, size, seed, function)
+    else:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        pieces = [
+            _gather_signed_flat(sg, values, start, min(size, start + chunk_size), seed, function)
+            for start in range(0, size, chunk_size)
+        ]
+        options = schema.ConcatenationOptionsT()
+        options.axis = 0
+        flat = sg.op("CONCATENATION", pieces, np.float32, [size], options)
+    if shape == (size,) and name is None:
+        return flat
+    return emit_reshape(sg, flat, shape, name=name)

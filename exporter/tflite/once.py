@@ -1,0 +1,77 @@
+"""``once`` mode: decompress weights on the first invoke into resource variables, then reuse them.
+
+Why: LiteRT does no constant folding, so an in-graph decompression would rerun on every invoke.
+A CALL_ONCE operator at the head of the main subgraph runs an init subgraph exactly once per
+interpreter; the init subgraph computes each weight and ASSIGN_VARIABLEs it to a resource
+variable named by ``shared_name``; the main subgraph reads it with READ_VARIABLE. All of these are
+builtin ops (runtime >= 2.6), so stock LiteRT runs the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .builder import RESOURCE, ModelBuilder, SubgraphBuilder, TensorHandle
+from .schema import schema
+
+__all__ = ["OnceInitializer"]
+
+
+def _var_handle(sg: SubgraphBuilder, shared_name: str) -> TensorHandle:
+    options = schema.VarHandleOptionsT()
+    options.container = ""
+    options.sharedName = shared_name
+    return sg.op("VAR_HANDLE", [], RESOURCE, [], options, name=f"{shared_name}/handle")
+
+
+class OnceInitializer:
+    """An init subgraph run by CALL_ONCE from ``main``; emit weight computations into ``.subgraph``.
+
+    Usage: ``init = OnceInitializer(model, main)``; build ``w`` in ``init.subgraph``;
+    ``init.assign("fc1.weight", w)``; in the main graph use ``init.read("fc1.weight")``.
+    """
+
+    def __init__(self, model: ModelBuilder, main: SubgraphBuilder, name: str = "hashpack_init") -> None:
+        self.model = model
+        self.main = main
+        self.subgraph = model.add_subgraph(name)
+        options = schema.CallOnceOptionsT()
+        options.initSubgraphIndex = self.subgraph.index
+        # First operator of main, whatever was added before: reads must follow it.
+        main.add_op("CALL_ONCE", [], [], options, position=0)
+        self._variables: dict[str, TensorHandle] = {}
+        self._reads: dict[tuple[int, str], TensorHandle] = {}
+
+    @property
+    def variables(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the variables assigned so far, by shared name."""
+        return {k: v.shape for k, v in self._variables.items()}
+
+    def assign(self, shared_name: str, value: TensorHandle) -> None:
+        """Store ``value`` (a tensor of the init subgraph) into the variable ``shared_name``."""
+        if shared_name in self._variables:
+            raise ValueError(f"variable {shared_name!r} assigned twice")
+        if value.subgraph != self.subgraph.index:
+            raise ValueError(f"tensor {value.name!r} is not in the init subgraph")
+        handle = _var_handle(self.subgraph, shared_name)
+        self.subgraph.add_op("ASSIGN_VARIABLE", [handle, value], [], schema.AssignVariableOptionsT())
+        self._variables[shared_name] = value
+
+    def read(self, shared_name: str, subgraph: SubgraphBuilder | None = None) -> TensorHandle:
+        """The variable's value in ``subgraph`` (default: main); one READ_VARIABLE per subgraph."""
+        sg = self.main if subgraph is None else subgraph
+        if shared_name not in self._variables:
+            raise KeyError(f"variable {shared_name!r} is read before it is assigned")
+        key = (sg.index, shared_name)
+        if key not in self._reads:
+            value = self._variables[shared_name]
+            handle = _var_handle(sg, shared_name)
+            self._reads[key] = sg.op(
+                "READ_VARIABLE",
+                [handle],
+                np.dtype(value.dtype),
+                value.shape,
+                schema.ReadVariableOptionsT(),
+                name=f"{shared_name}/value",
+            )
+        return self._reads[key]
