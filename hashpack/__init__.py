@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return compress
     if name == "pack":
-        from hashpack.pack import pack
+        from hashpack.packer import pack
 
         return pack
     raise AttributeError(f"module 'hashpack' has no attribute {name!r}")

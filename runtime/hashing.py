@@ -67,8 +67,8 @@ def _mix32_inplace(x: np.ndarray) -> None:
 
 def hash_range(start: int, stop: int, seed: int, function: int = 0) -> np.ndarray:
     """h(i) for i in [start, stop) as uint32 (vectorised; numpy uint32 wraps as the spec requires)."""
-    if not 0 <= start <= stop <= MAX_VIRTUAL_SIZE:
-        raise ValueError(f"index range [{start}, {stop}) outside [0, 2**31 - 1]")
+    if not 0 <= start <= stop <= MAX_VIRTUAL_SIZE + 1:
+        raise ValueError(f"index range [{start}, {stop}) outside [0, 2**31)")
     key, multiplier = hash_key(seed, function)
     x = np.arange(start, stop, dtype=np.uint32)
     x ^= np.uint32(key)

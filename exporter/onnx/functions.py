@@ -22,7 +22,10 @@ version 1; register them with :func:`local_functions` and :func:`opset_imports`:
 The key and the multiplier are derived in the graph from ``seed`` and ``function`` exactly as
 ``hashpack.runtime.hashing.hash_key`` does, so a node carries the .hpk metadata verbatim and the
 whole hash specification lives in the graph (ORT folds the scalar derivation away).
-Every attribute is required (call nodes are built with :func:`hashed_weight_node` / :func:`hp32_node`).
+Every attribute is required (build call nodes with :func:`hashed_weight_node` / :func:`hp32_node`):
+ORT and the checker honour FunctionProto attribute defaults but ``onnx.reference`` does not. The
+functions' default-domain opset must equal the model's: ORT tolerates a mismatch, the full checker
+rejects it.
 
 **Inline form** — the same nodes emitted straight into a graph (:func:`hashed_weight_nodes`,
 :func:`hp32_nodes`), for consumers that do not handle local functions. Both forms come from the
@@ -41,6 +44,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -52,7 +56,7 @@ from hashpack.runtime.hashing import (
     MIX_MULTIPLIER,
     MULTIPLIER_SALT,
 )
-from onnx import AttributeProto, TensorProto, helper
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 __all__ = [
     "DOMAIN",
@@ -116,7 +120,9 @@ class Emitter:
         """A new value name, unique within this emitter."""
         return f"{self.prefix}{hint}_{next(self._counter)}"
 
-    def op(self, op_type: str, inputs: Sequence[str], hint: str, output: str | None = None, **attrs) -> str:
+    def op(
+        self, op_type: str, inputs: Sequence[str], hint: str, output: str | None = None, **attrs: Any
+    ) -> str:
         """Append one single-output node and return its output name."""
         out = output or self.fresh(hint)
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=f"{out}_{op_type}", **attrs))
@@ -127,8 +133,8 @@ class Emitter:
         key = (dtype, value)
         if key not in self._constants:
             array = np.array(value, dtype=helper.tensor_dtype_to_np_dtype(dtype))
-            tensor = onnx.numpy_helper.from_array(array, name="")
-            hint = f"c_{array.dtype.name}_{value:g}".replace("-", "m")
+            tensor = numpy_helper.from_array(array, name="")
+            hint = f"c_{array.dtype.name}_{array.item()}".replace("-", "m")
             self._constants[key] = self.op("Constant", [], hint, value=tensor)
         return self._constants[key]
 
@@ -144,9 +150,9 @@ class Emitter:
             self.nodes.append(node)
             return out
         if isinstance(value, int):
-            tensor = onnx.numpy_helper.from_array(np.array(value, dtype=np.int64), name="")
+            tensor = numpy_helper.from_array(np.array(value, dtype=np.int64), name="")
         else:
-            tensor = onnx.numpy_helper.from_array(np.array(list(value), dtype=np.int64).reshape(-1), name="")
+            tensor = numpy_helper.from_array(np.array(list(value), dtype=np.int64).reshape(-1), name="")
         return self.op("Constant", [], hint, output=out, value=tensor)
 
 
@@ -361,7 +367,7 @@ def hp32_node(
         HP32,
         [index],
         list(outputs),
-        name=name or f"{next(o for o in outputs if o)}_{HP32}",
+        name=name or f"{next((o for o in outputs if o), index)}_{HP32}",
         domain=DOMAIN,
         seed=seed,
         function=function,

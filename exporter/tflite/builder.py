@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
+from .op_versions import builtin_op_version
 from .schema import TFLITE_FILE_IDENTIFIER, opcode, schema, tflite_type
 
 __all__ = ["RESOURCE", "ModelBuilder", "SubgraphBuilder", "TensorHandle"]
@@ -62,7 +63,7 @@ class _AlignedBufferT(schema.BufferT):
             builder.StartVector(1, n, self._alignment)
             builder.head = builder.head - n
             builder.Bytes[builder.head : builder.head + n] = self._bytes
-            data_offset = builder.EndVector(n)
+            data_offset = builder.EndVector()
         schema.BufferStart(builder)
         if data_offset is not None:
             schema.BufferAddData(builder, data_offset)
@@ -187,12 +188,18 @@ class SubgraphBuilder:
         outputs: Iterable[TensorHandle],
         options: object | None = None,
         *,
-        version: int = 1,
+        version: int | None = None,
         position: int | None = None,
     ) -> None:
-        """Append (or insert at ``position``) a builtin operator; ``None`` inputs are omitted optionals."""
+        """Append (or insert at ``position``) a builtin operator; ``None`` inputs are omitted optionals.
+
+        ``version`` defaults to what the TF converter would declare for these types (op_versions).
+        """
+        inputs, outputs = list(inputs), list(outputs)
         ins = [-1 if t is None else self._check(t).index for t in inputs]
         outs = [self._check(t).index for t in outputs]
+        if version is None:
+            version = builtin_op_version(op, inputs, outputs) if isinstance(op, str) else 1
         operator = schema.OperatorT()
         operator.opcodeIndex = self.model.opcode_index(opcode(op), version)
         operator.inputs = ins
@@ -215,7 +222,7 @@ class SubgraphBuilder:
         options: object | None = None,
         *,
         name: str | None = None,
-        version: int = 1,
+        version: int | None = None,
     ) -> TensorHandle:
         """Add an operator with one new output tensor and return that tensor."""
         out = self.add_tensor(name, dtype, shape)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from hashpack.runtime.hashing import (
     MAX_VIRTUAL_SIZE,
     MIX_MULTIPLIER,
@@ -37,15 +36,19 @@ __all__ = [
 ]
 
 
-def emit_cast(sg: SubgraphBuilder, x: TensorHandle, dtype: np.dtype | type, name: str | None = None) -> TensorHandle:
-    """CAST with its options filled in (LiteRT reads in/out types from the tensors, others may not)."""
+def emit_cast(
+    sg: SubgraphBuilder, x: TensorHandle, dtype: np.dtype | type, name: str | None = None
+) -> TensorHandle:
+    """CAST with the in/out types in its options too, as the TF converter writes them."""
     options = schema.CastOptionsT()
     options.inDataType = tflite_type(x.dtype)
     options.outDataType = tflite_type(dtype)
     return sg.op("CAST", [x], dtype, x.shape, options, name=name)
 
 
-def emit_reshape(sg: SubgraphBuilder, x: TensorHandle, shape: Sequence[int], name: str | None = None) -> TensorHandle:
+def emit_reshape(
+    sg: SubgraphBuilder, x: TensorHandle, shape: Sequence[int], name: str | None = None
+) -> TensorHandle:
     """RESHAPE to a static shape (shape given both as the tensor input and in the options)."""
     shape = tuple(int(d) for d in shape)
     if int(np.prod(shape, dtype=np.int64)) != x.size:
@@ -59,7 +62,7 @@ def emit_reshape(sg: SubgraphBuilder, x: TensorHandle, shape: Sequence[int], nam
 def emit_index_range(sg: SubgraphBuilder, start: int, stop: int, name: str | None = None) -> TensorHandle:
     """int32 flat indices ``start..stop-1`` (RANGE: the only integer type LiteRT ranges in, with int64)."""
     if not 0 <= start < stop <= MAX_VIRTUAL_SIZE:
-        raise ValueError(f"index range [{start}, {stop}) outside [0, 2**31 - 1)")
+        raise ValueError(f"index range [{start}, {stop}) is empty or not within [0, 2**31 - 1]")
     args = [sg.constant(v, np.int32) for v in (start, stop, 1)]
     return sg.op("RANGE", args, np.int32, [stop - start], schema.RangeOptionsT(), name=name)
 
@@ -68,8 +71,14 @@ def _u32(sg: SubgraphBuilder, value: int) -> TensorHandle:
     return sg.constant(value, np.uint32)
 
 
-def _binary(sg: SubgraphBuilder, op: str, a: TensorHandle, b: TensorHandle, options: object) -> TensorHandle:
-    return sg.op(op, [a, b], a.dtype, a.shape, options)
+def _name(prefix: str | None, suffix: str) -> str | None:
+    return None if prefix is None else f"{prefix}/{suffix}"
+
+
+def _binary(
+    sg: SubgraphBuilder, op: str, a: TensorHandle, b: TensorHandle, options: object, name: str | None = None
+) -> TensorHandle:
+    return sg.op(op, [a, b], a.dtype, a.shape, options, name=name)
 
 
 def emit_hash(
@@ -78,49 +87,63 @@ def emit_hash(
     """h(i) = mix32((i ^ key) * multiplier) as uint32, for an int32 or uint32 index tensor.
 
     Pass a uint32 index to share one CAST between several hash functions of the same tensor.
+    ``name`` names the result and prefixes the temporaries.
     """
     key, multiplier = hash_key(seed, function)
     x = index
     if np.dtype(x.dtype) == np.int32:
-        x = emit_cast(sg, x, np.uint32)
+        x = emit_cast(sg, x, np.uint32, name=_name(name, "index_u32"))
     elif np.dtype(x.dtype) != np.uint32:
         raise ValueError(f"index tensor {x.name!r} is {x.dtype}, need int32 or uint32")
     mul, xor, shift = schema.MulOptionsT(), schema.BitwiseXorOptionsT(), schema.RightShiftOptionsT()
-    x = _binary(sg, "BITWISE_XOR", x, _u32(sg, key), xor)
-    x = _binary(sg, "MUL", x, _u32(sg, multiplier), mul)
+    x = _binary(sg, "BITWISE_XOR", x, _u32(sg, key), xor, _name(name, "keyed"))
+    x = _binary(sg, "MUL", x, _u32(sg, multiplier), mul, _name(name, "scaled"))
     sixteen, mix = _u32(sg, 16), _u32(sg, MIX_MULTIPLIER)
     for step in range(3):  # mix32: three xor-shifts with two multiplies between them
-        x = _binary(sg, "BITWISE_XOR", x, _binary(sg, "RIGHT_SHIFT", x, sixteen, shift), xor)
-        if step < 2:
-            x = _binary(sg, "MUL", x, mix, mul)
-    if name is not None:  # give the final tensor a stable, readable name
-        x = emit_reshape(sg, x, x.shape, name=name)
+        high = _binary(sg, "RIGHT_SHIFT", x, sixteen, shift, _name(name, f"mix{step}_shift"))
+        last = step == 2
+        x = _binary(sg, "BITWISE_XOR", x, high, xor, name if last else _name(name, f"mix{step}_xor"))
+        if not last:
+            x = _binary(sg, "MUL", x, mix, mul, _name(name, f"mix{step}_mul"))
     return x
 
 
 def emit_bucket_and_sign(
-    sg: SubgraphBuilder, h: TensorHandle, num_buckets: int
+    sg: SubgraphBuilder, h: TensorHandle, num_buckets: int, name: str | None = None
 ) -> tuple[TensorHandle, TensorHandle]:
-    """(h mod K as int64, sign as float32 ±1) from a uint32 hash tensor."""
+    """(h mod K as int64, sign as float32 ±1) from a uint32 hash tensor; outputs ``name/bucket|sign``."""
     check_num_buckets(num_buckets)
-    wide = emit_cast(sg, h, np.int64)
-    bucket = _binary(sg, "FLOOR_MOD", wide, sg.constant(num_buckets, np.int64), schema.FloorModOptionsT())
-    bit = emit_cast(sg, _binary(sg, "RIGHT_SHIFT", h, _u32(sg, 31), schema.RightShiftOptionsT()), np.float32)
-    mul, add = schema.MulOptionsT(), schema.AddOptionsT()
-    twice = _binary(sg, "MUL", bit, sg.constant(-2.0, np.float32), mul)
-    sign = _binary(sg, "ADD", twice, sg.constant(1.0, np.float32), add)
+    wide = emit_cast(sg, h, np.int64, name=_name(name, "h_i64"))
+    k = sg.constant(num_buckets, np.int64)
+    bucket = _binary(sg, "FLOOR_MOD", wide, k, schema.FloorModOptionsT(), _name(name, "bucket"))
+    top = _binary(sg, "RIGHT_SHIFT", h, _u32(sg, 31), schema.RightShiftOptionsT(), _name(name, "bit31"))
+    bit = emit_cast(sg, top, np.float32, name=_name(name, "bit31_f32"))
+    twice = _binary(
+        sg, "MUL", bit, sg.constant(-2.0, np.float32), schema.MulOptionsT(), _name(name, "minus2bit")
+    )
+    sign = _binary(sg, "ADD", twice, sg.constant(1.0, np.float32), schema.AddOptionsT(), _name(name, "sign"))
     return bucket, sign
 
 
 def _gather_signed_flat(
-    sg: SubgraphBuilder, values: TensorHandle, start: int, stop: int, seed: int, function: int
+    sg: SubgraphBuilder,
+    values: TensorHandle,
+    start: int,
+    stop: int,
+    seed: int,
+    function: int,
+    name: str | None,
+    out_name: str | None,
 ) -> TensorHandle:
-    h = emit_hash(sg, emit_index_range(sg, start, stop), seed, function)
-    bucket, sign = emit_bucket_and_sign(sg, h, values.shape[0])
+    index = emit_index_range(sg, start, stop, name=_name(name, "index"))
+    h = emit_hash(sg, index, seed, function, name=_name(name, "hash"))
+    bucket, sign = emit_bucket_and_sign(sg, h, values.shape[0], name=name)
     options = schema.GatherOptionsT()
     options.axis = 0
-    gathered = sg.op("GATHER", [values, bucket], np.float32, [stop - start], options)
-    return _binary(sg, "MUL", gathered, sign, schema.MulOptionsT())
+    gathered = sg.op(
+        "GATHER", [values, bucket], np.float32, [stop - start], options, name=_name(name, "gathered")
+    )
+    return _binary(sg, "MUL", gathered, sign, schema.MulOptionsT(), out_name)
 
 
 def emit_gather_signed(
@@ -144,26 +167,40 @@ def emit_gather_signed(
     """
     if isinstance(values, np.ndarray):
         if values.ndim != 1 or values.dtype != np.float32:
-            raise ValueError(f"bucket values must be a 1-D float32 array, got {values.dtype}{list(values.shape)}")
+            raise ValueError(
+                f"bucket values must be a 1-D float32 array, got {values.dtype}{list(values.shape)}"
+            )
         values = sg.constant(values)
     if np.dtype(values.dtype) != np.float32 or len(values.shape) != 1:
-        raise ValueError(f"bucket tensor {values.name!r} must be float32 [K], is {values.dtype}{list(values.shape)}")
+        raise ValueError(
+            f"bucket tensor {values.name!r} must be float32 [K], is {values.dtype}{list(values.shape)}"
+        )
     check_num_buckets(values.shape[0])
     if not 1 <= size <= MAX_VIRTUAL_SIZE:
         raise ValueError(f"virtual size {size} outside [1, 2**31 - 1]")
     shape = (size,) if shape is None else tuple(int(d) for d in shape)
+    flat_name = name if shape == (size,) else _name(name, "flat")
     if chunk_size is None or chunk_size >= size:
-        flat = _gather_signed_flat(sg, values, 0, size, seed, function)
+        flat = _gather_signed_flat(sg, values, 0, size, seed, function, name, flat_name)
     else:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         pieces = [
-            _gather_signed_flat(sg, values, start, min(size, start + chunk_size), seed, function)
-            for start in range(0, size, chunk_size)
+            _gather_signed_flat(
+                sg,
+                values,
+                start,
+                min(size, start + chunk_size),
+                seed,
+                function,
+                _name(name, f"chunk{i}"),
+                _name(name, f"chunk{i}/out"),
+            )
+            for i, start in enumerate(range(0, size, chunk_size))
         ]
         options = schema.ConcatenationOptionsT()
         options.axis = 0
-        flat = sg.op("CONCATENATION", pieces, np.float32, [size], options)
-    if shape == (size,) and name is None:
+        flat = sg.op("CONCATENATION", pieces, np.float32, [size], options, name=flat_name)
+    if shape == (size,):
         return flat
     return emit_reshape(sg, flat, shape, name=name)

@@ -35,12 +35,21 @@ class OnceInitializer:
         self.model = model
         self.main = main
         self.subgraph = model.add_subgraph(name)
-        options = schema.CallOnceOptionsT()
-        options.initSubgraphIndex = self.subgraph.index
-        # First operator of main, whatever was added before: reads must follow it.
-        main.add_op("CALL_ONCE", [], [], options, position=0)
         self._variables: dict[str, TensorHandle] = {}
         self._reads: dict[tuple[int, str], TensorHandle] = {}
+        self._callers: set[int] = set()
+        self._call_once(main)
+
+    def _call_once(self, sg: SubgraphBuilder) -> None:
+        """Put CALL_ONCE first in ``sg`` (whatever was added before): its reads must follow it."""
+        if sg.index in self._callers:
+            return
+        if sg.index == self.subgraph.index:
+            raise ValueError("the init subgraph cannot read its own variables")
+        options = schema.CallOnceOptionsT()
+        options.initSubgraphIndex = self.subgraph.index
+        sg.add_op("CALL_ONCE", [], [], options, position=0)
+        self._callers.add(sg.index)
 
     @property
     def variables(self) -> dict[str, tuple[int, ...]]:
@@ -58,8 +67,13 @@ class OnceInitializer:
         self._variables[shared_name] = value
 
     def read(self, shared_name: str, subgraph: SubgraphBuilder | None = None) -> TensorHandle:
-        """The variable's value in ``subgraph`` (default: main); one READ_VARIABLE per subgraph."""
+        """The variable's value in ``subgraph`` (default: main); one READ_VARIABLE per subgraph.
+
+        Reading from another subgraph (e.g. a second signature) gives it its own CALL_ONCE; the
+        runtime still runs the init subgraph only once per interpreter.
+        """
         sg = self.main if subgraph is None else subgraph
+        self._call_once(sg)
         if shared_name not in self._variables:
             raise KeyError(f"variable {shared_name!r} is read before it is assigned")
         key = (sg.index, shared_name)

@@ -21,5 +21,5 @@ def decode(param: Param, hpk: HpkFile) -> np.ndarray:
     return np.asarray(hpk.tensors[param.spec["tensor"]], dtype=np.float32)
 
 
-def stored_values(param: Param) -> int:
-    return param.numel
+def spaces_of(param: Param) -> list[str]:
+    return []

@@ -28,5 +28,5 @@ def decode(param: Param, hpk: HpkFile) -> np.ndarray:
     return gather_signed(values, param.numel, param.spec["seed"]).reshape(param.shape)
 
 
-def stored_values(param: Param) -> int:
-    return 0  # the space is counted once, by the space itself
+def spaces_of(param: Param) -> list[str]:
+    return [param.spec["space"]]

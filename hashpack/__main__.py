@@ -1,0 +1,5 @@
+"""``python -m hashpack`` runs the CLI."""
+
+from hashpack.cli import run
+
+run()

@@ -1,0 +1,287 @@
+"""The ``hashpack`` command line: verbs that read as sentences, ``--json`` for machines.
+
+Usage mistakes and bad files print one line and exit with code 2 (``--debug`` shows the
+traceback); checks that run and fail exit with 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from hashpack.runtime import HpkFormatError
+
+USAGE_ERROR = 2
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user; exit code 2."""
+
+    exit_code = USAGE_ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _fail(message: str) -> NoReturn:
+    raise UserError(message)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [HpkFormatError, OSError]
+    try:
+        from hashpack.data import DatasetError
+        from hashpack.packer import UnsupportedModelError
+
+        errors += [DatasetError, UnsupportedModelError]
+    except ImportError:  # torch absent: only the runtime commands work
+        pass
+    return tuple(errors)
+
+
+class _Group(click.Group):
+    """Turns hashpack's documented errors into one-line messages with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except _known_errors() as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            message = (
+                str(exc)
+                if not isinstance(exc, OSError) or not exc.filename
+                else f"{exc.filename}: {exc.strerror}"
+            )
+            raise UserError(message) from None
+
+
+def parse_compression(text: str) -> float:
+    """'1/64', '0.125' or '64x' -> stored/virtual fraction in (0, 1]."""
+    try:
+        value = float(1 / Fraction(text[:-1])) if text.endswith("x") else float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        _fail(f"--compression {text!r}: expected a fraction like 1/64, 0.125 or 64x")
+    if not 0 < value <= 1:
+        _fail(f"--compression {text!r}: must be in (0, 1] (stored/virtual)")
+    return value
+
+
+def _emit_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _existing_file(path: str, what: str = "file") -> Path:
+    p = Path(path)
+    if not p.exists():
+        _fail(f"{path}: no such {what}")
+    if p.is_dir():
+        _fail(f"{path}: is a directory, expected a {what}")
+    return p
+
+
+def _writable_target(path: str) -> Path:
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        _fail(f"{path}: is a directory, expected an output file path")
+    if not parent.is_dir():
+        _fail(f"{path}: directory {parent} does not exist")
+    return p
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="hashpack")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """hashpack: hashed weight-sharing compression that decompresses on the device."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+@main.command()
+@click.option(
+    "--arch", default="mlp", show_default=True, help="mlp (LeNet-300-100), lenet5, resnet20, mobilenet."
+)
+@click.option("--method", default="hashed", show_default=True, help="Compression method, or 'dense'.")
+@click.option(
+    "--compression", "compression_text", default="1/8", show_default=True, help="Stored/virtual, e.g. 1/64."
+)
+@click.option(
+    "--dataset", default="digits", show_default=True, help="digits, mnist5k, fashion, or a .npz path."
+)
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 65_536))
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, None, min_open=True))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
+@click.option(
+    "--golden", default=8, show_default=True, type=click.IntRange(0, 1024), help="Golden samples stored."
+)
+@click.option("-o", "--output", required=True, help="The .hpk file to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def train(
+    arch: str,
+    method: str,
+    compression_text: str,
+    dataset: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    golden: int,
+    output: str,
+    as_json: bool,
+) -> None:
+    """Train a compressed model and write it as a .hpk file."""
+    from hashpack.workflow import train_and_pack
+
+    compression = parse_compression(compression_text)
+    target = _writable_target(output)
+    with _progress(quiet=as_json) as on_step:
+        report = train_and_pack(
+            arch=arch,
+            method=method,
+            compression=compression,
+            dataset=dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            golden=golden,
+            path=target,
+            on_step=on_step,
+        )
+    if as_json:
+        _emit_json(report)
+    else:
+        click.echo(
+            f"wrote {target} ({report['file_bytes']:,} bytes, {report['compression']:.1f}x smaller than dense fp32); "
+            f"test accuracy {report['test_accuracy']:.4f} after {epochs} epochs ({report['train_seconds']:.1f} s)"
+        )
+
+
+class _progress:
+    """A rich progress bar fed by the training loop's step hook (silent when quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int, float], None] | None:
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True,
+        )  # fmt: skip
+        self.bar.start()
+        task = self.bar.add_task("train", total=None, loss=float("nan"))
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            self.bar.update(task, completed=step, total=total, loss=loss)
+
+        return on_step
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# ---------------------------------------------------------------------------------------- inspect
+
+
+@main.command()
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect(file: str, as_json: bool) -> None:
+    """Show a .hpk file's layers: scheme, virtual params, buckets, bytes, ratio."""
+    from hashpack.runtime.summary import summarize_file
+
+    summary = summarize_file(_existing_file(file, ".hpk file"))
+    if as_json:
+        _emit_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{file}  (input {summary['input']['shape']}, output {summary['output']['shape']})")
+    for column in ("layer", "op", "scheme", "virtual params", "stored values", "bytes", "ratio", "details"):
+        table.add_column(
+            column,
+            justify="right" if column in ("virtual params", "stored values", "bytes", "ratio") else "left",
+        )
+    for layer in summary["layers"]:
+        ratio = f"{layer['compression']:.1f}x" if layer["compression"] else "-"
+        details = ", ".join(f"{k}={v}" for k, v in layer["details"].items())
+        table.add_row(
+            layer["name"], layer["op"], layer["scheme"], f"{layer['virtual_params']:,}",
+            f"{layer['stored_values']:,}", f"{layer['stored_bytes']:,}", ratio, details,
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(
+        f"file {summary['file_bytes']:,} bytes · dense fp32 {summary['dense_fp32_bytes']:,} bytes · "
+        f"{summary['compression']:.1f}x smaller · golden samples {summary['golden_samples']}"
+    )
+
+
+# ------------------------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--out", "out_dir", default="out/demo", show_default=True, help="Directory for the demo's files."
+)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def demo(out_dir: str, epochs: int, as_json: bool) -> None:
+    """Train a compressed LeNet-300-100 on the shipped digits, pack it, run it in numpy, compare."""
+    from hashpack.workflow import run_demo
+
+    with _progress(quiet=as_json) as on_step:
+        report = run_demo(Path(out_dir), epochs=epochs, on_step=on_step)
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo(
+        "\n".join(
+            [
+                f"model            LeNet-300-100, HashedNets at 1/8, {report['epochs']} epochs on scikit-learn digits "
+                f"({report['train_seconds']:.1f} s)",
+                f"file             {report['path']}",
+                f"test accuracy    torch {report['torch_accuracy']:.4f} · numpy runtime {report['runtime_accuracy']:.4f}",
+                f"max |torch - numpy runtime| over the test set: {report['max_abs_diff']:.2e}",
+                f"size             .hpk {report['file_bytes']:,} bytes vs dense fp32 {report['dense_bytes']:,} bytes "
+                f"({report['dense_bytes'] / report['file_bytes']:.1f}x smaller)",
+                f"golden check     {'pass' if report['golden_ok'] else 'FAIL'}",
+            ]
+        )
+    )
+    if not report["golden_ok"]:
+        sys.exit(1)
+
+
+def run() -> None:
+    """Entry point for ``python -m hashpack``."""
+    main(prog_name="hashpack")
