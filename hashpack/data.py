@@ -42,7 +42,7 @@ class Dataset:
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
     order = np.random.default_rng(seed).permutation(len(x))
     x, y = x[order], y[order]
-    cut = len(x) - int(round(len(x) * test_fraction))
+    cut = len(x) - round(len(x) * test_fraction)
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
 
