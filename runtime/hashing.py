@@ -105,21 +105,40 @@ _CHUNK = 1 << 16  # keeps every temporary in L2 cache
 def gather_signed(values: np.ndarray, size: int, seed: int, function: int = 0) -> np.ndarray:
     """The virtual tensor (flat, float32): ``sign(i) * values[bucket(i)]`` for i < size.
 
-    The sign is applied by flipping the float's sign bit, which is bit-identical to multiplying
-    by -1.0 and avoids a float multiply.
+    The same steps as ``hash_range`` and ``bucket_and_sign``, fused over cache-sized chunks with
+    preallocated buffers. The sign is applied by flipping the float's sign bit, which is
+    bit-identical to multiplying by -1.0 and avoids a float multiply.
     """
     num_buckets = int(values.shape[0])
     check_num_buckets(num_buckets)
+    if not 0 <= size <= MAX_VIRTUAL_SIZE:
+        raise ValueError(f"size {size} outside [0, 2**31 - 1]")
+    key, multiplier = hash_key(seed, function)
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
     out = np.empty(size, dtype=np.uint32)
-    sign_mask = np.uint32(SIGN_BIT)
+    offsets = np.arange(min(size, _CHUNK), dtype=np.uint32)
+    x_buffer, t_buffer = np.empty_like(offsets), np.empty_like(offsets)
+    idx_buffer = np.empty(offsets.shape, dtype=np.intp)
+    k, sixteen, mix = np.uint32(num_buckets), np.uint32(16), np.uint32(MIX_MULTIPLIER)
     for start in range(0, size, _CHUNK):
-        stop = min(size, start + _CHUNK)
-        h = hash_range(start, stop, seed, function)
-        chunk = out[start:stop]
-        np.take(bits, _mod(h, num_buckets), out=chunk)
-        h &= sign_mask
-        chunk ^= h
+        n = min(size - start, _CHUNK)
+        x, t, idx = x_buffer[:n], t_buffer[:n], idx_buffer[:n]
+        np.add(offsets[:n], np.uint32(start), out=x)
+        x ^= np.uint32(key)
+        x *= np.uint32(multiplier)
+        for _ in range(2):  # mix32
+            np.right_shift(x, sixteen, out=t)
+            x ^= t
+            x *= mix
+        np.right_shift(x, sixteen, out=t)
+        x ^= t
+        np.floor_divide(x, k, out=t)  # h mod K as h - (h // K) * K (libdivide)
+        t *= k
+        np.subtract(x, t, out=idx, casting="unsafe")
+        chunk = out[start : start + n]
+        np.take(bits, idx, out=chunk)
+        x &= np.uint32(SIGN_BIT)
+        chunk ^= x
     return out.view(np.float32)
 
 

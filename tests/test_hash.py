@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hashpack.runtime import hashing
 
 from hashpack.nn import hashing as torch_hashing
+from hashpack.runtime import hashing
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "hash_vectors.json").read_text())
 

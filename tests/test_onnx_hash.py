@@ -16,9 +16,10 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
 from hashpack.exporter.onnx import functions as hf  # noqa: E402
 from hashpack.runtime.hashing import gather_signed  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "hash_vectors.json").read_text())
 MODES = ["function", "inline"]

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hashpack.runtime import load
 from torch import nn
 
 import hashpack
 from hashpack.models import LeNet5, MobileNetTiny, ResNet20, mlp
 from hashpack.nn.layers import HashedConv2d, HashedLinear, HashedModule
 from hashpack.packer import UnsupportedModelError
+from hashpack.runtime import load
 
 
 def _randomize_batchnorm(model: nn.Module) -> None:

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
+
 from hashpack.runtime.hashing import (
     GOLDEN_GAMMA,
     MASK32,
@@ -56,7 +58,6 @@ from hashpack.runtime.hashing import (
     MIX_MULTIPLIER,
     MULTIPLIER_SALT,
 )
-from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 __all__ = [
     "DOMAIN",
@@ -181,10 +182,17 @@ def emit_mix32(em: Emitter, x: str, output: str | None = None) -> str:
     return x
 
 
-def emit_hash_key(em: Emitter, seed: IntOrRef, function: IntOrRef) -> tuple[str, str]:
-    """uint32 scalars (key, multiplier) of hash function ``function`` of a tensor seeded ``seed``."""
-    seed_u32 = em.op("Cast", [em.const_i64(seed, "seed")], "seed_u32", to=TensorProto.UINT32)
-    f_plus_1 = em.op("Add", [em.const_i64(function, "function"), em.const(1, TensorProto.INT64)], "f1")
+def emit_hash_key(em: Emitter, seed: IntOrRef | str, function: IntOrRef | str) -> tuple[str, str]:
+    """uint32 scalars (key, multiplier) of hash function ``function`` of a tensor seeded ``seed``.
+
+    ``seed`` and ``function`` may also name int64 tensors of the graph (same shape or
+    broadcastable): the steps are elementwise, so a vector of seeds gives a vector of keys (the
+    batched inline form derives every tensor's key in one pass this way).
+    """
+    seed_i64 = seed if isinstance(seed, str) else em.const_i64(seed, "seed")
+    function_i64 = function if isinstance(function, str) else em.const_i64(function, "function")
+    seed_u32 = em.op("Cast", [seed_i64], "seed_u32", to=TensorProto.UINT32)
+    f_plus_1 = em.op("Add", [function_i64, em.const(1, TensorProto.INT64)], "f1")
     f_u32 = em.op("Cast", [f_plus_1], "f1_u32", to=TensorProto.UINT32)
     gamma_f = em.op("Mul", [f_u32, _u32(em, GOLDEN_GAMMA)], "gamma_f")
     key = emit_mix32(em, em.op("BitwiseXor", [seed_u32, gamma_f], "seed_x"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from hashpack.runtime.hashing import (
     MAX_VIRTUAL_SIZE,
     MIX_MULTIPLIER,

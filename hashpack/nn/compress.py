@@ -7,42 +7,125 @@ compressed twin (or returns None to leave it dense); adding a method is adding a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from hashpack.runtime.hashing import derive_seed
 
+from .fresh import FreshConv2d
+from .fsnet import FSConv2d, FSLinear
+from .funhash import FunHashConv2d, FunHashLinear
 from .layers import HashedConv2d, HashedLinear
 
-# (dense layer, compression, layer seed) -> compressed layer, or None to keep it dense
-Converter = Callable[[nn.Module, float, int], nn.Module | None]
+# (dense layer, compression, layer seed, **method options) -> compressed layer, or None to keep it dense
+Converter = Callable[..., nn.Module | None]
+
+
+def _conv_args(layer: nn.Conv2d) -> tuple:
+    if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+        raise ValueError(f"Conv2d with padding={layer.padding!r}/{layer.padding_mode!r} is not supported")
+    return (
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        layer.groups,
+        layer.bias is not None,
+    )
 
 
 def _hashed(layer: nn.Module, compression: float, seed: int) -> nn.Module | None:
+    """HashedNets: every Linear and Conv2d."""
     if isinstance(layer, nn.Linear):
         return HashedLinear(
             layer.in_features, layer.out_features, layer.bias is not None, compression=compression, seed=seed
         )
     if isinstance(layer, nn.Conv2d):
-        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError(f"Conv2d with padding={layer.padding!r}/{layer.padding_mode!r} is not supported")
-        return HashedConv2d(
-            layer.in_channels,
-            layer.out_channels,
-            layer.kernel_size,
-            layer.stride,
-            layer.padding,
-            layer.dilation,
-            layer.groups,
+        return HashedConv2d(*_conv_args(layer), compression=compression, seed=seed)
+    return None
+
+
+def _fresh(
+    layer: nn.Module,
+    compression: float,
+    seed: int,
+    *,
+    allocation: str = "beta",
+    bands: int | None = None,
+    alpha: float = 1.0,
+    beta: float = 2.0,
+) -> nn.Module | None:
+    """FreshNets: Conv2d → FreshConv2d (DCT-domain hashing, per-band pools); Linear → HashedNets."""
+    if isinstance(layer, nn.Conv2d):
+        return FreshConv2d(
+            *_conv_args(layer),
+            compression=compression,
+            allocation=allocation,
+            bands=bands,
+            alpha=alpha,
+            beta=beta,
+            seed=seed,
+        )
+    return _hashed(layer, compression, seed)
+
+
+def _funhash(
+    layer: nn.Module,
+    compression: float,
+    seed: int,
+    *,
+    hashes: int = 4,
+    hidden: int = 8,
+    hops: int = 1,
+    dual_space: bool = False,
+) -> nn.Module | None:
+    """FunHashNN: every Linear and Conv2d, U = ``hashes`` fetches decoded by a per-layer MLP g."""
+    options = {"hashes": hashes, "hidden": hidden, "hops": hops, "dual_space": dual_space}
+    if isinstance(layer, nn.Linear):
+        return FunHashLinear(
+            layer.in_features,
+            layer.out_features,
             layer.bias is not None,
             compression=compression,
             seed=seed,
+            **options,
+        )
+    if isinstance(layer, nn.Conv2d):
+        return FunHashConv2d(*_conv_args(layer), compression=compression, seed=seed, **options)
+    return None
+
+
+def _fsnet(layer: nn.Module, compression: float, seed: int, *, fc: str = "fs") -> nn.Module | None:
+    """FSNet: Conv2d → FSConv2d; Linear → FSLinear (``fc="fs"``) or HashedNets (``fc="hashed"``)."""
+    if fc not in ("fs", "hashed"):
+        raise ValueError(f"fsnet option fc={fc!r} must be 'fs' or 'hashed'")
+    if isinstance(layer, nn.Conv2d):
+        return FSConv2d(*_conv_args(layer), compression=compression)
+    if isinstance(layer, nn.Linear):
+        if fc == "hashed":
+            return _hashed(layer, compression, seed)
+        return FSLinear(
+            layer.in_features, layer.out_features, layer.bias is not None, compression=compression
         )
     return None
 
 
-METHODS: dict[str, Converter] = {"hashed": _hashed}
+METHODS: dict[str, Converter] = {"hashed": _hashed, "fresh": _fresh, "funhash": _funhash, "fsnet": _fsnet}
+
+
+def method_options(method: str) -> dict[str, Any]:
+    """The keyword options of ``method`` and their defaults (what a CLI can expose)."""
+    signature = inspect.signature(METHODS[method])
+    return {
+        name: p.default
+        for name, p in signature.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 def compress(
@@ -53,6 +136,7 @@ def compress(
     seed: int = 0,
     from_dense: bool = True,
     filter_fn: Callable[[nn.Module, str], bool] | None = None,
+    **options: Any,
 ) -> nn.Module:
     """Replace every ``nn.Linear``/``nn.Conv2d`` of ``model`` (in place) by a compressed layer.
 
@@ -60,15 +144,20 @@ def compress(
     seed is derived from it and the layer's path, so two layers never share a bucket map.
     from_dense: initialise buckets from the dense weights (mean of what hashes to each bucket),
     so a trained model can be compressed and fine-tuned. filter_fn(module, path): False keeps a
-    layer dense. Returns ``model``.
+    layer dense. options: the method's own (``method_options(method)``), e.g. ``hashes=4`` for
+    funhash. Returns ``model``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     convert = METHODS[method]
+    unknown = set(options) - set(method_options(method))
+    if unknown:
+        known = ", ".join(method_options(method)) or "none"
+        raise ValueError(f"method {method!r} has no option {sorted(unknown)[0]!r} (its options: {known})")
     for path, module in list(model.named_modules()):
         if not isinstance(module, (nn.Linear, nn.Conv2d)) or (filter_fn and not filter_fn(module, path)):
             continue
-        replacement = convert(module, compression, derive_seed(seed, path))
+        replacement = convert(module, compression, derive_seed(seed, path), **options)
         if replacement is None:
             continue
         if from_dense and hasattr(replacement, "init_from_dense"):

@@ -26,10 +26,18 @@ class HpkEntries:
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def add_space(self, name: str, values: torch.Tensor) -> str:
-        """A float32 space from a trained parameter; returns its name."""
+        """A space from a trained parameter; returns its name.
+
+        float32 unless ``quantize()`` tagged the parameter (``hpk_quant = (dtype, scale)``): then
+        float16 or int8 with that scale. The values must still lie exactly on that grid, so the
+        file holds precisely what torch computes with (a space trained further after
+        ``quantize()`` is an error, not a silent re-rounding).
+        """
         array = values.detach().cpu().float().numpy().copy()
-        self.tensors[f"spaces/{name}"] = array
-        self.spaces.append(Space(name, int(array.shape[0]), "float32", f"spaces/{name}"))
+        dtype, scale = getattr(values, "hpk_quant", None) or ("float32", None)
+        tensor = f"spaces/{name}"
+        self.tensors[tensor] = encode_space(name, array, dtype, scale)
+        self.spaces.append(Space(name, int(array.shape[0]), dtype, tensor, scale))
         return name
 
     def add_dense(self, name: str, values: torch.Tensor) -> Param:
@@ -38,10 +46,39 @@ class HpkEntries:
         return Param(name, "dense", tuple(array.shape), {"tensor": f"params/{name}"})
 
 
+def encode_space(name: str, values: np.ndarray, dtype: str, scale: float | None) -> np.ndarray:
+    """The stored array of a space whose float32 ``values`` lie on the ``dtype`` grid (FORMAT §3)."""
+    if dtype == "float32":
+        return values
+    if dtype == "float16":
+        stored = values.astype(np.float16)
+        exact = np.array_equal(stored.astype(np.float32), values)
+    elif dtype == "int8":
+        if scale is None:
+            raise ValueError(f"space {name!r}: int8 needs a scale")
+        scale32 = np.float32(scale)
+        codes = np.clip(np.rint(values / scale32), -127, 127)
+        stored = codes.astype(np.int8)
+        exact = np.array_equal(stored.astype(np.float32) * scale32, values)
+    else:
+        raise ValueError(f"space {name!r}: unknown bucket dtype {dtype!r}")
+    if not exact:
+        raise ValueError(
+            f"space {name!r} no longer lies on its {dtype} grid (trained after quantize()?); "
+            "call hashpack.nn.quantize.quantize(model, ...) again before packing"
+        )
+    return stored
+
+
 class CompressedLayer(nn.Module):
-    """Base of every compressed layer that ``pack`` can write."""
+    """Base of every compressed layer that ``pack`` can write.
+
+    ``hpk_bucket_names``: the parameters holding bucket values (what quantization rounds); other
+    parameters (e.g. FunHashNN's g, dense biases) stay float32.
+    """
 
     hpk_op: ClassVar[str]
+    hpk_bucket_names: ClassVar[tuple[str, ...]] = ("space",)
 
     def hpk_entries(self, path: str) -> HpkEntries:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -2,7 +2,7 @@ package org.hashpack;
 
 /**
  * The hp32 hash of docs/FORMAT.md §1: for flat index {@code i} of a virtual tensor, a bucket in
- * {@code [0, K)} and a sign.
+ * {@code [0, K)} and a sign. An instance is one hash function {@code f} of one tensor seed.
  *
  * <p>Unsigned 32-bit values are held in a {@code long} and masked with {@link #MASK} after every
  * multiplication. Every multiplier is below 2^31 and every operand below 2^32, so no product
@@ -16,12 +16,30 @@ public final class Hp32 {
     public static final long SIGN_BIT = 0x80000000L;
     /** Largest bucket count K (§6). */
     public static final long MAX_BUCKETS = 1L << 30;
-    /** Largest number of elements of one virtual tensor: flat indices are below 2^31 - 1 (§6). */
+    /** Largest number of elements of one virtual tensor: flat indices stay below 2^31 (§6). */
     public static final long MAX_VIRTUAL_SIZE = (1L << 31) - 1;
 
-    private Hp32() {}
+    private final long key;
+    private final long multiplier;
 
-    /** The bijective finaliser on u32 values. */
+    /**
+     * Hash function number {@code function} of the tensor with seed {@code seed}.
+     *
+     * @throws IllegalArgumentException if seed is not a u32 or function is not in [0, 2^16)
+     */
+    public Hp32(long seed, int function) {
+        if (seed < 0 || seed > MASK) {
+            throw new IllegalArgumentException("seed " + seed + " is not a uint32");
+        }
+        if (function < 0 || function >= (1 << 16)) {
+            throw new IllegalArgumentException("hash function number " + function + " out of range");
+        }
+        // GAMMA < 2^32 and f + 1 <= 2^16: the product is below 2^48.
+        this.key = mix32(seed ^ ((GAMMA * (function + 1L)) & MASK));
+        this.multiplier = (mix32(key ^ SALT) & 0x7FFFFFFFL) | 1L;
+    }
+
+    /** The bijective finaliser on u32 values (the argument is masked to 32 bits first). */
     public static long mix32(long x) {
         x &= MASK;
         x ^= x >>> 16;
@@ -32,44 +50,57 @@ public final class Hp32 {
         return x;
     }
 
-    /** {@code key(seed, f) = mix32(seed ^ (GAMMA * (f + 1)))}. */
-    public static long key(long seed, int function) {
-        checkSeed(seed, function);
-        // GAMMA < 2^32 and f + 1 <= 2^16: the product is below 2^48.
-        return mix32(seed ^ ((GAMMA * (function + 1L)) & MASK));
+    /** {@code key(seed, f)}, XORed into every index. */
+    public long key() {
+        return key;
     }
 
     /** {@code multiplier(seed, f)}: odd and below 2^31. */
-    public static long multiplier(long seed, int function) {
-        return (mix32(key(seed, function) ^ SALT) & 0x7FFFFFFFL) | 1L;
+    public long multiplier() {
+        return multiplier;
     }
 
-    /** {@code h(i) = mix32((i ^ key) * multiplier)} for a precomputed key and multiplier. */
-    public static long hash(long index, long key, long multiplier) {
+    /** {@code h(i) = mix32((i ^ key) * multiplier)}, for {@code 0 <= i < 2^32}. */
+    public long hash(long index) {
         return mix32(((index ^ key) & MASK) * multiplier);
     }
 
-    /** {@code h(i)} from the seed (slow path: derives key and multiplier every call). */
-    public static long hash(long index, long seed, int function, boolean unused) {
-        return hash(index, key(seed, function), multiplier(seed, function));
+    /** {@code h(i) mod K}. */
+    public long bucket(long index, long numBuckets) {
+        return hash(index) % numBuckets;
     }
 
-    /** {@code h mod K}. */
-    public static long bucket(long h, long numBuckets) {
-        return h % numBuckets;
+    /** {@code sign(i)}: +1 if bit 31 of {@code h(i)} is clear, else -1. */
+    public int sign(long index) {
+        return (hash(index) & SIGN_BIT) == 0 ? 1 : -1;
     }
 
-    /** +1 if bit 31 of h is clear, else -1. */
-    public static int sign(long h) {
-        return (h & SIGN_BIT) == 0 ? 1 : -1;
-    }
-
-    private static void checkSeed(long seed, int function) {
-        if (seed < 0 || seed > MASK) {
-            throw new IllegalArgumentException("seed " + seed + " is not a uint32");
+    /**
+     * The virtual tensor {@code out[i] = sign(i) * values[bucket(i)]} for {@code 0 <= i < out.length},
+     * with {@code K = values.length}. The sign is applied by flipping the float's sign bit, which is
+     * bit-identical to multiplying by -1.0f (§1 allows either).
+     */
+    public void gatherSigned(float[] values, float[] out) {
+        int numBuckets = values.length;
+        if (numBuckets < 1 || numBuckets > MAX_BUCKETS) {
+            throw new IllegalArgumentException("bucket count " + numBuckets + " outside [1, 2^30]");
         }
-        if (function < 0 || function >= (1 << 16)) {
-            throw new IllegalArgumentException("hash function number " + function + " out of range");
+        int[] bits = new int[numBuckets];
+        for (int j = 0; j < numBuckets; j++) {
+            bits[j] = Float.floatToRawIntBits(values[j]);
+        }
+        final long k = key;
+        final long m = multiplier;
+        final long divisor = numBuckets;
+        for (int i = 0; i < out.length; i++) {
+            long x = ((i ^ k) & MASK) * m & MASK;
+            x ^= x >>> 16;
+            x = (x * MIX) & MASK;
+            x ^= x >>> 16;
+            x = (x * MIX) & MASK;
+            x ^= x >>> 16;
+            int bucket = (int) (x % divisor);
+            out[i] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
         }
     }
 }

@@ -1,0 +1,80 @@
+package org.hashpack;
+
+import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+
+/**
+ * Reads and fully validates {@code .hpk} files (docs/FORMAT.md §6): every check, in the order of
+ * §6, before anything the file does not justify is allocated. Any problem, including an I/O error,
+ * is an {@link HpkFormatException} whose message names the source and what is wrong.
+ *
+ * <pre>{@code
+ * HpkFile file = HpkReader.read(new File("model.hpk"));
+ * }</pre>
+ */
+public final class HpkReader {
+    /** The largest file this reader holds in memory (Java arrays stop just below 2 GiB). */
+    public static final long MAX_FILE_BYTES = Integer.MAX_VALUE - 8;
+
+    private HpkReader() {}
+
+    /** Reads {@code file}; the source in messages is its path. */
+    public static HpkFile read(File file) throws HpkFormatException {
+        String source = file.getPath();
+        if (file.isDirectory()) {
+            throw new HpkFormatException(source, "is a directory, not a .hpk file");
+        }
+        long length = file.length();
+        if (length > MAX_FILE_BYTES) {
+            throw new HpkFormatException(source, "file of " + length + " bytes exceeds this reader's "
+                    + MAX_FILE_BYTES + "-byte limit");
+        }
+        try (InputStream in = new FileInputStream(file)) {
+            return read(in, source, MAX_FILE_BYTES);
+        } catch (HpkFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new HpkFormatException(source, "cannot be read (" + e.getMessage() + ")");
+        }
+    }
+
+    /** Reads the file at {@code path}. */
+    public static HpkFile read(String path) throws HpkFormatException {
+        return read(new File(path));
+    }
+
+    /**
+     * Reads a whole stream (e.g. an Android asset) of at most {@code maxBytes} bytes; the stream is
+     * not closed. {@code source} names it in messages.
+     */
+    public static HpkFile read(InputStream in, String source, long maxBytes) throws HpkFormatException {
+        long limit = Math.min(maxBytes, MAX_FILE_BYTES);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        byte[] chunk = new byte[1 << 16];
+        long total = 0;
+        try {
+            int n;
+            while ((n = in.read(chunk)) > 0) {
+                total += n;
+                if (total > limit) {
+                    throw new HpkFormatException(source, "file exceeds the " + limit + "-byte limit");
+                }
+                out.write(chunk, 0, n);
+            }
+        } catch (HpkFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new HpkFormatException(source, "cannot be read (" + e.getMessage() + ")");
+        }
+        return parse(out.toByteArray(), source);
+    }
+
+    /** Parses and validates file bytes. The array is kept (tensors are views into it): do not modify it. */
+    public static HpkFile parse(byte[] bytes, String source) throws HpkFormatException {
+        Container container = Container.parse(bytes, source);
+        return new Validator(container, source).run();
+    }
+}

@@ -1,0 +1,24 @@
+package org.hashpack;
+
+/**
+ * A compression scheme (docs/FORMAT.md §4): how one param's values are stored and regenerated.
+ * Adding a scheme (FreshNets, FunHashNN, FSNet, ...) is one class implementing this interface plus
+ * one {@link Schemes#register} line.
+ */
+public interface Scheme {
+    /** The {@code scheme} string of the metadata. */
+    String name();
+
+    /**
+     * Checks the scheme's fields of {@code param} (through {@code v}, which also marks the tensors
+     * it looks up as referenced) and returns how many stored values the param is generated from, for
+     * the {@code 2^16 x} expansion limit of §6, or -1 if the limit does not apply (stored as-is).
+     */
+    long validate(Param param, Validator v) throws HpkFormatException;
+
+    /**
+     * The param's float32 values, row-major, {@code param.numel()} of them. Called only on params
+     * that passed {@link #validate}.
+     */
+    float[] decode(Param param, HpkFile file);
+}

@@ -1,0 +1,431 @@
+package org.hashpack;
+
+import java.math.BigInteger;
+import java.nio.charset.CharacterCodingException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.hashpack.ops.Op;
+import org.hashpack.ops.Ops;
+
+/**
+ * Checks a parsed container's metadata against docs/FORMAT.md §3-§6 (steps 4-6 of §6; the
+ * container did 1-3) and builds the {@link HpkFile}. Every failure is an {@link HpkFormatException}
+ * naming what is wrong. Schemes use the typed field accessors so that their messages read alike.
+ */
+public final class Validator {
+    static final String FORMAT_NAME = "hashpack";
+    static final BigInteger FORMAT_VERSION = BigInteger.ONE;
+    static final String HASH_NAME = "hp32";
+    /** The file's virtual parameters sum to at most this (1 GiB of float32). */
+    public static final long MAX_TOTAL_VIRTUAL = 1L << 28;
+    /** A virtual tensor has at most this many elements per stored value it is generated from. */
+    public static final long MAX_EXPANSION = 1L << 16;
+    public static final int MAX_NODES = 100_000;
+
+    private final Container container;
+    private final String source;
+    private final Set<String> usedTensors = new HashSet<>();
+    private final Map<String, Space> spaces = new LinkedHashMap<>();
+
+    Validator(Container container, String source) {
+        this.container = container;
+        this.source = source;
+    }
+
+    /** An exception naming the file; callers {@code throw v.fail(...)}. */
+    public HpkFormatException fail(String message) {
+        return new HpkFormatException(source, message);
+    }
+
+    HpkFile run() throws HpkFormatException {
+        // §6.4: the metadata document and its identity.
+        String metaText = container.metadata.get(Container.METADATA_KEY);
+        String checksum = container.metadata.get(Container.CHECKSUM_KEY);
+        Object parsed;
+        try {
+            parsed = Json.parse(metaText);
+        } catch (Json.SyntaxException e) {
+            throw fail("metadata is not valid JSON (" + e.getMessage() + ")");
+        }
+        if (!(parsed instanceof Map)) {
+            throw fail("metadata is not a JSON object");
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> meta = (Map<String, Object>) parsed;
+        if (!FORMAT_NAME.equals(meta.get("format"))) {
+            throw fail("format is " + Json.repr(meta.get("format")) + ", expected '" + FORMAT_NAME + "'");
+        }
+        if (!FORMAT_VERSION.equals(meta.get("version"))) {
+            throw fail("unsupported format version " + Json.repr(meta.get("version")) + " (this reader knows "
+                    + FORMAT_VERSION + ")");
+        }
+        if (!HASH_NAME.equals(meta.get("hash"))) {
+            throw fail("unsupported hash " + Json.repr(meta.get("hash")) + " (this reader knows '" + HASH_NAME + "')");
+        }
+
+        // §6.5: SHA-256 of the metadata string's UTF-8 bytes followed by the data buffer.
+        MessageDigest digest;
+        try {
+            digest = MessageDigest.getInstance("SHA-256");
+            digest.update(Container.utf8(metaText));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("this JVM has no SHA-256", e);
+        } catch (CharacterCodingException e) {
+            throw fail("metadata string has no UTF-8 form (unpaired surrogate escape)");
+        }
+        digest.update(container.data.duplicate());
+        if (!hex(digest.digest()).equals(checksum)) {
+            throw fail("checksum mismatch: the file was altered or corrupted after it was written");
+        }
+
+        // §6.6: semantic checks, section by section.
+        ValueInfo input = valueInfo(meta, "inputs");
+        ValueInfo output = valueInfo(meta, "outputs");
+        checkSpaces(meta);
+        Map<String, Param> params = checkParams(meta);
+        List<Node> nodes = checkNodes(meta, params, input.name(), output.name());
+        String[] golden = checkGolden(meta, input, output);
+        Set<String> unused = new TreeSet<>(container.tensors.keySet());
+        unused.removeAll(usedTensors);
+        if (!unused.isEmpty()) {
+            throw fail("tensor '" + unused.iterator().next() + "' is not referenced by the metadata");
+        }
+        Object producer = meta.get("producer");
+        return new HpkFile(source, producer instanceof String ? (String) producer : "", input, output,
+                Collections.unmodifiableMap(spaces), Collections.unmodifiableMap(params),
+                Collections.unmodifiableList(nodes), container.tensors, golden);
+    }
+
+    // ----------------------------------------------------------------------------- field access
+
+    private Object field(Object obj, String key, String where) throws HpkFormatException {
+        if (!(obj instanceof Map) || !((Map<?, ?>) obj).containsKey(key)) {
+            throw fail(where + ": missing field '" + key + "'");
+        }
+        return ((Map<?, ?>) obj).get(key);
+    }
+
+    private HpkFormatException wrongType(String key, Object value, String expected, String where) {
+        return fail(where + ": field '" + key + "' has the wrong type (" + Json.typeName(value) + ", expected "
+                + expected + ")");
+    }
+
+    /** The string field {@code key} of JSON object {@code obj}. */
+    public String string(Object obj, String key, String where) throws HpkFormatException {
+        Object value = field(obj, key, where);
+        if (!(value instanceof String)) {
+            throw wrongType(key, value, "string", where);
+        }
+        return (String) value;
+    }
+
+    /** The integer field {@code key} (any size; booleans and non-integral numbers rejected). */
+    public BigInteger integer(Object obj, String key, String where) throws HpkFormatException {
+        Object value = field(obj, key, where);
+        if (!(value instanceof BigInteger)) {
+            throw wrongType(key, value, "integer", where);
+        }
+        return (BigInteger) value;
+    }
+
+    /** The number field {@code key} (integer or not), as a double. */
+    public double number(Object obj, String key, String where) throws HpkFormatException {
+        Object value = field(obj, key, where);
+        if (value instanceof BigInteger) {
+            return ((BigInteger) value).doubleValue(); // beyond double range: infinity
+        }
+        if (!(value instanceof Double)) {
+            throw wrongType(key, value, "number", where);
+        }
+        return (Double) value;
+    }
+
+    /** The array field {@code key}. */
+    public List<?> list(Object obj, String key, String where) throws HpkFormatException {
+        Object value = field(obj, key, where);
+        if (!(value instanceof List)) {
+            throw wrongType(key, value, "array", where);
+        }
+        return (List<?>) value;
+    }
+
+    /** The object field {@code key}. */
+    @SuppressWarnings("unchecked")
+    public Map<String, Object> object(Object obj, String key, String where) throws HpkFormatException {
+        Object value = field(obj, key, where);
+        if (!(value instanceof Map)) {
+            throw wrongType(key, value, "object", where);
+        }
+        return (Map<String, Object>) value;
+    }
+
+    /** A space declared in the metadata (available while params are checked), or null. */
+    public Space space(String name) {
+        return spaces.get(name);
+    }
+
+    /**
+     * Looks up tensor {@code name}, checks its dtype and shape, that no other declaration uses it and
+     * that its float values are finite, and marks it referenced.
+     */
+    public StoredTensor tensor(Object name, DType dtype, long[] shape, String where) throws HpkFormatException {
+        StoredTensor tensor = name instanceof String ? container.tensors.get(name) : null;
+        if (tensor == null) {
+            throw fail(where + ": tensor " + Json.repr(name) + " is missing from the file");
+        }
+        if (tensor.dtype() != dtype || !tensor.hasShape(shape)) {
+            throw fail(where + ": tensor '" + name + "' is " + tensor.describe() + ", metadata declares "
+                    + new StoredTensor("", dtype, shape, 0, null).describe());
+        }
+        if (usedTensors.contains(name)) {
+            throw fail(where + ": tensor '" + name + "' is used twice");
+        }
+        if (!tensor.allFinite()) {
+            throw fail(where + ": tensor '" + name + "' holds NaN or infinite values");
+        }
+        usedTensors.add((String) name);
+        return tensor;
+    }
+
+    static long[] toLongs(int[] shape) {
+        long[] out = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            out[i] = shape[i];
+        }
+        return out;
+    }
+
+    /**
+     * A shape: a list of at most 8 positive integers below 2^31; with {@code batch}, the first entry
+     * must be null (the batch dimension) and is dropped from the result.
+     */
+    private int[] shape(Object value, String where, boolean batch) throws HpkFormatException {
+        if (!(value instanceof List) || ((List<?>) value).size() > Container.MAX_RANK) {
+            throw fail(where + ": shape " + Json.repr(value) + " is not a list of at most 8 dimensions");
+        }
+        List<?> dims = (List<?>) value;
+        int[] out = new int[dims.size()];
+        for (int i = 0; i < dims.size(); i++) {
+            Object dim = dims.get(i);
+            if (batch && i == 0 && dim == null) {
+                continue;
+            }
+            if (!(dim instanceof BigInteger) || ((BigInteger) dim).signum() <= 0
+                    || ((BigInteger) dim).compareTo(BigInteger.valueOf(Hp32.MAX_VIRTUAL_SIZE)) > 0) {
+                throw fail(where + ": dimension " + Json.repr(dim) + " of shape " + Json.repr(value)
+                        + " is not a positive integer");
+            }
+            out[i] = ((BigInteger) dim).intValue();
+        }
+        if (batch) {
+            if (dims.isEmpty() || dims.get(0) != null) {
+                throw fail(where + ": shape " + Json.repr(value) + " must start with null (the batch dimension)");
+            }
+            int[] sample = new int[out.length - 1];
+            System.arraycopy(out, 1, sample, 0, sample.length);
+            return sample;
+        }
+        return out;
+    }
+
+    // --------------------------------------------------------------------------------- sections
+
+    private ValueInfo valueInfo(Map<String, Object> meta, String key) throws HpkFormatException {
+        List<?> items = list(meta, key, "metadata");
+        if (items.size() != 1) {
+            throw fail("metadata: " + key + " must list exactly one tensor in version 1, found " + items.size());
+        }
+        Object item = items.get(0);
+        String name = string(item, "name", key);
+        return new ValueInfo(name, shape(((Map<?, ?>) item).get("shape"), key + " '" + name + "'", true));
+    }
+
+    private void checkSpaces(Map<String, Object> meta) throws HpkFormatException {
+        for (Map.Entry<String, Object> e : object(meta, "spaces", "metadata").entrySet()) {
+            String name = e.getKey();
+            Object spec = e.getValue();
+            String where = "space '" + name + "'";
+            BigInteger size = integer(spec, "size", where);
+            if (size.signum() < 1 || size.compareTo(BigInteger.valueOf(Hp32.MAX_BUCKETS)) > 0) {
+                throw fail(where + ": bucket count " + size + " outside [1, 2^30]");
+            }
+            String dtype = string(spec, "dtype", where);
+            DType stored;
+            if ("float32".equals(dtype)) {
+                stored = DType.F32;
+            } else if ("float16".equals(dtype)) {
+                stored = DType.F16;
+            } else if ("int8".equals(dtype)) {
+                stored = DType.I8;
+            } else {
+                throw fail(where + ": unsupported bucket dtype " + Json.repr(dtype) + " (float32, float16, int8)");
+            }
+            String tensor = string(spec, "tensor", where);
+            tensor(tensor, stored, new long[] {size.longValue()}, where);
+            float scale = Float.NaN;
+            if (stored == DType.I8) {
+                double value = number(spec, "scale", where);
+                if (!(value > 0) || Double.isInfinite(value) || (double) (float) value != value) {
+                    throw fail(where + ": int8 scale " + Json.repr(((Map<?, ?>) spec).get("scale"))
+                            + " is not a positive finite float32");
+                }
+                scale = (float) value;
+            }
+            spaces.put(name, new Space(name, size.intValue(), dtype, tensor, scale));
+        }
+    }
+
+    private Map<String, Param> checkParams(Map<String, Object> meta) throws HpkFormatException {
+        Map<String, Param> params = new LinkedHashMap<>();
+        long totalVirtual = 0;
+        for (Map.Entry<String, Object> e : object(meta, "params", "metadata").entrySet()) {
+            String name = e.getKey();
+            Object spec = e.getValue();
+            String where = "param '" + name + "'";
+            String schemeName = string(spec, "scheme", where);
+            Scheme scheme = Schemes.get(schemeName);
+            if (scheme == null) {
+                throw fail(where + ": unknown compression scheme '" + schemeName + "' (known: "
+                        + String.join(", ", Schemes.names()) + ")");
+            }
+            int[] shape = shape(((Map<?, ?>) spec).get("shape"), where, false);
+            Map<String, Object> fields = new LinkedHashMap<>();
+            for (Map.Entry<?, ?> f : ((Map<?, ?>) spec).entrySet()) {
+                if (!"scheme".equals(f.getKey()) && !"shape".equals(f.getKey())) {
+                    fields.put((String) f.getKey(), f.getValue());
+                }
+            }
+            Param param = new Param(name, schemeName, shape, fields);
+            long numel = param.numel(); // saturates above 2^31 - 1
+            if (numel > Hp32.MAX_VIRTUAL_SIZE) {
+                throw fail(where + ": " + exactNumel(shape) + " elements exceed the 2^31-1 limit");
+            }
+            long stored = scheme.validate(param, this);
+            if (stored >= 0 && numel > MAX_EXPANSION * stored) {
+                throw fail(where + ": " + numel + " virtual elements from " + stored + " stored values exceeds the "
+                        + MAX_EXPANSION + "x expansion limit");
+            }
+            totalVirtual += numel; // < 2^31 per param, and we stop at 2^28: no overflow
+            if (totalVirtual > MAX_TOTAL_VIRTUAL) {
+                throw fail("virtual parameters exceed the " + MAX_TOTAL_VIRTUAL + " limit at " + where);
+            }
+            params.put(name, param);
+        }
+        return params;
+    }
+
+    private static BigInteger exactNumel(int[] shape) {
+        BigInteger n = BigInteger.ONE;
+        for (int d : shape) {
+            n = n.multiply(BigInteger.valueOf(d));
+        }
+        return n;
+    }
+
+    private List<Node> checkNodes(Map<String, Object> meta, Map<String, Param> params, String graphInput,
+            String graphOutput) throws HpkFormatException {
+        List<?> rawNodes = list(meta, "nodes", "metadata");
+        if (rawNodes.size() > MAX_NODES) {
+            throw fail(rawNodes.size() + " nodes exceed the " + MAX_NODES + " limit");
+        }
+        Set<String> available = new HashSet<>();
+        available.add(graphInput);
+        List<Node> nodes = new ArrayList<>(rawNodes.size());
+        for (int index = 0; index < rawNodes.size(); index++) {
+            Object raw = rawNodes.get(index);
+            String where = "node #" + index;
+            String opName = string(raw, "op", where);
+            String name = string(raw, "name", where);
+            where = "node '" + name + "' (" + opName + ")";
+            Op op = Ops.get(opName);
+            if (op == null) {
+                throw fail(where + ": unknown op '" + opName + "'");
+            }
+            List<?> inputs = list(raw, "inputs", where);
+            List<?> outputs = list(raw, "outputs", where);
+            Map<String, Object> slots = object(raw, "params", where);
+            Map<String, Object> attrs = object(raw, "attrs", where);
+            List<String> inputNames = new ArrayList<>();
+            for (Object value : inputs) {
+                if (!(value instanceof String) || !available.contains(value)) {
+                    throw fail(where + ": input " + Json.repr(value) + " is not produced by an earlier node");
+                }
+                inputNames.add((String) value);
+            }
+            if (outputs.size() != 1 || !(outputs.get(0) instanceof String)) {
+                throw fail(where + ": must have exactly one output name");
+            }
+            String outputName = (String) outputs.get(0);
+            if (available.contains(outputName)) {
+                throw fail(where + ": output '" + outputName + "' is produced twice");
+            }
+            Map<String, String> slotNames = new LinkedHashMap<>();
+            Map<String, Param> slotParams = new LinkedHashMap<>();
+            for (Map.Entry<String, Object> slot : slots.entrySet()) {
+                Object paramName = slot.getValue();
+                if (!(paramName instanceof String) || !params.containsKey(paramName)) {
+                    throw fail(where + ": param '" + slot.getKey() + "' refers to unknown param "
+                            + Json.repr(paramName));
+                }
+                slotNames.put(slot.getKey(), (String) paramName);
+                slotParams.put(slot.getKey(), params.get(paramName));
+            }
+            Node node = new Node(opName, name, inputNames, Collections.singletonList(outputName), slotNames,
+                    new LinkedHashMap<>(attrs));
+            String problem = op.check(node, slotParams);
+            if (problem != null) {
+                throw fail(where + ": " + problem);
+            }
+            available.add(outputName);
+            nodes.add(node);
+        }
+        if (!available.contains(graphOutput) || graphOutput.equals(graphInput)) {
+            throw fail("graph output '" + graphOutput + "' is not produced by any node");
+        }
+        return nodes;
+    }
+
+    /** The golden tensor names {inputs, outputs}, or null if the file has none. */
+    private String[] checkGolden(Map<String, Object> meta, ValueInfo input, ValueInfo output)
+            throws HpkFormatException {
+        Object spec = meta.get("golden");
+        if (spec == null) {
+            return null;
+        }
+        String inputsName = string(spec, "inputs", "golden");
+        String outputsName = string(spec, "outputs", "golden");
+        StoredTensor inputs = container.tensors.get(inputsName);
+        long count = inputs != null && inputs.shape().length >= 1 ? inputs.shape()[0] : 0;
+        if (count < 1) {
+            throw fail("golden: inputs tensor '" + inputsName + "' is missing or empty");
+        }
+        tensor(inputsName, DType.F32, withBatch(count, input.sampleShape()), "golden inputs");
+        tensor(outputsName, DType.F32, withBatch(count, output.sampleShape()), "golden outputs");
+        return new String[] {inputsName, outputsName};
+    }
+
+    private static long[] withBatch(long count, int[] sample) {
+        long[] shape = new long[sample.length + 1];
+        shape[0] = count;
+        for (int i = 0; i < sample.length; i++) {
+            shape[i + 1] = sample[i];
+        }
+        return shape;
+    }
+
+    private static String hex(byte[] bytes) {
+        StringBuilder s = new StringBuilder(bytes.length * 2);
+        for (byte b : bytes) {
+            s.append(Character.forDigit((b >> 4) & 0xF, 16)).append(Character.forDigit(b & 0xF, 16));
+        }
+        return s.toString();
+    }
+}

@@ -1,0 +1,66 @@
+package org.hashpack.ops;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.hashpack.Node;
+import org.hashpack.Param;
+import org.hashpack.Tensor;
+
+/** {@code Linear}: {@code y = x W^T + b}, x {@code [N, in]}, weight {@code [out, in]}, bias {@code [out]}. */
+final class Linear extends Op {
+    Linear() {
+        super("Linear", 1);
+        param("weight", 2);
+        optionalParam("bias", 1);
+    }
+
+    @Override
+    protected String validate(Node node, Map<String, Param> params) {
+        Param bias = params.get("bias");
+        int out = params.get("weight").shape()[0];
+        if (bias != null && bias.shape()[0] != out) {
+            return "bias shape " + Arrays.toString(bias.shape()) + " does not fit " + out + " outputs";
+        }
+        return null;
+    }
+
+    @Override
+    public Kernel bind(Node node, List<int[]> inputShapes, Map<String, Tensor> params) throws ShapeException {
+        Tensor weight = params.get("weight");
+        Tensor bias = params.get("bias");
+        final int out = weight.dim(0);
+        final int in = weight.dim(1);
+        int[] x = inputShapes.get(0);
+        if (x.length != 1 || x[0] != in) {
+            throw new ShapeException("input " + shape(x) + " does not fit weight " + Arrays.toString(weight.shape()));
+        }
+        final float[] w = weight.data();
+        final float[] b = bias == null ? null : bias.data();
+        return new Kernel() {
+            @Override
+            public int[] outputShape() {
+                return new int[] {out};
+            }
+
+            @Override
+            public float[] run(int batch, float[][] inputs) {
+                float[] xs = inputs[0];
+                float[] y = new float[batch * out];
+                for (int n = 0; n < batch; n++) {
+                    int xBase = n * in;
+                    for (int o = 0; o < out; o++) {
+                        int wBase = o * in;
+                        double acc = 0;
+                        for (int i = 0; i < in; i++) {
+                            acc += xs[xBase + i] * w[wBase + i];
+                        }
+                        float v = (float) acc;
+                        y[n * out + o] = b == null ? v : v + b[o];
+                    }
+                }
+                return y;
+            }
+        };
+    }
+}

@@ -1,0 +1,182 @@
+"""The ONNX graph under construction, shared by the op translators and the weight producers.
+
+Why one object: op translators (``graph.py``) and weight producers (``weights.py``) append to the
+same graph. The builder hands out tensor names that can never collide with the .hpk's own value
+names (which become ONNX tensor names verbatim), materialises each param and space once, on first
+use (so a space shared by a weight and its bias is stored and dequantized once), and records which
+``ai.hashpack`` functions the graph calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from hashpack.runtime import HpkFile, HpkFormatError
+
+from .batch import HashBatch
+
+__all__ = ["GraphBuilder", "Names"]
+
+
+class Names:
+    """Collision-free tensor names and name prefixes.
+
+    The .hpk graph's value names are reserved first. Every generated name or prefix is claimed
+    here; a claimed prefix is a namespace of its own (the inline emitters derive their
+    intermediates' names from it), so no other name may start with it.
+    """
+
+    def __init__(self, reserved: Iterable[str]) -> None:
+        self._taken: set[str] = set(reserved)
+        self._prefixes: list[str] = []
+
+    def _free(self, name: str, as_prefix: bool) -> bool:
+        if not name or name in self._taken or any(name.startswith(p) for p in self._prefixes):
+            return False
+        if as_prefix:
+            return not any(t.startswith(name) for t in self._taken) and not any(
+                p.startswith(name) for p in self._prefixes
+            )
+        return True
+
+    def _claim(self, base: str, as_prefix: bool) -> str:
+        candidate, counter = base, 0
+        while not self._free(candidate, as_prefix):
+            counter += 1
+            candidate = f"{base.rstrip('/')}~{counter}" + ("/" if as_prefix else "")
+        (self._prefixes.append if as_prefix else self._taken.add)(candidate)
+        return candidate
+
+    def claim(self, base: str) -> str:
+        """``base`` if free, else ``base~1``, ``base~2``, ..."""
+        return self._claim(base, as_prefix=False)
+
+    def claim_prefix(self, base: str) -> str:
+        """A prefix (ending in ``/``) that starts no other name, for an emitter's intermediates."""
+        return self._claim(base if base.endswith("/") else base + "/", as_prefix=True)
+
+
+class GraphBuilder:
+    """Nodes, initializers and function definitions of the ONNX model being exported.
+
+    ``weights`` is the export mode ("compact", "inline" or "expanded"), ``opset`` the default
+    domain's opset (the ai.hashpack functions are built for the same opset).
+    """
+
+    def __init__(self, hpk: HpkFile, weights: str, opset: int) -> None:
+        self.hpk = hpk
+        self.weights = weights
+        self.opset = opset
+        values = [*(v.name for v in (*hpk.inputs, *hpk.outputs)), *(o for n in hpk.nodes for o in n.outputs)]
+        self.names = Names(values)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.functions: dict[tuple[str, str], onnx.FunctionProto] = {}
+        self._params: dict[str, str] = {}
+        self._spaces: dict[str, str] = {}
+        self._constants: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
+        self.hash_batch = HashBatch(self)
+
+    def fail(self, message: str) -> HpkFormatError:
+        """The error for anything in the .hpk this exporter cannot translate."""
+        return HpkFormatError(f"{self.hpk.source}: {message}")
+
+    # -- graph content
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        name: str,
+        domain: str = "",
+        **attrs: Any,
+    ) -> None:
+        """Append one node (attributes with a ``None`` value are left out)."""
+        attrs = {key: value for key, value in attrs.items() if value is not None}
+        self.nodes.append(
+            helper.make_node(op_type, list(inputs), list(outputs), name=name, domain=domain, **attrs)
+        )
+
+    def add_nodes(self, nodes: Iterable[onnx.NodeProto]) -> None:
+        self.nodes.extend(nodes)
+
+    def initializer(self, array: np.ndarray, hint: str) -> str:
+        """Store ``array`` (dtype and shape as given) under a fresh name derived from ``hint``."""
+        return self.store(array, self.names.claim(hint))
+
+    def store(self, array: np.ndarray, name: str) -> str:
+        """Store ``array`` as initializer ``name`` (a name already claimed from :attr:`names`)."""
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def constant(self, array: np.ndarray | float | Sequence[int], dtype: Any, hint: str) -> str:
+        """A small constant initializer, shared by every use of the same dtype, shape and value."""
+        value = np.asarray(array, dtype=dtype)
+        key = (value.dtype.str, value.tobytes(), value.shape)
+        if key not in self._constants:
+            self._constants[key] = self.initializer(value, hint)
+        return self._constants[key]
+
+    def use_function(self, function: onnx.FunctionProto) -> None:
+        """Add a model-local function definition (once per domain and name)."""
+        self.functions.setdefault((function.domain, function.name), function)
+
+    # -- weights, materialised on first use
+    def param(self, name: str) -> str:
+        """The tensor holding param ``name``'s float32 values in the chosen weights mode."""
+        if name not in self._params:
+            from .weights import emit_param  # weights.py builds on this module
+
+            self._params[name] = emit_param(self, self.hpk.params[name])
+        return self._params[name]
+
+    def space(self, name: str) -> str:
+        """The tensor holding space ``name``'s dequantized float32 bucket values."""
+        if name not in self._spaces:
+            from .weights import emit_space
+
+            self._spaces[name] = emit_space(self, self.hpk.spaces[name])
+        return self._spaces[name]
+
+    # -- completion
+    def finish(self) -> list[onnx.NodeProto]:
+        """Flush pending batched work and return the nodes in topological order."""
+        self.hash_batch.flush()
+        available = {self.hpk.input.name, *(t.name for t in self.initializers)}
+        return topological_order(self.nodes, available)
+
+
+def topological_order(nodes: Sequence[onnx.NodeProto], available: Iterable[str]) -> list[onnx.NodeProto]:
+    """``nodes`` sorted so every input is produced first (stable: dependencies move up, nothing else).
+
+    Emitters may append a node before the nodes producing its inputs (the batched hash pass is
+    flushed last); ONNX requires topological order. Iterative, so deep chains are fine.
+    """
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    known = set(available)
+    placed = [False] * len(nodes)
+    order: list[onnx.NodeProto] = []
+    for root in range(len(nodes)):
+        stack = [(root, False)]
+        while stack:
+            i, expanded = stack.pop()
+            if placed[i]:
+                continue
+            if expanded:
+                placed[i] = True
+                order.append(nodes[i])
+                continue
+            stack.append((i, True))
+            for name in reversed(nodes[i].input):
+                if name and name not in known:
+                    j = producer.get(name)
+                    if j is None:
+                        raise ValueError(f"node {nodes[i].name!r}: input {name!r} is produced by no node")
+                    if not placed[j]:
+                        stack.append((j, False))
+    return order
