@@ -246,6 +246,89 @@ def inspect(file: str, as_json: bool) -> None:
     )
 
 
+# ----------------------------------------------------------------------------------------- export
+
+EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "inline", "expanded")}
+
+
+@main.command()
+@click.argument("file")
+@click.option(
+    "--format", "fmt", type=click.Choice(sorted(EXPORT_MODES)), required=True, help="Target format."
+)
+@click.option(
+    "--weights",
+    default=None,
+    help="onnx: compact (default) | inline | expanded. tflite: once (default) | inline | expanded.",
+)
+@click.option("-o", "--output", default=None, help="Output file (default: FILE with the format's suffix).")
+@click.option("--save-optimized", default=None, help="onnx: also write the model as ONNX Runtime folded it.")
+@click.option(
+    "--android-assets",
+    default=None,
+    help="Also copy the .hpk and the export into this directory as model.hpk / model.onnx / model.tflite.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def export(
+    file: str,
+    fmt: str,
+    weights: str | None,
+    output: str | None,
+    save_optimized: str | None,
+    android_assets: str | None,
+    as_json: bool,
+) -> None:
+    """Export a .hpk file to ONNX or TFLite (weights decompressed on the device by default)."""
+    source = _existing_file(file, ".hpk file")
+    mode = weights or EXPORT_MODES[fmt][0]
+    if mode not in EXPORT_MODES[fmt]:
+        _fail(f"--weights {mode!r} is not a {fmt} mode (choose from {', '.join(EXPORT_MODES[fmt])})")
+    if save_optimized and fmt != "onnx":
+        _fail("--save-optimized applies to --format onnx only")
+    target = _writable_target(output or str(source.with_suffix(f".{fmt}")))
+    written = {"source": str(source), "format": fmt, "weights": mode, "output": str(target)}
+    if fmt == "onnx":
+        from hashpack.exporter.onnx import export_onnx
+        from hashpack.exporter.onnx import save_optimized as write_optimized
+
+        export_onnx(source, target, weights=mode)
+        if save_optimized:
+            optimized = _writable_target(save_optimized)
+            write_optimized(target, optimized)
+            written["optimized"] = str(optimized)
+            written["optimized_bytes"] = optimized.stat().st_size
+    else:
+        from hashpack.exporter.tflite import export_tflite
+
+        export_tflite(source, target, weights=mode)
+    written["bytes"] = target.stat().st_size
+    written["hpk_bytes"] = source.stat().st_size
+    if android_assets:
+        written["assets"] = _copy_assets(source, target, Path(android_assets))
+    if as_json:
+        _emit_json(written)
+    else:
+        click.echo(
+            f"wrote {target} ({written['bytes']:,} bytes; .hpk {written['hpk_bytes']:,} bytes; weights={mode})"
+        )
+        if "optimized" in written:
+            click.echo(
+                f"wrote {written['optimized']} ({written['optimized_bytes']:,} bytes, folded by ONNX Runtime)"
+            )
+
+
+def _copy_assets(source: Path, exported: Path, directory: Path) -> list[str]:
+    """Place the files the Android demo app loads (model.hpk, model.onnx / model.tflite)."""
+    from hashpack.runtime.container import atomic_write_bytes
+
+    if not directory.is_dir():
+        _fail(f"--android-assets {directory}: not a directory")
+    copies = [(source, directory / "model.hpk"), (exported, directory / f"model{exported.suffix}")]
+    for origin, destination in copies:
+        atomic_write_bytes(destination, origin.read_bytes())
+    return [str(destination) for _, destination in copies]
+
+
 # ------------------------------------------------------------------------------------------- demo
 
 

@@ -53,20 +53,28 @@ def save_optimized(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(scratch)
-    _drop_hashpack_domain(model)
+    _tidy(model)
     onnx.checker.check_model(model, full_check=True)
     atomic_write_bytes(target, serialize_onnx(model))
     return model
 
 
-def _drop_hashpack_domain(model: onnx.ModelProto) -> None:
-    """Remove the ai.hashpack functions and opset import once no node calls them."""
+def _tidy(model: onnx.ModelProto) -> None:
+    """Drop what ORT leaves behind that the folded model no longer uses; fix the initializer order.
+
+    ORT keeps the ai.hashpack functions and opset import and adds an import of every domain it
+    knows; it also writes initializers in hash-map order, which would make the bytes vary.
+    """
     used = {node.domain for node in model.graph.node}
     if DOMAIN in used:
         raise RuntimeError("onnxruntime left ai.hashpack nodes in the optimized model (not inlined)")
-    kept_functions = [f for f in model.functions if f.domain != DOMAIN]
+    kept_functions = [f for f in model.functions if f.domain in used]
     del model.functions[:]
     model.functions.extend(kept_functions)
-    kept_opsets = [o for o in model.opset_import if o.domain != DOMAIN]
+    used |= {"", *(o.domain for f in kept_functions for o in f.opset_import)}
+    kept_opsets = [o for o in model.opset_import if o.domain in used]
     del model.opset_import[:]
     model.opset_import.extend(kept_opsets)
+    initializers = sorted(model.graph.initializer, key=lambda t: t.name)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(initializers)

@@ -13,10 +13,11 @@ public final class Limits {
 
     private Limits() {}
 
-    static void checkActivation(long elements, String what) throws ShapeException {
+    /** Checks an element count (a double: products of hostile dimensions cannot overflow it). */
+    static void checkActivation(double elements, String what) throws ShapeException {
         if (elements > MAX_ACTIVATION) {
-            throw new ShapeException(what + " of " + elements + " elements per sample exceeds this runtime's "
-                    + MAX_ACTIVATION + " limit");
+            throw new ShapeException(String.format("%s of %.0f elements per sample exceeds this runtime's limit of %d",
+                    what, elements, MAX_ACTIVATION));
         }
     }
 
@@ -27,14 +28,11 @@ public final class Limits {
         }
     }
 
-    /** The number of elements of a shape (saturating above the activation limit). */
-    static long numel(int[] shape) {
-        long n = 1;
+    /** The number of elements of a shape, as a double (exact up to 2^53, never overflows). */
+    static double numel(int[] shape) {
+        double n = 1;
         for (int d : shape) {
             n *= d;
-            if (n > MAX_ACTIVATION) {
-                return MAX_ACTIVATION + 1;
-            }
         }
         return n;
     }

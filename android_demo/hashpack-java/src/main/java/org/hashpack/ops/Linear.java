@@ -53,7 +53,7 @@ final class Linear extends Op {
                         int wBase = o * in;
                         double acc = 0;
                         for (int i = 0; i < in; i++) {
-                            acc += xs[xBase + i] * w[wBase + i];
+                            acc += (double) xs[xBase + i] * w[wBase + i];
                         }
                         float v = (float) acc;
                         y[n * out + o] = b == null ? v : v + b[o];

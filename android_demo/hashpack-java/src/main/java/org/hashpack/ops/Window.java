@@ -37,8 +37,7 @@ final class Window {
         }
         long paddedH = inH + 2L * ph;
         long paddedW = inW + 2L * pw;
-        Limits.checkActivation((long) channels * paddedH * paddedW > Limits.MAX_ACTIVATION
-                ? Limits.MAX_ACTIVATION + 1 : (long) channels * paddedH * paddedW, "padded input");
+        Limits.checkActivation((double) channels * paddedH * paddedW, "padded input");
         long spanH = (long) dh * (kh - 1) + 1;
         long spanW = (long) dw * (kw - 1) + 1;
         if (paddedH < spanH || paddedW < spanW) {
