@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import torch
+from click.testing import CliRunner
 from torch import nn
 
 import hashpack
+from hashpack.cli import main
 from hashpack.data import load_dataset
 from hashpack.models import mlp
+from hashpack.runtime import load
 from hashpack.train import train
 
 
@@ -43,3 +50,26 @@ def test_datasets_have_the_documented_layout() -> None:
     mnist = load_dataset("mnist5k")
     assert mnist.x_train.shape[1:] == (1, 28, 28) and len(mnist.x_train) == 4000
     assert len(set(mnist.y_test.tolist())) == 10  # shuffled despite the class-sorted source
+
+
+def test_fashion_mnist_from_the_debian_package() -> None:
+    data = load_dataset("fashion")  # CI installs dataset-fashion-mnist (make system-deps)
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    assert data.num_classes == 10 and data.x_train.max() == 1.0
+
+
+def test_user_npz_dataset_trains_through_the_cli(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 6, 6)).astype(np.float32)
+    labels = rng.integers(0, 3, 400)
+    images = centers[labels] + 0.3 * rng.standard_normal((400, 6, 6)).astype(np.float32)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x_train=images[:300], y_train=labels[:300], x_test=images[300:], y_test=labels[300:])
+    out = tmp_path / "blobs.hpk"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--dataset", str(path), "--epochs", "5", "--compression", "1/4", "-o", str(out), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["test_accuracy"] > 0.9
+    assert load(out).input_shape == (None, 1, 6, 6)
