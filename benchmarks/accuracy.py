@@ -1,0 +1,340 @@
+"""Size–accuracy benchmark on Fashion-MNIST: hashpack's methods vs the papers' baselines and production peers.
+
+For LeNet-300-100 (mlp) and LeNet-5 (lenet5) at compression 1/8 and 1/64, each row reports test
+error (mean ± std over seeds), stored bytes (.hpk, compact .onnx, and gzip'd), and training time:
+
+  dense                      the uncompressed model (one row per architecture)
+  equal-size dense           fewer hidden units / channels, same stored parameter count
+  low-rank                   each layer factorised to the same size
+  random edge removal        a fixed random mask of the same size (sparse bytes: values + 1-bit mask)
+  hashed / fresh / funhash / fsnet, fp32 and int8 buckets (int8 = post-training quantization)
+  ORT dynamic int8           onnxruntime.quantization.quantize_dynamic of the dense model
+  k-means clustering         k shared values per layer, post-training (sizes after gzip, as TFMOT reports)
+
+Writes benchmarks/RESULTS.md and benchmarks/size_vs_error.png.
+Usage: python benchmarks/accuracy.py [--quick] [--seeds 3] [--epochs-mlp 10] [--epochs-cnn 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baselines import RandomEdgeRemoval, cluster_weights, equal_size_dense, low_rank, parameter_count
+
+import hashpack
+from hashpack.data import Dataset, load_dataset
+from hashpack.models import build_model
+from hashpack.nn.quantize import quantize
+from hashpack.train import evaluate, train
+
+HERE = Path(__file__).resolve().parent
+METHODS_BY_ARCH = {"mlp": ("hashed", "funhash"), "lenet5": ("hashed", "fresh", "funhash", "fsnet")}
+
+
+@dataclass
+class Row:
+    arch: str
+    name: str
+    compression: float | None
+    errors: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    stored_values: int = 0
+    hpk_bytes: int | None = None
+    hpk_gz: int | None = None
+    onnx_bytes: int | None = None
+    onnx_gz: int | None = None
+    other_bytes: int | None = None  # the row's own deployable encoding (sparse, clustered, quantized onnx)
+    other_gz: int | None = None
+    note: str = ""
+
+    @property
+    def error(self) -> float:
+        return statistics.mean(self.errors)
+
+    @property
+    def error_std(self) -> float:
+        return statistics.stdev(self.errors) if len(self.errors) > 1 else 0.0
+
+    @property
+    def deploy_bytes(self) -> int:
+        """The size plotted: the row's own encoding if it has one, else its .hpk."""
+        return self.other_bytes or self.hpk_bytes or 0
+
+
+def _gz(blob: bytes) -> int:
+    return len(gzip.compress(blob, compresslevel=9, mtime=0))
+
+
+def _file_sizes(model: nn.Module, example: torch.Tensor, row: Row, workdir: Path) -> None:
+    """Pack to .hpk (and compact .onnx when the exporter is installed) and record sizes."""
+    hpk_path = workdir / "m.hpk"
+    hashpack.pack(model.eval(), example, hpk_path, golden=0)
+    blob = hpk_path.read_bytes()
+    row.hpk_bytes, row.hpk_gz = len(blob), _gz(blob)
+    try:
+        from hashpack.exporter.onnx import export_onnx
+    except ImportError:
+        return
+    onnx_path = workdir / "m.onnx"
+    export_onnx(hpk_path, onnx_path, weights="compact")
+    blob = onnx_path.read_bytes()
+    row.onnx_bytes, row.onnx_gz = len(blob), _gz(blob)
+
+
+def _train(
+    model: nn.Module, data: Dataset, epochs: int, seed: int, mask: RandomEdgeRemoval | None = None
+) -> float:
+    hook = (lambda *_: mask.apply()) if mask is not None else None
+    return train(model, data, epochs=epochs, batch_size=128, lr=1e-3, seed=seed, on_step=hook).seconds
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    data = load_dataset("fashion", seed=0)
+    if args.quick:
+        data = Dataset(
+            data.name, data.x_train[:6000], data.y_train[:6000], data.x_test[:2000], data.y_test[:2000]
+        )
+    example = torch.from_numpy(data.x_test[:2])
+    rows: list[Row] = []
+    plan = []
+    for arch in args.archs:
+        epochs = args.epochs_mlp if arch == "mlp" else args.epochs_cnn
+        plan.append((arch, "dense", None, epochs))
+        for c in args.compressions:
+            for name in ("equal-size dense", "low-rank", "random edge removal", *METHODS_BY_ARCH[arch]):
+                plan.append((arch, name, c, epochs))
+    console = Console(stderr=True)
+    with tempfile.TemporaryDirectory() as tmp, Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("accuracy benchmark", total=len(plan) * len(args.seeds))
+        workdir = Path(tmp)
+        for arch, name, compression, epochs in plan:
+            row = Row(arch, name, compression)
+            int8_row = Row(arch, f"{name} int8", compression) if name in METHODS_BY_ARCH[arch] else None
+            peers: list[Row] = []
+            for seed in args.seeds:
+                progress.update(task, description=f"{arch} {name} {_fraction(compression)} seed {seed}")
+                torch.manual_seed(seed)
+                dense_model = build_model(arch, data.input_shape, data.num_classes)
+                dense_params = parameter_count(dense_model)
+                mask = None
+                if name == "dense":
+                    model = dense_model
+                elif name == "equal-size dense":
+                    model = equal_size_dense(
+                        arch, data.input_shape, data.num_classes, round(dense_params * compression)
+                    )
+                elif name == "low-rank":
+                    model = low_rank(dense_model, compression)
+                elif name == "random edge removal":
+                    model = dense_model
+                    mask = RandomEdgeRemoval(model, compression, seed)
+                else:
+                    model = hashpack.compress(
+                        dense_model, method=name, compression=compression, seed=seed, from_dense=False
+                    )
+                row.seconds.append(_train(model, data, epochs, seed, mask))
+                row.errors.append(1 - evaluate(model, data.x_test, data.y_test))
+                if seed == args.seeds[0]:
+                    row.stored_values = mask.stored_values() if mask else parameter_count(model)
+                    _file_sizes(model, example, row, workdir)
+                    if mask:
+                        row.other_bytes = mask.sparse_bytes()
+                        row.note = "bytes: nonzero fp32 values + 1-bit mask; the .hpk stores it dense"
+                if int8_row is not None:
+                    quantized = quantize(copy.deepcopy(model), "int8")
+                    int8_row.errors.append(1 - evaluate(quantized, data.x_test, data.y_test))
+                    int8_row.seconds.append(row.seconds[-1])
+                    if seed == args.seeds[0]:
+                        int8_row.stored_values = row.stored_values
+                        _file_sizes(quantized, example, int8_row, workdir)
+                        int8_row.note = "post-training int8 of the fp32 row's model"
+                if name == "dense":
+                    peers += _production_peers(model, data, example, workdir, seed, args, arch)
+                progress.advance(task)
+            rows.append(row)
+            if int8_row is not None:
+                rows.append(int8_row)
+            rows += _merge_peers(peers)
+    return rows
+
+
+def _production_peers(
+    model: nn.Module,
+    data: Dataset,
+    example: torch.Tensor,
+    workdir: Path,
+    seed: int,
+    args: argparse.Namespace,
+    arch: str,
+) -> list[Row]:
+    """ORT dynamic int8 quantization and k-means clustering of the trained dense model."""
+    peers = []
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from hashpack.exporter.onnx import export_onnx
+    except ImportError:
+        pass
+    else:
+        hpk_path, onnx_path, q_path = workdir / "d.hpk", workdir / "d.onnx", workdir / "d.int8.onnx"
+        hashpack.pack(model.eval(), example, hpk_path, golden=0)
+        export_onnx(hpk_path, onnx_path, weights="expanded")
+        quantize_dynamic(str(onnx_path), str(q_path), weight_type=QuantType.QInt8)
+        session = ort.InferenceSession(str(q_path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        logits = np.concatenate(
+            [
+                session.run(None, {name: data.x_test[i : i + 1000]})[0]
+                for i in range(0, len(data.x_test), 1000)
+            ]
+        )
+        blob = q_path.read_bytes()
+        row = Row(arch, "ORT dynamic int8", 0.25, [float((logits.argmax(1) != data.y_test).mean())], [0.0])
+        row.other_bytes, row.other_gz = len(blob), _gz(blob)
+        row.note = "quantize_dynamic(QInt8) of the dense model's expanded .onnx"
+        peers.append(row)
+    for compression in args.compressions:
+        bits = max(1, round(32 * compression))
+        k = 2**bits
+        clustered = copy.deepcopy(model)
+        clustered_bytes = cluster_weights(clustered, k)
+        hpk_path = workdir / "k.hpk"
+        hashpack.pack(clustered.eval(), example, hpk_path, golden=0)
+        error = 1 - evaluate(clustered, data.x_test, data.y_test)
+        row = Row(arch, f"k-means k={k}", compression, [error], [0.0])
+        row.other_bytes, row.other_gz = clustered_bytes, _gz(hpk_path.read_bytes())
+        row.note = f"{bits}-bit indices + k fp32 centroids per layer, post-training; gz = gzip of the dense-stored file"
+        peers.append(row)
+    return peers
+
+
+def _merge_peers(peers: list[Row]) -> list[Row]:
+    merged: dict[str, Row] = {}
+    for row in peers:
+        if row.name in merged:
+            merged[row.name].errors += row.errors
+        else:
+            merged[row.name] = row
+    return list(merged.values())
+
+
+def _fraction(value: float | None) -> str:
+    return "1" if value is None else f"1/{round(1 / value)}"
+
+
+def _kib(value: int | None) -> str:
+    return "–" if not value else f"{value / 1024:,.1f}"
+
+
+def write_results(rows: list[Row], args: argparse.Namespace, seconds: float, path: Path) -> None:
+    lines = [
+        "# Size–accuracy benchmark (Fashion-MNIST)",
+        "",
+        f"Command: `python benchmarks/accuracy.py {' '.join(args.argv)}`".rstrip() + "  ",
+        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
+        f"torch {torch.__version__}; wall time {seconds / 60:.1f} min.  ",
+        f"Data: {'a 6k/2k subset (--quick)' if args.quick else 'full 60k train / 10k test'}; epochs: mlp "
+        f"{args.epochs_mlp}, lenet5 {args.epochs_cnn}; seeds {args.seeds}; Adam lr 1e-3, batch 128.",
+        "",
+        "| arch | method | compression | test error % (mean ± std) | stored values | .hpk KiB (gz) | compact .onnx KiB (gz) | own encoding KiB (gz) | train s | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        err = (
+            f"{100 * r.error:.2f} ± {100 * r.error_std:.2f}" if len(r.errors) > 1 else f"{100 * r.error:.2f}"
+        )
+        lines.append(
+            f"| {r.arch} | {r.name} | {_fraction(r.compression)} | {err} | {r.stored_values:,} | "
+            f"{_kib(r.hpk_bytes)} ({_kib(r.hpk_gz)}) | {_kib(r.onnx_bytes)} ({_kib(r.onnx_gz)}) | "
+            f"{_kib(r.other_bytes)} ({_kib(r.other_gz)}) | {statistics.mean(r.seconds):.0f} | {r.note} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    archs = sorted({r.arch for r in rows})
+    fig, axes = plt.subplots(1, len(archs), figsize=(7 * len(archs), 5.5), squeeze=False)
+    for ax, arch in zip(axes[0], archs, strict=True):
+        points = [
+            (r.deploy_bytes / 1024, 100 * r.error, r.name) for r in rows if r.arch == arch and r.deploy_bytes
+        ]
+        names = sorted({name for _, _, name in points})
+        colors = {name: plt.cm.tab20(i % 20) for i, name in enumerate(names)}
+        for size, error, name in points:
+            ax.scatter(size, error, color=colors[name], s=40, label=name)
+        front, best = [], math.inf
+        for size, error, _ in sorted(points):
+            if error < best:
+                front.append((size, error))
+                best = error
+        ax.plot(*zip(*front, strict=True), "k--", lw=1, label="Pareto front")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
+        ax.set_xscale("log")
+        ax.set_xlabel("deployable bytes (KiB, log scale)")
+        ax.set_ylabel("test error (%)")
+        ax.set_title(f"{arch}: size vs error on Fashion-MNIST")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="6k/2k subset, 1 seed, 1 epoch, 1/8 only: a few minutes"
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs-mlp", type=int, default=10)
+    parser.add_argument("--epochs-cnn", type=int, default=4)
+    parser.add_argument("--archs", default="mlp,lenet5")
+    parser.add_argument("--out", default=str(HERE), help="directory for RESULTS.md and size_vs_error.png")
+    args = parser.parse_args()
+    args.argv = sys.argv[1:]
+    args.archs = args.archs.split(",")
+    args.compressions = [1 / 8, 1 / 64]
+    if args.quick:
+        args.seeds, args.epochs_mlp, args.epochs_cnn, args.compressions = 1, 1, 1, [1 / 8]
+    args.seeds = list(range(args.seeds))
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    started = time.perf_counter()
+    rows = run(args)
+    seconds = time.perf_counter() - started
+    out = Path(args.out)
+    write_results(rows, args, seconds, out / "RESULTS.md")
+    plot(rows, out / "size_vs_error.png")
+    print((out / "RESULTS.md").read_text())
+    print(json.dumps({"rows": len(rows), "minutes": round(seconds / 60, 1)}))
+
+
+if __name__ == "__main__":
+    main()
