@@ -62,7 +62,7 @@ final class Container {
         ByteBuffer file = ByteBuffer.wrap(blob).order(ByteOrder.LITTLE_ENDIAN);
         long headerLength = file.getLong(0); // u64: negative here means >= 2^63
         if (headerLength < 0 || headerLength > MAX_HEADER_BYTES) {
-            throw fail(source, "header length " + Long.toUnsignedString(headerLength) + " exceeds the "
+            throw fail(source, "not a .hpk file: header length " + Long.toUnsignedString(headerLength) + " exceeds the "
                     + MAX_HEADER_BYTES + "-byte limit");
         }
         if (8 + headerLength > blob.length) {
@@ -86,7 +86,7 @@ final class Container {
             throw fail(source, "header is not valid UTF-8 JSON (" + e.getMessage() + ")");
         }
         if (!(parsed instanceof Map)) {
-            throw fail(source, "header is not a JSON object");
+            throw fail(source, "not a .hpk file: header is not a JSON object");
         }
         @SuppressWarnings("unchecked")
         Map<String, Object> header = new LinkedHashMap<>((Map<String, Object>) parsed);
@@ -169,12 +169,13 @@ final class Container {
         boolean shapeOk = rawShape instanceof List && ((List<?>) rawShape).size() <= MAX_RANK;
         if (shapeOk) {
             for (Object d : (List<?>) rawShape) {
-                shapeOk &= d instanceof BigInteger && ((BigInteger) d).signum() >= 0;
+                shapeOk &= d instanceof BigInteger && ((BigInteger) d).signum() >= 0
+                        && ((BigInteger) d).bitLength() <= 31;
             }
         }
         if (!shapeOk) {
-            throw fail(source, where + ": shape " + Json.repr(rawShape)
-                    + " is not a list of at most 8 non-negative integers");
+            throw fail(source, where + ": shape " + Json.repr(rawShape) + " is not a list of at most " + MAX_RANK
+                    + " integers in [0, " + Integer.MAX_VALUE + "]");
         }
         Object rawOffsets = entry.get("data_offsets");
         boolean offsetsOk = rawOffsets instanceof List && ((List<?>) rawOffsets).size() == 2;
@@ -187,12 +188,11 @@ final class Container {
             throw fail(source, where + ": data_offsets " + Json.repr(rawOffsets) + " is not [begin, end]");
         }
         List<?> dims = (List<?>) rawShape;
-        BigInteger numel = BigInteger.ONE; // exact: no overflow for any shape
+        BigInteger numel = BigInteger.ONE; // exact: 8 dimensions below 2^31 can exceed 2^63
         long[] shape = new long[dims.size()];
         for (int i = 0; i < shape.length; i++) {
-            BigInteger d = (BigInteger) dims.get(i);
-            numel = numel.multiply(d);
-            shape[i] = d.bitLength() < 64 ? d.longValue() : Long.MAX_VALUE;
+            shape[i] = ((BigInteger) dims.get(i)).longValue();
+            numel = numel.multiply(BigInteger.valueOf(shape[i]));
         }
         BigInteger begin = (BigInteger) ((List<?>) rawOffsets).get(0);
         BigInteger end = (BigInteger) ((List<?>) rawOffsets).get(1);
@@ -201,8 +201,8 @@ final class Container {
             throw fail(source, where + ": shape " + Json.repr(rawShape) + " of " + dtype + " needs " + needed
                     + " bytes, offsets give " + end.subtract(begin));
         }
-        // numel <= needed = end - begin, which the tiling check bounds by the data length; until then
-        // a huge numel is only carried, never used.
+        // numel <= end - begin, which the tiling check bounds by the data length; until then a huge
+        // numel is only carried, never used.
         long numelLong = numel.bitLength() < 64 ? numel.longValue() : Long.MAX_VALUE;
         return new Entry(name, dtype, shape, numelLong, begin, end);
     }

@@ -92,6 +92,7 @@ public final class Hp32 {
         final long k = key;
         final long m = multiplier;
         final long divisor = numBuckets;
+        final double inverse = 1.0 / numBuckets;
         for (int i = 0; i < out.length; i++) {
             long x = ((i ^ k) & MASK) * m & MASK;
             x ^= x >>> 16;
@@ -99,8 +100,25 @@ public final class Hp32 {
             x ^= x >>> 16;
             x = (x * MIX) & MASK;
             x ^= x >>> 16;
-            int bucket = (int) (x % divisor);
+            int bucket = (int) mod(x, divisor, inverse);
             out[i] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
         }
+    }
+
+    /**
+     * {@code x mod k} for {@code 0 <= x < 2^32} and {@code 1 <= k <= 2^30}, given {@code inverse =
+     * 1.0 / k}: a floating-point quotient estimate and one correction step, about twice as fast as a
+     * 64-bit division. The estimate {@code x * inverse} carries a relative error below 2^-51, so it
+     * is off from {@code x / k} by less than 2^32 * 2^-51 = 2^-19 and its floor is the true quotient
+     * or one of its neighbours; the remainder is then exact after at most one add or subtract of k.
+     */
+    static long mod(long x, long k, double inverse) {
+        long r = x - (long) (x * inverse) * k;
+        if (r < 0) {
+            r += k;
+        } else if (r >= k) {
+            r -= k;
+        }
+        return r;
     }
 }

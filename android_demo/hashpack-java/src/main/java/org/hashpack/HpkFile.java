@@ -19,10 +19,12 @@ public final class HpkFile {
     private final List<Node> nodes;
     private final Map<String, StoredTensor> tensors;
     private final String[] golden;
+    private final Map<String, int[]> valueShapes;
     private final Map<String, float[]> spaceCache = new ConcurrentHashMap<>();
 
     HpkFile(String source, String producer, ValueInfo input, ValueInfo output, Map<String, Space> spaces,
-            Map<String, Param> params, List<Node> nodes, Map<String, StoredTensor> tensors, String[] golden) {
+            Map<String, Param> params, List<Node> nodes, Map<String, StoredTensor> tensors, String[] golden,
+            Map<String, int[]> valueShapes) {
         this.source = source;
         this.producer = producer;
         this.input = input;
@@ -32,6 +34,7 @@ public final class HpkFile {
         this.nodes = nodes;
         this.tensors = tensors;
         this.golden = golden;
+        this.valueShapes = valueShapes;
     }
 
     /** The path or name the file was read from (the prefix of error messages). */
@@ -65,6 +68,15 @@ public final class HpkFile {
     /** The graph, in topological order. */
     public List<Node> nodes() {
         return nodes;
+    }
+
+    /**
+     * The shape (without the batch dimension) of a graph value, the input or a node output, as the
+     * reader inferred it; null for an unknown name.
+     */
+    public int[] valueShape(String name) {
+        int[] shape = valueShapes.get(name);
+        return shape == null ? null : shape.clone();
     }
 
     /** Every tensor of the container, by name. */

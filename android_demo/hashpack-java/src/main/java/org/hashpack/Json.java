@@ -12,8 +12,7 @@ import java.util.Map;
  * {@code json} module so that type checks read like the Python reader's:
  *
  * <ul>
- *   <li>object: {@code Map<String, Object>} (insertion order; a repeated key keeps its first
- *       position and its last value, as in Python);
+ *   <li>object: {@code Map<String, Object>} (insertion order; a repeated key is an error);
  *   <li>array: {@code List<Object>}; string: {@code String}; {@code true}/{@code false}:
  *       {@code Boolean}; {@code null}: Java {@code null};
  *   <li>a number without fraction or exponent: {@code BigInteger} (exact, like Python's int);
@@ -23,8 +22,10 @@ import java.util.Map;
  *
  * <p>Hostile input is bounded: nesting is limited to {@link #MAX_DEPTH} (no recursion, no stack
  * overflow) and number literals to {@link #MAX_NUMBER_LENGTH} characters. {@code NaN},
- * {@code Infinity}, comments, single quotes, trailing commas and raw control characters in strings
- * are syntax errors. Hashpack needs no JSON library: this class keeps the reader dependency-free.
+ * {@code Infinity}, comments, single quotes, trailing commas, raw control characters in strings,
+ * repeated keys and escapes that leave an unpaired surrogate (a string with no UTF-8 form) are
+ * syntax errors, as in the Python reader's strict parse. With this class the library needs no JSON
+ * dependency.
  */
 final class Json {
     static final int MAX_DEPTH = 128;
@@ -111,6 +112,9 @@ final class Json {
                 if (container instanceof Map) {
                     @SuppressWarnings("unchecked")
                     Map<String, Object> map = (Map<String, Object>) container;
+                    if (map.containsKey(keys.get(top))) {
+                        throw error("duplicate key " + repr(keys.get(top)));
+                    }
                     map.put(keys.get(top), value);
                 } else {
                     @SuppressWarnings("unchecked")
@@ -184,7 +188,11 @@ final class Json {
             }
             char c = text.charAt(pos);
             if (c == '"') {
-                String s = out == null ? text.substring(start, pos) : out.append(text, start, pos).toString();
+                if (out == null) {
+                    return text.substring(start, pos++);
+                }
+                String s = out.append(text, start, pos).toString();
+                checkSurrogates(s);
                 pos++;
                 return s;
             }
@@ -225,7 +233,7 @@ final class Json {
                         }
                         code = code * 16 + digit;
                     }
-                    out.append((char) code); // lone surrogates are kept, as Python does
+                    out.append((char) code); // surrogate halves are paired up or rejected at the end
                     pos += 4;
                     break;
                 default:
@@ -233,6 +241,18 @@ final class Json {
                     throw error("invalid escape \\" + describe(e));
             }
             start = pos;
+        }
+    }
+
+    /** Escapes can spell unpaired surrogates; such a string has no UTF-8 form. */
+    private void checkSurrogates(String s) throws SyntaxException {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw error(String.format("unpaired surrogate \\u%04x in a string", (int) c));
+            }
         }
     }
 

@@ -31,10 +31,7 @@ public final class StoredTensor {
         return dtype;
     }
 
-    /**
-     * The shape. A dimension beyond {@code Long.MAX_VALUE} (possible only in a tensor with zero
-     * elements) is reported as {@code Long.MAX_VALUE}; such a tensor never matches a declaration.
-     */
+    /** The shape (every dimension below 2^31). */
     public long[] shape() {
         return shape.clone();
     }
@@ -98,6 +95,11 @@ public final class StoredTensor {
     }
 
     String describe() {
+        return describe(dtype, shape);
+    }
+
+    /** {@code F32[10, 100]}, for messages. */
+    static String describe(DType dtype, long[] shape) {
         StringBuilder s = new StringBuilder(dtype.name()).append('[');
         for (int i = 0; i < shape.length; i++) {
             s.append(i > 0 ? ", " : "").append(shape[i]);

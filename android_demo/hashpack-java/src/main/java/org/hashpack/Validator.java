@@ -5,6 +5,7 @@ import java.nio.charset.CharacterCodingException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -12,8 +13,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import org.hashpack.ops.Limits;
 import org.hashpack.ops.Op;
 import org.hashpack.ops.Ops;
+import org.hashpack.ops.ShapeException;
 
 /**
  * Checks a parsed container's metadata against docs/FORMAT.md §3-§6 (steps 4-6 of §6; the
@@ -87,11 +90,15 @@ public final class Validator {
         }
 
         // §6.6: semantic checks, section by section.
+        if (meta.containsKey("producer") && !(meta.get("producer") instanceof String)) {
+            throw fail("metadata: producer has the wrong type (" + Json.typeName(meta.get("producer")) + ")");
+        }
         ValueInfo input = valueInfo(meta, "inputs");
         ValueInfo output = valueInfo(meta, "outputs");
         checkSpaces(meta);
         Map<String, Param> params = checkParams(meta);
-        List<Node> nodes = checkNodes(meta, params, input.name(), output.name());
+        Map<String, int[]> shapes = new LinkedHashMap<>();
+        List<Node> nodes = checkNodes(meta, params, input, output, shapes);
         String[] golden = checkGolden(meta, input, output);
         Set<String> unused = new TreeSet<>(container.tensors.keySet());
         unused.removeAll(usedTensors);
@@ -101,13 +108,16 @@ public final class Validator {
         Object producer = meta.get("producer");
         return new HpkFile(source, producer instanceof String ? (String) producer : "", input, output,
                 Collections.unmodifiableMap(spaces), Collections.unmodifiableMap(params),
-                Collections.unmodifiableList(nodes), container.tensors, golden);
+                Collections.unmodifiableList(nodes), container.tensors, golden, Collections.unmodifiableMap(shapes));
     }
 
     // ----------------------------------------------------------------------------- field access
 
     private Object field(Object obj, String key, String where) throws HpkFormatException {
-        if (!(obj instanceof Map) || !((Map<?, ?>) obj).containsKey(key)) {
+        if (!(obj instanceof Map)) {
+            throw fail(where + ": is not a JSON object (" + Json.typeName(obj) + ")");
+        }
+        if (!((Map<?, ?>) obj).containsKey(key)) {
             throw fail(where + ": missing field '" + key + "'");
         }
         return ((Map<?, ?>) obj).get(key);
@@ -183,7 +193,7 @@ public final class Validator {
         }
         if (tensor.dtype() != dtype || !tensor.hasShape(shape)) {
             throw fail(where + ": tensor '" + name + "' is " + tensor.describe() + ", metadata declares "
-                    + new StoredTensor("", dtype, shape, 0, null).describe());
+                    + StoredTensor.describe(dtype, shape));
         }
         if (usedTensors.contains(name)) {
             throw fail(where + ": tensor '" + name + "' is used twice");
@@ -221,7 +231,7 @@ public final class Validator {
             if (!(dim instanceof BigInteger) || ((BigInteger) dim).signum() <= 0
                     || ((BigInteger) dim).compareTo(BigInteger.valueOf(Hp32.MAX_VIRTUAL_SIZE)) > 0) {
                 throw fail(where + ": dimension " + Json.repr(dim) + " of shape " + Json.repr(value)
-                        + " is not a positive integer");
+                        + " is not an integer in [1, " + Hp32.MAX_VIRTUAL_SIZE + "]");
             }
             out[i] = ((BigInteger) dim).intValue();
         }
@@ -269,18 +279,31 @@ public final class Validator {
                 throw fail(where + ": unsupported bucket dtype " + Json.repr(dtype) + " (float32, float16, int8)");
             }
             String tensor = string(spec, "tensor", where);
-            tensor(tensor, stored, new long[] {size.longValue()}, where);
+            StoredTensor buckets = tensor(tensor, stored, new long[] {size.longValue()}, where);
             float scale = Float.NaN;
             if (stored == DType.I8) {
-                double value = number(spec, "scale", where);
-                if (!(value > 0) || Double.isInfinite(value) || (double) (float) value != value) {
-                    throw fail(where + ": int8 scale " + Json.repr(((Map<?, ?>) spec).get("scale"))
-                            + " is not a positive finite float32");
-                }
-                scale = (float) value;
+                scale = int8Scale(spec, buckets, where);
             }
             spaces.put(name, new Space(name, size.intValue(), dtype, tensor, scale));
         }
+    }
+
+    /** The scale of an int8 space: a positive float32 that keeps every dequantized bucket finite. */
+    private float int8Scale(Object spec, StoredTensor buckets, String where) throws HpkFormatException {
+        double value = number(spec, "scale", where);
+        if (!(value > 0 && value <= Float.MAX_VALUE) || (double) (float) value != value) {
+            throw fail(where + ": int8 scale " + Json.repr(((Map<?, ?>) spec).get("scale"))
+                    + " is not a positive finite float32");
+        }
+        int peak = 0;
+        java.nio.ByteBuffer raw = buckets.bytes();
+        for (int i = 0; i < buckets.numel(); i++) {
+            peak = Math.max(peak, Math.abs((int) raw.get(i)));
+        }
+        if (peak * value > Float.MAX_VALUE) {
+            throw fail(where + ": int8 scale " + value + " makes bucket values overflow float32");
+        }
+        return (float) value;
     }
 
     private Map<String, Param> checkParams(Map<String, Object> meta) throws HpkFormatException {
@@ -330,14 +353,24 @@ public final class Validator {
         return n;
     }
 
-    private List<Node> checkNodes(Map<String, Object> meta, Map<String, Param> params, String graphInput,
-            String graphOutput) throws HpkFormatException {
+    /**
+     * The graph (§5): nodes in topological order, each checked against its op's signature, then
+     * its output shape inferred from its inputs' (filling {@code shapes}, per sample). Values and
+     * work per sample are bounded by {@link Limits}; the graph output must have its declared shape.
+     */
+    private List<Node> checkNodes(Map<String, Object> meta, Map<String, Param> params, ValueInfo graphInput,
+            ValueInfo graphOutput, Map<String, int[]> shapes) throws HpkFormatException {
         List<?> rawNodes = list(meta, "nodes", "metadata");
         if (rawNodes.size() > MAX_NODES) {
             throw fail(rawNodes.size() + " nodes exceed the " + MAX_NODES + " limit");
         }
-        Set<String> available = new HashSet<>();
-        available.add(graphInput);
+        shapes.put(graphInput.name(), graphInput.sampleShape());
+        double activations = Op.numel(graphInput.sampleShape());
+        if (activations > Limits.MAX_ACTIVATIONS) {
+            throw fail(String.format("inputs: %.0f elements per sample exceed the %d limit", activations,
+                    Limits.MAX_ACTIVATIONS));
+        }
+        double work = 0;
         List<Node> nodes = new ArrayList<>(rawNodes.size());
         for (int index = 0; index < rawNodes.size(); index++) {
             Object raw = rawNodes.get(index);
@@ -354,17 +387,19 @@ public final class Validator {
             Map<String, Object> slots = object(raw, "params", where);
             Map<String, Object> attrs = object(raw, "attrs", where);
             List<String> inputNames = new ArrayList<>();
+            List<int[]> inputShapes = new ArrayList<>();
             for (Object value : inputs) {
-                if (!(value instanceof String) || !available.contains(value)) {
+                if (!(value instanceof String) || !shapes.containsKey(value)) {
                     throw fail(where + ": input " + Json.repr(value) + " is not produced by an earlier node");
                 }
                 inputNames.add((String) value);
+                inputShapes.add(shapes.get(value));
             }
             if (outputs.size() != 1 || !(outputs.get(0) instanceof String)) {
                 throw fail(where + ": must have exactly one output name");
             }
             String outputName = (String) outputs.get(0);
-            if (available.contains(outputName)) {
+            if (shapes.containsKey(outputName)) {
                 throw fail(where + ": output '" + outputName + "' is produced twice");
             }
             Map<String, String> slotNames = new LinkedHashMap<>();
@@ -384,11 +419,28 @@ public final class Validator {
             if (problem != null) {
                 throw fail(where + ": " + problem);
             }
-            available.add(outputName);
+            Op.Inference inferred;
+            try {
+                inferred = op.infer(node, inputShapes, slotParams);
+            } catch (ShapeException e) {
+                throw fail(where + ": " + e.getMessage());
+            }
+            activations += Op.numel(inferred.shape());
+            work += inferred.work();
+            if (activations > Limits.MAX_ACTIVATIONS || work > Limits.MAX_WORK) {
+                throw fail(where + ": the graph needs more than " + Limits.MAX_ACTIVATIONS + " values or "
+                        + Limits.MAX_WORK + " operations per sample up to here");
+            }
+            shapes.put(outputName, inferred.shape());
             nodes.add(node);
         }
-        if (!available.contains(graphOutput) || graphOutput.equals(graphInput)) {
-            throw fail("graph output '" + graphOutput + "' is not produced by any node");
+        String output = graphOutput.name();
+        if (!shapes.containsKey(output) || output.equals(graphInput.name())) {
+            throw fail("graph output '" + output + "' is not produced by any node");
+        }
+        if (!Arrays.equals(shapes.get(output), graphOutput.sampleShape())) {
+            throw fail("outputs: '" + output + "' is declared " + Op.show(graphOutput.sampleShape())
+                    + " but the graph computes " + Op.show(shapes.get(output)));
         }
         return nodes;
     }

@@ -20,40 +20,42 @@ final class Linear extends Op {
         Param bias = params.get("bias");
         int out = params.get("weight").shape()[0];
         if (bias != null && bias.shape()[0] != out) {
-            return "bias shape " + Arrays.toString(bias.shape()) + " does not fit " + out + " outputs";
+            return "bias shape " + Arrays.toString(bias.shape()) + " does not fit " + out + " output features";
         }
         return null;
     }
 
     @Override
-    public Kernel bind(Node node, List<int[]> inputShapes, Map<String, Tensor> params) throws ShapeException {
+    public Inference infer(Node node, List<int[]> inputs, Map<String, Param> params) throws ShapeException {
+        int[] x = inputs.get(0);
+        int[] w = params.get("weight").shape();
+        requireRank(x, "input", 2);
+        if (x[0] != w[1]) {
+            throw new ShapeException("input " + show(x) + " does not fit weight " + Arrays.toString(w));
+        }
+        return new Inference(new int[] {w[0]}, (double) w[0] * w[1]);
+    }
+
+    @Override
+    public Kernel kernel(Node node, List<int[]> inputs, Map<String, Tensor> params) {
         Tensor weight = params.get("weight");
         Tensor bias = params.get("bias");
         final int out = weight.dim(0);
         final int in = weight.dim(1);
-        int[] x = inputShapes.get(0);
-        if (x.length != 1 || x[0] != in) {
-            throw new ShapeException("input " + shape(x) + " does not fit weight " + Arrays.toString(weight.shape()));
-        }
         final float[] w = weight.data();
         final float[] b = bias == null ? null : bias.data();
         return new Kernel() {
             @Override
-            public int[] outputShape() {
-                return new int[] {out};
-            }
-
-            @Override
-            public float[] run(int batch, float[][] inputs) {
-                float[] xs = inputs[0];
+            public float[] run(int batch, float[][] xs) {
+                float[] x = xs[0];
                 float[] y = new float[batch * out];
                 for (int n = 0; n < batch; n++) {
                     int xBase = n * in;
                     for (int o = 0; o < out; o++) {
                         int wBase = o * in;
-                        double acc = 0;
+                        double acc = 0; // exact products, one rounding at the end
                         for (int i = 0; i < in; i++) {
-                            acc += (double) xs[xBase + i] * w[wBase + i];
+                            acc += (double) x[xBase + i] * w[wBase + i];
                         }
                         float v = (float) acc;
                         y[n * out + o] = b == null ? v : v + b[o];

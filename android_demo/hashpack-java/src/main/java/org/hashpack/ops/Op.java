@@ -1,5 +1,6 @@
 package org.hashpack.ops;
 
+import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -11,24 +12,56 @@ import org.hashpack.Param;
 import org.hashpack.Tensor;
 
 /**
- * A graph op of docs/FORMAT.md §5: its signature (inputs, param slots with ranks, attrs with kinds),
- * checked on every node when a file is read ({@link #check}), and {@link #bind}, which checks the
- * node against the shapes flowing into it and returns the kernel that computes it.
+ * A graph op of docs/FORMAT.md §5, in three steps:
+ *
+ * <ol>
+ *   <li>{@link #check}: the node fits the op's signature (inputs, param slots with ranks, attrs
+ *       with kinds) and the op's static rules; run by the reader on every node;
+ *   <li>{@link #infer}: the output shape from the input shapes, and the work per sample; run by the
+ *       reader along the graph, so a graph the kernels could not run is a format error at read time;
+ *   <li>{@link #kernel}: the computation, bound to shapes and weights (only on inferred nodes).
+ * </ol>
+ *
+ * Shapes are per sample: the batch dimension is left out ({@code [N, C, H, W]} is {@code {C, H, W}}).
+ * Axis attributes count the batch dimension, as in torch.
  */
 public abstract class Op {
     /** How an attr value is typed (the parsed JSON types of {@code org.hashpack.Json}). */
     public enum AttrKind {
-        /** an integer */
+        /** an integer in the int32 range */
         INT,
         /** true or false */
         BOOL,
-        /** an integer or a non-integral number */
+        /** a number that is finite as a float32 */
         FLOAT,
-        /** a list of two non-negative integers */
+        /** a list of two non-negative int32 integers */
         PAIR,
-        /** a list of at most 8 integers */
+        /** a list of at most 8 int32 integers */
         INTS
     }
+
+    /** The output shape of a node and the operations it costs per sample. */
+    public static final class Inference {
+        final int[] shape;
+        final long work;
+
+        Inference(int[] shape, double work) {
+            this.shape = shape;
+            this.work = (long) Math.min(work, Long.MAX_VALUE);
+        }
+
+        /** The output shape without the batch dimension. */
+        public int[] shape() {
+            return shape.clone();
+        }
+
+        /** Multiply-adds (or comparable operations) per sample. */
+        public long work() {
+            return work;
+        }
+    }
+
+    private static final BigDecimal FLOAT32_MAX = new BigDecimal(Float.MAX_VALUE);
 
     private final String name;
     private final int numInputs; // -1: one or more
@@ -60,7 +93,7 @@ public abstract class Op {
 
     /**
      * An error message if {@code node} does not fit this op's signature (with {@code params} the
-     * node's slots resolved to params), else null. Run by the reader on every node.
+     * node's slots resolved to params), else null.
      */
     public final String check(Node node, Map<String, Param> params) {
         int inputs = node.inputs().size();
@@ -96,43 +129,54 @@ public abstract class Op {
             }
             Object value = node.attrs().get(attr.getKey());
             if (!matches(attr.getValue(), value)) {
-                return "attr '" + attr.getKey() + "' = " + value + " is not a valid " + attr.getValue().name().toLowerCase();
+                return "attr '" + attr.getKey() + "' = " + clip(String.valueOf(value)) + " is not a valid "
+                        + attr.getValue().name().toLowerCase(java.util.Locale.ROOT);
             }
         }
         TreeSet<String> extra = new TreeSet<>(node.attrs().keySet());
         extra.removeAll(attrs.keySet());
         if (!extra.isEmpty()) {
-            return "unexpected attr '" + extra.first() + "'";
+            return "unexpected attr '" + clip(extra.first()) + "'";
         }
         return validate(node, params);
     }
 
-    /** Op-specific checks that need only the params (run by the reader after the signature check). */
+    /** Op-specific rules on attrs and params alone (after the signature check); a message or null. */
     protected String validate(Node node, Map<String, Param> params) {
         return null;
     }
 
     /**
-     * Checks the node against its input shapes (without the batch dimension) and weights and returns
-     * its kernel. Called by {@link org.hashpack.Model} on nodes that passed {@link #check}.
+     * The output shape of a checked node given its input shapes, and its work per sample.
+     *
+     * @throws ShapeException if the inputs do not fit the node, or a value would exceed
+     *     {@link Limits#MAX_ELEMENTS}
      */
-    public abstract Kernel bind(Node node, List<int[]> inputShapes, Map<String, Tensor> params)
-            throws ShapeException;
+    public abstract Inference infer(Node node, List<int[]> inputs, Map<String, Param> params) throws ShapeException;
+
+    /**
+     * The kernel of a node that passed {@link #check} and {@link #infer} with these input shapes.
+     * {@code params} holds the decoded weights by slot.
+     */
+    public abstract Kernel kernel(Node node, List<int[]> inputs, Map<String, Tensor> params);
 
     private static boolean matches(AttrKind kind, Object value) {
         switch (kind) {
             case INT:
-                return value instanceof BigInteger;
+                return isInt32(value);
             case BOOL:
                 return value instanceof Boolean;
             case FLOAT:
-                return value instanceof BigInteger || value instanceof Double;
+                if (value instanceof BigInteger) {
+                    return new BigDecimal((BigInteger) value).abs().compareTo(FLOAT32_MAX) <= 0;
+                }
+                return value instanceof Double && Math.abs((Double) value) <= Float.MAX_VALUE;
             case PAIR:
                 if (!(value instanceof List) || ((List<?>) value).size() != 2) {
                     return false;
                 }
                 for (Object v : (List<?>) value) {
-                    if (!(v instanceof BigInteger) || ((BigInteger) v).signum() < 0) {
+                    if (!isInt32(v) || ((BigInteger) v).signum() < 0) {
                         return false;
                     }
                 }
@@ -142,7 +186,7 @@ public abstract class Op {
                     return false;
                 }
                 for (Object v : (List<?>) value) {
-                    if (!(v instanceof BigInteger)) {
+                    if (!isInt32(v)) {
                         return false;
                     }
                 }
@@ -152,18 +196,25 @@ public abstract class Op {
         }
     }
 
-    // ------------------------------------------------------------- attr access for bind (checked)
-
-    /** Integer attr {@code attr} as an int; values outside the int range are a ShapeException. */
-    protected static int intAttr(Node node, String attr) throws ShapeException {
-        return toInt((BigInteger) node.attrs().get(attr), attr);
+    private static boolean isInt32(Object value) {
+        return value instanceof BigInteger && ((BigInteger) value).bitLength() <= 31;
     }
 
-    protected static int[] intsAttr(Node node, String attr) throws ShapeException {
+    private static String clip(String text) {
+        return text.length() <= 80 ? text : text.substring(0, 80) + "...";
+    }
+
+    // ---------------------------------------------------- attr access (kinds checked by check())
+
+    protected static int intAttr(Node node, String attr) {
+        return ((BigInteger) node.attrs().get(attr)).intValue();
+    }
+
+    protected static int[] intsAttr(Node node, String attr) {
         List<?> values = (List<?>) node.attrs().get(attr);
         int[] out = new int[values.size()];
         for (int i = 0; i < out.length; i++) {
-            out[i] = toInt((BigInteger) values.get(i), attr);
+            out[i] = ((BigInteger) values.get(i)).intValue();
         }
         return out;
     }
@@ -177,18 +228,42 @@ public abstract class Op {
         return ((Number) node.attrs().get(attr)).floatValue();
     }
 
-    private static int toInt(BigInteger value, String attr) throws ShapeException {
-        if (value.bitLength() > 31) {
-            throw new ShapeException("attr '" + attr + "' value " + value + " is out of range");
-        }
-        return value.intValue();
-    }
-
-    protected static String shape(int[] sampleShape) {
+    /** A shape for messages, batch first: {@code [N, 3, 32, 32]}. */
+    public static String show(int[] sampleShape) {
         StringBuilder s = new StringBuilder("[N");
         for (int d : sampleShape) {
             s.append(", ").append(d);
         }
         return s.append(']').toString();
+    }
+
+    /** Elements per sample of a shape (a double: exact up to 2^53, never overflows). */
+    public static double numel(int[] sampleShape) {
+        double n = 1;
+        for (int d : sampleShape) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /** Raises a ShapeException if a value or temporary would exceed {@link Limits#MAX_ELEMENTS}. */
+    protected static void checkElements(double count, String what) throws ShapeException {
+        if (count > Limits.MAX_ELEMENTS) {
+            throw new ShapeException(String.format("%s would hold %.0f elements per sample (limit %d)", what, count,
+                    Limits.MAX_ELEMENTS));
+        }
+    }
+
+    /** Requires a rank (batch included) among {@code ranks}. */
+    protected static void requireRank(int[] sampleShape, String what, int... ranks) throws ShapeException {
+        int rank = sampleShape.length + 1;
+        StringBuilder expected = new StringBuilder();
+        for (int r : ranks) {
+            if (r == rank) {
+                return;
+            }
+            expected.append(expected.length() > 0 ? " or " : "").append(r);
+        }
+        throw new ShapeException(what + " " + show(sampleShape) + " has rank " + rank + ", expected " + expected);
     }
 }

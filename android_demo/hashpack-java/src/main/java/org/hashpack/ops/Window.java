@@ -19,11 +19,10 @@ final class Window {
     final int outH;
     final int outW;
 
-    Window(int channels, int inH, int inW, int[] kernel, int[] stride, int[] padding, int[] dilation)
-            throws ShapeException {
-        this.channels = channels;
-        this.inH = inH;
-        this.inW = inW;
+    private Window(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation, int outH, int outW) {
+        channels = x[0];
+        inH = x[1];
+        inW = x[2];
         kh = kernel[0];
         kw = kernel[1];
         sh = stride[0];
@@ -32,40 +31,58 @@ final class Window {
         pw = padding[1];
         dh = dilation[0];
         dw = dilation[1];
-        if (Math.min(Math.min(kh, kw), Math.min(Math.min(sh, sw), Math.min(dh, dw))) < 1) {
-            throw new ShapeException("kernel, stride and dilation must be positive");
+        this.outH = outH;
+        this.outW = outW;
+    }
+
+    /** The window over sample shape {@code x = {C, H, W}}; checks that it can run. */
+    static Window of(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation) throws ShapeException {
+        Op.requireRank(x, "input", 4);
+        if (Math.min(Math.min(kernel[0], kernel[1]), Math.min(Math.min(stride[0], stride[1]),
+                Math.min(dilation[0], dilation[1]))) < 1) {
+            throw new ShapeException("kernel " + pair(kernel) + ", stride " + pair(stride) + " and dilation "
+                    + pair(dilation) + " must be positive");
         }
-        long paddedH = inH + 2L * ph;
-        long paddedW = inW + 2L * pw;
-        Limits.checkActivation((double) channels * paddedH * paddedW, "padded input");
-        long spanH = (long) dh * (kh - 1) + 1;
-        long spanW = (long) dw * (kw - 1) + 1;
+        long paddedH = x[1] + 2L * padding[0];
+        long paddedW = x[2] + 2L * padding[1];
+        Op.checkElements((double) x[0] * paddedH * paddedW, "the padded input");
+        long spanH = (long) dilation[0] * (kernel[0] - 1) + 1;
+        long spanW = (long) dilation[1] * (kernel[1] - 1) + 1;
         if (paddedH < spanH || paddedW < spanW) {
-            throw new ShapeException("kernel [" + kh + ", " + kw + "] (dilation [" + dh + ", " + dw
-                    + "]) is larger than the padded input [" + paddedH + ", " + paddedW + "]");
+            throw new ShapeException("kernel " + pair(kernel) + " (dilation " + pair(dilation)
+                    + ") is larger than the padded input " + Op.show(x) + " + padding " + pair(padding));
         }
-        outH = (int) ((paddedH - spanH) / sh + 1);
-        outW = (int) ((paddedW - spanW) / sw + 1);
+        int outH = (int) ((paddedH - spanH) / stride[0] + 1);
+        int outW = (int) ((paddedW - spanW) / stride[1] + 1);
+        return new Window(x, kernel, stride, padding, dilation, outH, outW);
+    }
+
+    /** The same window for a node already checked by {@link #of}. */
+    static Window checked(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation) {
+        try {
+            return of(x, kernel, stride, padding, dilation);
+        } catch (ShapeException e) {
+            throw new IllegalStateException("kernel() on a node that did not pass infer(): " + e.getMessage(), e);
+        }
+    }
+
+    static String pair(int[] values) {
+        return "[" + values[0] + ", " + values[1] + "]";
     }
 
     /** First output column whose tap {@code kx} lands inside the input: {@code ox*sw - pw + kx*dw >= 0}. */
     int firstOx(int kx) {
-        int offset = kx * dw - pw; // ix = ox * sw + offset
-        return offset >= 0 ? 0 : ceilDiv(-offset, sw);
+        long offset = (long) kx * dw - pw; // ix = ox * sw + offset
+        return offset >= 0 ? 0 : (int) Math.min(outW, (-offset + sw - 1) / sw);
     }
 
     /** One past the last output column whose tap {@code kx} lands inside the input. */
     int endOx(int kx) {
         long offset = (long) kx * dw - pw;
-        // ix <= inW - 1  <=>  ox <= (inW - 1 - offset) / sw
-        long limit = inW - 1 - offset;
+        long limit = inW - 1 - offset; // ix <= inW - 1  <=>  ox <= limit / sw
         if (limit < 0) {
             return 0;
         }
         return (int) Math.min(outW, limit / sw + 1);
-    }
-
-    private static int ceilDiv(int a, int b) {
-        return (a + b - 1) / b;
     }
 }

@@ -1,0 +1,271 @@
+package org.hashpack;
+
+import java.io.File;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.hashpack.ops.Kernel;
+import org.hashpack.ops.Op;
+import org.hashpack.ops.Ops;
+
+/**
+ * A reference float32 runtime for {@code .hpk} files: regenerates every param through its
+ * {@link Scheme}, binds every node to its kernel (the reader has checked every shape), then
+ * {@link #run} walks the graph.
+ *
+ * <pre>{@code
+ * Model model = Model.load(new File("model.hpk"));
+ * float[] logits = model.run(image, 1);          // image: [1, *model.inputShape()] row-major
+ * Model.GoldenCheck check = model.checkGolden(1e-4, 1e-4);
+ * }</pre>
+ *
+ * <p>Memory: all virtual params are materialised ({@link HpkFile#virtualParameterCount()} floats,
+ * at most 2^28 per the format). A {@code Model} is immutable; {@link #run} is thread-safe.
+ */
+public final class Model {
+    private final HpkFile file;
+    private final Map<String, Tensor> weights;
+    private final List<Step> steps = new ArrayList<>();
+    private final int valueCount;
+    private final int outputSlot;
+    private final double maxSampleElements;
+
+    /** One bound node: the kernel, where its inputs are, where its output goes, what dies after it. */
+    private static final class Step {
+        final Node node;
+        final Kernel kernel;
+        final int[] inputSlots;
+        final int outputSlot;
+        int[] freeAfter = new int[0];
+
+        Step(Node node, Kernel kernel, int[] inputSlots, int outputSlot) {
+            this.node = node;
+            this.kernel = kernel;
+            this.inputSlots = inputSlots;
+            this.outputSlot = outputSlot;
+        }
+    }
+
+    /** Reads, validates and prepares {@code file}. */
+    public static Model load(File file) throws HpkFormatException {
+        return new Model(HpkReader.read(file));
+    }
+
+    /**
+     * Prepares a file the reader validated (shapes included): decodes every param through its scheme
+     * and binds every node to its kernel.
+     */
+    public Model(HpkFile file) {
+        this.file = file;
+        Map<String, Tensor> decoded = new LinkedHashMap<>();
+        for (Param param : file.params().values()) {
+            float[] values = Schemes.get(param.scheme()).decode(param, file);
+            decoded.put(param.name(), new Tensor(param.shape(), values));
+        }
+        this.weights = Collections.unmodifiableMap(decoded);
+
+        Map<String, Integer> slots = new HashMap<>();
+        slots.put(file.input().name(), 0);
+        double largest = file.input().sampleSize();
+        for (Node node : file.nodes()) {
+            List<int[]> inputShapes = new ArrayList<>();
+            int[] inputSlots = new int[node.inputs().size()];
+            for (int k = 0; k < inputSlots.length; k++) {
+                inputSlots[k] = slots.get(node.inputs().get(k));
+                inputShapes.add(file.valueShape(node.inputs().get(k)));
+            }
+            Map<String, Tensor> params = new LinkedHashMap<>();
+            for (Map.Entry<String, String> slot : node.params().entrySet()) {
+                params.put(slot.getKey(), weights.get(slot.getValue()));
+            }
+            Kernel kernel = Ops.get(node.op()).kernel(node, inputShapes, params);
+            largest = Math.max(largest, Op.numel(file.valueShape(node.output())));
+            int slot = slots.size();
+            slots.put(node.output(), slot);
+            steps.add(new Step(node, kernel, inputSlots, slot));
+        }
+        this.valueCount = slots.size();
+        this.outputSlot = slots.get(file.output().name());
+        this.maxSampleElements = largest;
+        planFrees();
+    }
+
+    /** After each step, drop the values no later step reads (the graph output is kept). */
+    private void planFrees() {
+        int[] lastUse = new int[valueCount];
+        Arrays.fill(lastUse, -1);
+        for (int s = 0; s < steps.size(); s++) {
+            for (int slot : steps.get(s).inputSlots) {
+                lastUse[slot] = s;
+            }
+        }
+        for (int s = 0; s < steps.size(); s++) {
+            List<Integer> dead = new ArrayList<>();
+            for (int slot : steps.get(s).inputSlots) {
+                if (lastUse[slot] == s && slot != outputSlot && !dead.contains(slot)) {
+                    dead.add(slot);
+                }
+            }
+            int[] free = new int[dead.size()];
+            for (int i = 0; i < free.length; i++) {
+                free[i] = dead.get(i);
+            }
+            steps.get(s).freeAfter = free;
+        }
+    }
+
+    public HpkFile file() {
+        return file;
+    }
+
+    /** The input shape without the batch dimension. */
+    public int[] inputShape() {
+        return file.input().sampleShape();
+    }
+
+    /** The output shape without the batch dimension. */
+    public int[] outputShape() {
+        return file.output().sampleShape();
+    }
+
+    /** The decoded float32 value of param {@code name} (shared: do not modify), or null. */
+    public Tensor weight(String name) {
+        return weights.get(name);
+    }
+
+    /** Every decoded param, by name. */
+    public Map<String, Tensor> weights() {
+        return weights;
+    }
+
+    /**
+     * Runs the graph on {@code batch} samples: {@code input} holds {@code batch * numel(inputShape())}
+     * floats (row-major, NCHW for images); returns {@code batch * numel(outputShape())} floats.
+     *
+     * @throws IllegalArgumentException if the input length does not match, or the batch is too large
+     *     for Java arrays
+     */
+    public float[] run(float[] input, int batch) {
+        long sample = file.input().sampleSize();
+        if (batch < 1 || input.length != batch * sample) {
+            throw new IllegalArgumentException("input of " + input.length + " floats does not match " + batch
+                    + " x " + batchShape(inputShape()));
+        }
+        if (batch * maxSampleElements > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("batch " + batch + " is too large for this model (an activation of "
+                    + (long) maxSampleElements + " elements per sample)");
+        }
+        float[][] values = new float[valueCount][];
+        values[0] = input;
+        for (Step step : steps) {
+            float[][] inputs = new float[step.inputSlots.length][];
+            for (int k = 0; k < inputs.length; k++) {
+                inputs[k] = values[step.inputSlots[k]];
+            }
+            values[step.outputSlot] = step.kernel.run(batch, inputs);
+            for (int slot : step.freeAfter) {
+                values[slot] = null;
+            }
+        }
+        float[] out = values[outputSlot];
+        return out == input ? input.clone() : out; // a graph of pure reshapes returns a copy
+    }
+
+    /** The outcome of {@link #checkGolden}. */
+    public static final class GoldenCheck {
+        private final boolean passed;
+        private final int samples;
+        private final double maxAbsError;
+        private final int mismatches;
+        private final int firstMismatch;
+
+        GoldenCheck(boolean passed, int samples, double maxAbsError, int mismatches, int firstMismatch) {
+            this.passed = passed;
+            this.samples = samples;
+            this.maxAbsError = maxAbsError;
+            this.mismatches = mismatches;
+            this.firstMismatch = firstMismatch;
+        }
+
+        /** True if every output value is within tolerance. */
+        public boolean passed() {
+            return passed;
+        }
+
+        /** Number of golden samples run. */
+        public int samples() {
+            return samples;
+        }
+
+        /** The largest |ours - golden| (NaN if either side had a NaN). */
+        public double maxAbsError() {
+            return maxAbsError;
+        }
+
+        /** Number of output values outside tolerance. */
+        public int mismatches() {
+            return mismatches;
+        }
+
+        /** Flat index of the first value outside tolerance, or -1. */
+        public int firstMismatch() {
+            return firstMismatch;
+        }
+
+        @Override
+        public String toString() {
+            return (passed ? "golden outputs match" : "golden outputs DIFFER (" + mismatches + " values, first at "
+                    + firstMismatch + ")") + String.format(" over %d samples, max abs error %.3g", samples, maxAbsError);
+        }
+    }
+
+    /** True if the file records golden inputs/outputs. */
+    public boolean hasGolden() {
+        return file.hasGolden();
+    }
+
+    /**
+     * Runs the golden inputs recorded at pack time and compares with the recorded outputs like
+     * {@code numpy.allclose}: {@code |ours - golden| <= atol + rtol * |golden|} for every value.
+     *
+     * @throws IllegalStateException if the file has no golden outputs ({@link #hasGolden()})
+     */
+    public GoldenCheck checkGolden(double atol, double rtol) {
+        if (!file.hasGolden()) {
+            throw new IllegalStateException(file.source() + " has no golden outputs");
+        }
+        int samples = file.goldenCount();
+        float[] expected = file.goldenOutputs();
+        float[] actual = run(file.goldenInputs(), samples);
+        double maxAbs = 0;
+        int mismatches = 0;
+        int first = -1;
+        for (int i = 0; i < expected.length; i++) {
+            double diff = Math.abs((double) actual[i] - expected[i]);
+            if (Double.isNaN(diff)) {
+                maxAbs = Double.NaN; // sticks: NaN > x is false below
+            } else if (diff > maxAbs) {
+                maxAbs = diff;
+            }
+            if (!(diff <= atol + rtol * Math.abs((double) expected[i]))) {
+                mismatches++;
+                if (first < 0) {
+                    first = i;
+                }
+            }
+        }
+        return new GoldenCheck(mismatches == 0, samples, maxAbs, mismatches, first);
+    }
+
+    private static String batchShape(int[] sample) {
+        StringBuilder s = new StringBuilder("[N");
+        for (int d : sample) {
+            s.append(", ").append(d);
+        }
+        return s.append(']').toString();
+    }
+}
