@@ -6,6 +6,9 @@ seconds; the structure (conv/BN/pool/residual/FC) is what matters for the runtim
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import torch
 from torch import nn
 
@@ -15,7 +18,12 @@ DIGITS_SHAPE = (1, 8, 8)
 def mlp(in_features: int = 64, classes: int = 10) -> nn.Module:
     """LeNet-300-100 shape, scaled down: Flatten → 64 → 32 → classes."""
     return nn.Sequential(
-        nn.Flatten(), nn.Linear(in_features, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, classes)
+        nn.Flatten(),
+        nn.Linear(in_features, 64),
+        nn.ReLU(),
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Linear(32, classes),
     )
 
 
@@ -64,7 +72,9 @@ class ResNet(nn.Module):
 
     def __init__(self, channels: int = 1, classes: int = 10, width: int = 8, blocks: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
         layers, cin = [], width
         for stage, cout in enumerate((width, 2 * width, 4 * width)):
             for block in range(blocks):
@@ -98,3 +108,13 @@ MODELS = {"mlp": mlp, "lenet5": LeNet5, "resnet": ResNet}
 def build(name: str) -> nn.Module:
     torch.manual_seed(0)
     return randomize_batchnorm(MODELS[name]())
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: these models are tiny, and on a busy 2-core machine two spinning
+    intra-op threads make each step several times slower. Import it into a test module to use it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -22,11 +22,12 @@ from torch import nn
 
 from hashpack.runtime.hashing import MASK32, SIGN_BIT, derive_seed
 from hashpack.runtime.hpk import Param
-from hashpack.runtime.schemes.fresh import band_counts, band_table, idct_basis
+from hashpack.runtime.schemes.fresh import MAX_KERNEL, band_counts, band_table, idct_basis
 
 from .entries import CompressedLayer, HpkEntries
 from .hashing import hash_indices
-from .layers import _random_seed, budget, signed_gather
+from .layers import _random_seed, signed_gather
+from .layers import budget as values_for
 
 ALLOCATIONS = ("beta", "uniform")
 
@@ -73,7 +74,8 @@ class FreshConv2d(CompressedLayer):
     """A Conv2d whose filters are inverse DCTs of coefficients hashed into per-band bucket pools.
 
     compression: stored bucket values / weight values (the bias, if any, is kept dense and is not
-    part of that ratio). bands: number of frequency bands (default kh + kw - 1, one per u + v).
+    part of that ratio). bands: number of frequency bands (default and maximum kh + kw - 1, one
+    per u + v; the last band collects all higher frequencies).
     allocation: "beta" (frequency-sensitive, rate ∝ Beta(alpha, beta) density) or "uniform" (one
     band: HashedNets on the DCT coefficients). band_buckets: explicit K_b per band instead.
     """
@@ -109,6 +111,8 @@ class FreshConv2d(CompressedLayer):
                 f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
             )
         kh, kw = self.kernel_size
+        if max(kh, kw) > MAX_KERNEL:
+            raise ValueError(f"FreshNets supports kernels up to {MAX_KERNEL}×{MAX_KERNEL}, got {kh}×{kw}")
         self.weight_shape = (out_channels, in_channels // groups, kh, kw)
         self.band_buckets = self._allocate(compression, band_buckets, bands, allocation, alpha, beta)
         self.num_buckets = sum(self.band_buckets)
@@ -149,11 +153,12 @@ class FreshConv2d(CompressedLayer):
         if allocation == "uniform":
             num_bands = 1
         else:
-            num_bands = kh + kw - 1 if bands is None else bands
-            if not 1 <= num_bands <= kh + kw - 1:
-                raise ValueError(f"bands={num_bands} must be in [1, {kh + kw - 1}] for a {kh}×{kw} kernel")
+            if bands is not None and bands < 1:
+                raise ValueError(f"bands={bands} must be ≥ 1")
+            # At most one band per u + v: a model-wide bands=3 leaves a 1×1 conv with one band.
+            num_bands = kh + kw - 1 if bands is None else min(bands, kh + kw - 1)
         counts = band_counts(self.weight_shape, num_bands)
-        total = budget(sum(counts), compression)  # type: ignore[arg-type]
+        total = values_for(sum(counts), compression)  # type: ignore[arg-type]
         return allocate(counts, total, band_weights(num_bands, alpha, beta))
 
     def _build_index(self) -> None:

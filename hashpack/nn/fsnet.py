@@ -23,7 +23,7 @@ from hashpack.runtime.hpk import Param
 from hashpack.runtime.schemes.fsnet import filter_positions
 
 from .entries import CompressedLayer, HpkEntries
-from .layers import budget
+from .layers import budget as values_for
 
 
 def default_stride(summary_length: int, filters: int) -> int:
@@ -49,7 +49,7 @@ class FSModule(CompressedLayer):
         if (compression is None) == (summary_length is None):
             raise ValueError("give exactly one of compression= or summary_length=")
         if summary_length is None:
-            summary_length = budget(math.prod(weight_shape), compression)  # type: ignore[arg-type]
+            summary_length = values_for(math.prod(weight_shape), compression)  # type: ignore[arg-type]
         self.summary_length = int(summary_length)
         self.filter_stride = default_stride(self.summary_length, filters) if stride is None else int(stride)
         if not 1 <= self.filter_stride <= self.summary_length:

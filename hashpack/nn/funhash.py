@@ -12,7 +12,7 @@ MLP (D → H → 1, ReLU), trained jointly. HashedNets is the degenerate case U 
   bucket indices, not N weights.
 
 Budget: the buckets *and g* fit in round(compression × (weight + bias)) values; g gets at most half
-of it (H is reduced for small layers, never below 2).
+of it (H is reduced for small layers, down to 1; a layer too small for any g is HashedNets).
 """
 
 from __future__ import annotations
@@ -25,27 +25,32 @@ from torch import nn
 
 from hashpack.runtime.hashing import MASK32, derive_seed
 from hashpack.runtime.hpk import Param
-from hashpack.runtime.schemes.funhash import MAX_HASHES, MAX_HIDDEN, g_size
+from hashpack.runtime.schemes.funhash import MAX_HASHES, MAX_HIDDEN, g_size, split_g
 
 from .entries import CompressedLayer, HpkEntries
 from .hashing import bucket_and_sign
-from .layers import _random_seed, budget, signed_gather
+from .layers import _random_seed, signed_gather
+from .layers import budget as values_for
+
+G_STEP = 0.1  # g is trained in units of 0.1 (its biases in units of 0.1·σ): see FunHashModule.g_values
 
 
 def plan_sizes(
     virtual: int, compression: float, hashes: int, hops: int, hidden: int, spaces: int
-) -> tuple[int, int]:
-    """(H, K): g's hidden width and the total bucket count for a layer of ``virtual`` weights.
+) -> tuple[int, int] | None:
+    """(H, K): g's hidden width and the total bucket count for a layer of ``virtual`` weights, or
+    None when even a 1-unit g does not fit (the layer then degenerates to HashedNets).
 
     B = round(compression × virtual). H = the largest width ≤ ``hidden`` whose g uses at most B/2
-    values, but at least min(hidden, 2); K = B - |g|, at least one bucket per space."""
-    total = budget(virtual, compression)
+    values, at least 1; K = B - |g|, at least one bucket per space."""
+    total = values_for(virtual, compression)
     inputs = hashes * hops
     if hidden == 0:
         return 0, max(spaces, total)
-    fit = (total // 2 - 1) // (inputs + 2)
-    width = max(min(hidden, fit), min(hidden, 2))
-    return width, max(spaces, total - g_size(inputs, width))
+    if total < g_size(inputs, 1) + spaces:
+        return None
+    width = max(1, min(hidden, (total // 2 - 1) // (inputs + 2)))
+    return width, total - g_size(inputs, width)
 
 
 class FunHashModule(CompressedLayer):
@@ -76,16 +81,20 @@ class FunHashModule(CompressedLayer):
             raise ValueError("hidden=0 (g = identity) needs hashes=1 and hops=1")
         if dual_space and hashes < 2:
             raise ValueError("dual_space needs hashes ≥ 2 (fetch u reads space u mod 2)")
-        num_spaces = 2 if dual_space else 1
-        self.hashes, self.hops, self.inputs = hashes, hops, hashes * hops
-        self.virtual_shapes = dict(shapes)
-        virtual = sum(math.prod(s) for s in shapes.values())
         if (compression is None) == (num_buckets is None):
             raise ValueError("give exactly one of compression= or num_buckets=")
+        virtual = sum(math.prod(s) for s in shapes.values())
         if num_buckets is None:
-            self.hidden, total = plan_sizes(virtual, compression, hashes, hops, hidden, num_spaces)  # type: ignore[arg-type]
+            plan = plan_sizes(virtual, compression, hashes, hops, hidden, 2 if dual_space else 1)  # type: ignore[arg-type]
+            if plan is None:  # too small for any g: HashedNets (U = 1, g = identity)
+                hashes, hops, dual_space = 1, 1, False
+                plan = (0, values_for(virtual, compression))  # type: ignore[arg-type]
+            hidden, total = plan
         else:
-            self.hidden, total = hidden, num_buckets
+            total = num_buckets
+        num_spaces = 2 if dual_space else 1
+        self.hashes, self.hops, self.inputs, self.hidden = hashes, hops, hashes * hops, hidden
+        self.virtual_shapes = dict(shapes)
         if total < num_spaces:
             raise ValueError(f"{total} bucket(s) cannot fill {num_spaces} spaces")
         first = math.ceil(total / num_spaces)
@@ -137,36 +146,57 @@ class FunHashModule(CompressedLayer):
         self._build_index()  # seeds may have changed
 
     def _g_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        d, h = self.inputs, self.hidden
-        g = self.g
-        return g[: d * h].view(h, d), g[d * h : d * h + h], g[d * h + h : d * h + 2 * h], g[d * h + 2 * h :]
+        """(W1 [H, D], b1, w2, b2) of the effective g, split from ``g_values()``."""
+        return split_g(self.g_values(), self.inputs, self.hidden)
+
+    def g_values(self) -> torch.Tensor:
+        """g as the forward pass uses it and the file stores it: ``self.g * self.g_unit``.
+
+        The trainable ``g`` is a rescaled copy: g is shared by every weight of the layer, so an
+        Adam step of ~lr on it moves all weights at once. Training g in units of ``G_STEP`` (and its
+        biases additionally in units of the bucket scale σ) keeps its steps proportionate to the
+        buckets'. The products are exactly the float32 values used by torch and stored in the file.
+        """
+        return self.g * self.g_unit
 
     @torch.no_grad()
     def _init_values(self, fan_in: int) -> None:
-        """Buckets ~ U(±1/sqrt(fan_in)); g starts as a linear map c·Σ m_u z_u built from ReLU pairs
-        (relu(z) - relu(-z) = z), plus small noise, so training starts from a variance-preserving
-        sum of hashed values rather than from a random function."""
-        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        """Buckets ~ U(±σ), σ = 1/sqrt(fan_in); g starts as a linear map c·Σ m_u z_u built from ReLU
+        pairs (relu(z) - relu(-z) = z), plus small noise, so training starts from a
+        variance-preserving sum of hashed values rather than from a random function."""
+        sigma = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 1.0
         for space in self._spaces():
-            nn.init.uniform_(space, -bound, bound)
+            nn.init.uniform_(space, -sigma, sigma)
+        self._linear_gain = 1.0
         if self.g is None:
+            self.register_buffer("g_unit", torch.ones(0))
             return
-        w1, b1, w2, b2 = self._g_parts()
-        w1.zero_()
-        b1.zero_()
-        b2.zero_()
-        uses = [0] * self.inputs
-        for j in range(self.hidden):
-            u = (j // 2) % self.inputs
-            w1[j, u] = 1.0 if j % 2 == 0 else -1.0
-            if j % 2 == 1 or j == self.hidden - 1:
+        d, h = self.inputs, self.hidden
+        w1, b1, w2, b2 = torch.zeros(h, d), torch.zeros(h), torch.zeros(h), torch.zeros(1)
+        # Units 2p and 2p+1 read +z_u and -z_u (u = p mod D); with output weights +c and -c the pair
+        # contributes c·z_u. An odd last unit reads z_u + 4σ, which stays positive while |z| < 4σ, and
+        # b2 cancels the shift: again c·z_u. So g(z) = c·Σ m_u z_u exactly (m_u units per input).
+        uses = [0] * d
+        for j in range(h):
+            u = (j // 2) % d
+            if j % 2 == 0 and j + 1 == h:
+                w1[j, u], b1[j] = 1.0, 4.0 * sigma
                 uses[u] += 1
+            else:
+                w1[j, u] = 1.0 if j % 2 == 0 else -1.0
+                uses[u] += j % 2
         c = 1.0 / math.sqrt(sum(m * m for m in uses))
-        for j in range(self.hidden):
-            paired = j % 2 == 1 or j + 1 < self.hidden
-            w2[j] = (c if j % 2 == 0 else -c) if paired else c
+        for j in range(h):
+            w2[j] = -c if j % 2 else c
+        b2 -= float((w2 * b1).sum())
         w1.add_(torch.empty_like(w1).uniform_(-0.05, 0.05))
         self._linear_gain = c * sum(uses)
+        effective = torch.cat([w1.reshape(-1), b1, w2, b2])
+        unit = torch.full_like(effective, G_STEP)
+        unit[d * h : d * h + h] *= sigma
+        unit[-1] *= sigma
+        self.register_buffer("g_unit", unit)
+        self.g.copy_(effective / unit)
 
     def virtual_tensors(self) -> dict[str, torch.Tensor]:
         """Every virtual tensor, regenerated from the spaces and g (differentiable)."""
@@ -190,7 +220,7 @@ class FunHashModule(CompressedLayer):
         """Each bucket := mean of the signed dense values fetching it, divided by g's initial linear
         gain (so a weight alone in its buckets is reproduced); HashedNets' recipe when g = identity."""
         values = torch.cat([dense[name].reshape(-1).float() for name in self.virtual_shapes])
-        gain = getattr(self, "_linear_gain", 1.0) if self.g is not None else 1.0
+        gain = self._linear_gain
         spaces = self._spaces()
         for p, space in enumerate(spaces):
             total = torch.zeros(space.shape[0])
@@ -209,7 +239,7 @@ class FunHashModule(CompressedLayer):
             names.append(entries.add_space(f"{path}.space2", self.space2))
         common: dict = {"spaces": names, "hashes": self.hashes, "hops": self.hops, "hidden": self.hidden}
         if self.g is not None:
-            common["g"] = entries.add_space(f"{path}.g", self.g)
+            common["g"] = entries.add_space(f"{path}.g", self.g_values())
         for index, (slot, shape) in enumerate(self.virtual_shapes.items()):
             spec = {**common, "seed": int(self.seeds[index])}
             entries.params[slot] = Param(f"{path}.{slot}", "funhash", tuple(shape), spec)

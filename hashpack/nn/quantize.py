@@ -13,6 +13,11 @@ Two entry points, for the two ways to get a quantized model:
 
 Only bucket spaces (``CompressedLayer.hpk_bucket_names``) are quantized: they are where the bytes
 are. FunHashNN's g and dense parameters (biases of FreshNets/FSNet layers, BatchNorm) stay float32.
+
+The storage dtype is a tag on the space parameter (``hpk_quant``), read by ``HpkEntries.add_space``.
+``copy.deepcopy`` and ``state_dict`` do not carry it: call ``quantize`` on the model you pack
+(on values already quantized it is harmless: the codes stay the same, values move by at most an
+ulp when the recomputed int8 scale rounds differently).
 """
 
 from __future__ import annotations
