@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from fractions import Fraction
@@ -36,22 +37,28 @@ def _fail(message: str) -> NoReturn:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [HpkFormatError, OSError]
-    try:
-        from hashpack.data import DatasetError
-        from hashpack.packer import UnsupportedModelError
-
-        errors += [DatasetError, UnsupportedModelError]
-    except ImportError:  # torch absent: only the runtime commands work
-        pass
+    # Only code that imported these modules can raise their errors: looking them up in
+    # sys.modules keeps the error path from importing torch (slow, and absent for `inspect`).
+    for module, name in (("hashpack.data", "DatasetError"), ("hashpack.packer", "UnsupportedModelError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
 
 
 class _Group(click.Group):
-    """Turns hashpack's documented errors into one-line messages with exit code 2."""
+    """Turns hashpack's documented errors and click's usage errors into one-line messages, exit 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # bad option values, missing arguments, unknown commands
+            raise _one_line(exc) from None
         except click.ClickException:
             raise
         except _known_errors() as exc:
@@ -65,11 +72,19 @@ class _Group(click.Group):
             raise UserError(message) from None
 
 
+def _one_line(exc: click.UsageError) -> click.ClickException:
+    """click's usage error (usage, hint, message on three lines) as one line; help stays help."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `hashpack` alone prints the help
+        return exc
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return UserError(exc.format_message().rstrip(".") + hint)
+
+
 def parse_compression(text: str) -> float:
     """'1/64', '0.125' or '64x' -> stored/virtual fraction in (0, 1]."""
     try:
         value = float(1 / Fraction(text[:-1])) if text.endswith("x") else float(Fraction(text))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         _fail(f"--compression {text!r}: expected a fraction like 1/64, 0.125 or 64x")
     if not 0 < value <= 1:
         _fail(f"--compression {text!r}: must be in (0, 1] (stored/virtual)")
@@ -102,6 +117,11 @@ def _writable_target(path: str) -> Path:
         _fail(f"{path}: is a directory, expected an output file path")
     if not parent.is_dir():
         _fail(f"{path}: directory {parent} does not exist")
+    try:  # fail now, not after minutes of training
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        _fail(f"{path}: cannot write in {parent} ({exc.strerror or exc})")
     return p
 
 
@@ -136,6 +156,28 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--golden", default=8, show_default=True, type=click.IntRange(0, 1024), help="Golden samples stored."
 )
+@click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
+              help="Bucket storage: float32, float16, or int8 with a per-layer scale.")  # fmt: skip
+@click.option(
+    "--fake-quant", is_flag=True, help="Train through straight-through quantization (with --quantize)."
+)
+@click.option("--bands", type=click.IntRange(1, 64), default=None, help="fresh: frequency bands.")
+@click.option(
+    "--allocation", type=click.Choice(["beta", "uniform"]), default=None, help="fresh: bucket allocation."
+)
+@click.option("--alpha", type=float, default=None, help="fresh: Beta-curve alpha of the band allocation.")
+@click.option("--beta", type=float, default=None, help="fresh: Beta-curve beta of the band allocation.")
+@click.option(
+    "--hashes", type=click.IntRange(1, 64), default=None, help="funhash: hash functions U per weight."
+)
+@click.option(
+    "--hidden", type=click.IntRange(0, 1024), default=None, help="funhash: hidden width of g (0: identity)."
+)
+@click.option("--hops", type=click.IntRange(1, 2), default=None, help="funhash: 2 for multi-hop hashing.")
+@click.option("--dual-space", is_flag=True, default=False, help="funhash: fetch from two compression spaces.")
+@click.option(
+    "--fc", type=click.Choice(["fs", "hashed"]), default=None, help="fsnet: how Linear layers compress."
+)
 @click.option("-o", "--output", required=True, help="The .hpk file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train(
@@ -148,13 +190,28 @@ def train(
     lr: float,
     seed: int,
     golden: int,
+    quantize: str,
+    fake_quant: bool,
     output: str,
     as_json: bool,
+    **method_flags: Any,
 ) -> None:
     """Train a compressed model and write it as a .hpk file."""
-    from hashpack.workflow import train_and_pack
+    from hashpack.models import ARCHITECTURES
+    from hashpack.nn.compress import METHODS
+    from hashpack.workflow import method_options_from_flags, train_and_pack
 
+    if arch not in ARCHITECTURES:
+        _fail(f"--arch {arch!r}: unknown architecture (choose from {', '.join(ARCHITECTURES)})")
+    if method != "dense" and method not in METHODS:
+        _fail(f"--method {method!r}: unknown method (choose from dense, {', '.join(METHODS)})")
     compression = parse_compression(compression_text)
+    try:
+        options = method_options_from_flags(method, method_flags)
+    except ValueError as exc:
+        _fail(str(exc))
+    if fake_quant and quantize == "none":
+        _fail("--fake-quant needs --quantize fp16 or int8")
     target = _writable_target(output)
     with _progress(quiet=as_json) as on_step:
         report = train_and_pack(
@@ -169,6 +226,9 @@ def train(
             golden=golden,
             path=target,
             on_step=on_step,
+            options=options,
+            quantize=quantize,
+            fake_quant=fake_quant,
         )
     if as_json:
         _emit_json(report)
@@ -226,17 +286,16 @@ def inspect(file: str, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"{file}  (input {summary['input']['shape']}, output {summary['output']['shape']})")
-    for column in ("layer", "op", "scheme", "virtual params", "stored values", "bytes", "ratio", "details"):
-        table.add_column(
-            column,
-            justify="right" if column in ("virtual params", "stored values", "bytes", "ratio") else "left",
-        )
+    for column in ("layer", "op", "scheme"):
+        table.add_column(column, no_wrap=True)
+    for column in ("virtual params", "stored values", "bytes", "ratio"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("details")
     for layer in summary["layers"]:
         ratio = f"{layer['compression']:.1f}x" if layer["compression"] else "-"
-        details = ", ".join(f"{k}={v}" for k, v in layer["details"].items())
         table.add_row(
             layer["name"], layer["op"], layer["scheme"], f"{layer['virtual_params']:,}",
-            f"{layer['stored_values']:,}", f"{layer['stored_bytes']:,}", ratio, details,
+            f"{layer['stored_values']:,}", f"{layer['stored_bytes']:,}", ratio, _details_text(layer["details"]),
         )  # fmt: skip
     console = Console()
     console.print(table)
@@ -244,6 +303,25 @@ def inspect(file: str, as_json: bool) -> None:
         f"file {summary['file_bytes']:,} bytes · dense fp32 {summary['dense_fp32_bytes']:,} bytes · "
         f"{summary['compression']:.1f}x smaller · golden samples {summary['golden_samples']}"
     )
+
+
+def _details_text(details: dict[str, Any]) -> str:
+    """Scheme parameters as short ``key=value`` lines, one per param slot (seeds and repeats left out)."""
+    lines = []
+    for key, value in details.items():
+        if isinstance(value, dict):
+            fields = [f"{k}={_compact(v)}" for k, v in value.items() if k not in ("scheme", "seed", "space")]
+            if fields:
+                lines.append(f"{key}: " + " ".join(fields))
+        else:
+            lines.append(f"{key}={_compact(value)}")
+    return "\n".join(lines)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
 
 
 # ----------------------------------------------------------------------------------------- export
@@ -363,6 +441,12 @@ def demo(out_dir: str, epochs: int, as_json: bool) -> None:
     )
     if not report["golden_ok"]:
         sys.exit(1)
+
+
+from hashpack.cli_checks import profile, validate  # noqa: E402  (after main: cli_checks registers on it)
+
+main.add_command(validate)
+main.add_command(profile)
 
 
 def run() -> None:

@@ -14,21 +14,44 @@ from hashpack.runtime.summary import FLOAT32_BYTES
 
 from .data import load_dataset
 from .models import build_model
-from .nn.compress import METHODS, compress
+from .nn.compress import METHODS, compress, method_options
+from .nn.quantize import fake_quantize
+from .nn.quantize import quantize as quantize_buckets
 from .packer import pack
 from .train import ProgressHook, evaluate, train
 
 
+def method_options_from_flags(method: str, flags: dict[str, Any]) -> dict[str, Any]:
+    """The CLI flags that were given (not None/False), checked against ``method``'s options."""
+    given = {name: value for name, value in flags.items() if value is not None and value is not False}
+    known = method_options(method) if method in METHODS else {}
+    for name in given:
+        if name not in known:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{flag} does not apply to --method {method} (its options: {', '.join(known) or 'none'})"
+            )
+    return given
+
+
 def build_compressed(
-    arch: str, method: str, compression: float, input_shape: tuple[int, ...], num_classes: int, seed: int
-):
+    arch: str,
+    method: str,
+    compression: float,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    seed: int,
+    options: dict[str, Any] | None = None,
+) -> torch.nn.Module:
     """A fresh ``arch`` model with its layers compressed by ``method`` ('dense' keeps it dense)."""
     torch.manual_seed(seed)
     model = build_model(arch, input_shape, num_classes)
     if method != "dense":
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r} (known: dense, {', '.join(METHODS)})")
-        compress(model, method=method, compression=compression, seed=seed, from_dense=False)
+        compress(
+            model, method=method, compression=compression, seed=seed, from_dense=False, **(options or {})
+        )
     return model
 
 
@@ -45,11 +68,19 @@ def train_and_pack(
     golden: int,
     path: str | os.PathLike[str],
     on_step: ProgressHook | None = None,
+    options: dict[str, Any] | None = None,
+    quantize: str = "none",
+    fake_quant: bool = False,
 ) -> dict[str, Any]:
+    """Train ``arch`` compressed by ``method`` on ``dataset``, quantize its buckets, pack it to ``path``."""
     data = load_dataset(dataset, seed=seed)
-    model = build_compressed(arch, method, compression, data.input_shape, data.num_classes, seed)
+    model = build_compressed(arch, method, compression, data.input_shape, data.num_classes, seed, options)
+    if fake_quant:
+        fake_quantize(model, quantize)  # before train() builds the optimizer
     result = train(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, on_step=on_step)
     model.eval()
+    quantize_buckets(model, quantize)
+    test_accuracy = evaluate(model, data.x_test, data.y_test) if quantize != "none" else result.test_accuracy
     hpk = pack(model, torch.from_numpy(data.x_test[: max(golden, 1)]), path, golden=golden)
     file_bytes = os.path.getsize(path)
     dense_bytes = sum(p.numel for p in hpk.params.values()) * FLOAT32_BYTES
@@ -57,12 +88,15 @@ def train_and_pack(
         "path": str(path),
         "arch": arch,
         "method": method,
+        "options": dict(options or {}),
+        "quantize": quantize,
+        "fake_quant": fake_quant,
         "compression_target": compression,
         "dataset": data.name,
         "epochs": epochs,
         "seed": seed,
         "train_loss": result.train_loss,
-        "test_accuracy": result.test_accuracy,
+        "test_accuracy": test_accuracy,
         "train_seconds": result.seconds,
         "file_bytes": file_bytes,
         "dense_bytes": dense_bytes,

@@ -1,0 +1,349 @@
+"""``hashpack validate`` and ``hashpack profile``: check a .hpk file in every backend, and measure it.
+
+Registered on the ``hashpack`` group at the end of hashpack/cli.py. Importing this module loads
+click and numpy only; torch, onnxruntime, LiteRT, rich and matplotlib load when a command runs.
+``hashpack.cli`` is imported inside the commands because cli.py imports this module.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hashpack.profiling import DEFAULT_BACKENDS, DEFAULT_BATCHES, DEFAULT_RUNS
+from hashpack.validation import DEFAULT_ATOL, DEFAULT_RANDOM_INPUTS, DEFAULT_RTOL, STORED
+
+REFERENCE_LABELS = {STORED: "PyTorch, pack time", "pytorch": "PyTorch evaluator", "numpy": "numpy runtime"}
+WIDE = 120  # table width when stdout is not a terminal (pipes, files, READMEs)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A transient rich progress bar on stderr fed by (done, total, label); nothing when quiet."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    task = bar.add_task("starting", total=None)
+
+    def on_progress(done: int, total: int, label: str) -> None:
+        if not bar.live.is_started:  # started on the first report: early input errors print alone
+            bar.start()
+        bar.update(task, completed=done, total=total, description=label)
+
+    try:
+        yield on_progress
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=WIDE)
+
+
+def _sci(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "inf"
+    return f"{value:.1e}"
+
+
+# --------------------------------------------------------------------------------------- validate
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--onnx", "onnx_files", multiple=True, metavar="FILE",
+    help="An ONNX file to check (repeatable). Default: export every weights mode on the fly.",
+)  # fmt: skip
+@click.option(
+    "--tflite", "tflite_files", multiple=True, metavar="FILE",
+    help="A TFLite file to check (repeatable). Default: export every weights mode on the fly.",
+)  # fmt: skip
+@click.option(
+    "--inputs", "random_count", default=DEFAULT_RANDOM_INPUTS, show_default=True,
+    type=click.IntRange(0, 100_000), help="Random inputs checked besides the golden ones.",
+)  # fmt: skip
+@click.option(
+    "--atol", default=DEFAULT_ATOL, show_default=True, type=click.FloatRange(0, None),
+    help="Absolute tolerance: pass when |y - ref| <= atol + rtol·|ref| for every output element.",
+)  # fmt: skip
+@click.option("--rtol", default=DEFAULT_RTOL, show_default=True, type=click.FloatRange(0, None),
+              help="Relative tolerance (see --atol).")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
+              help="Seed of the random inputs.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+def validate(
+    model: str,
+    onnx_files: tuple[str, ...],
+    tflite_files: tuple[str, ...],
+    random_count: int,
+    atol: float,
+    rtol: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Check MODEL in PyTorch, the numpy runtime, ONNX Runtime and LiteRT against PyTorch.
+
+    The golden inputs stored in the file are compared with the outputs PyTorch recorded at pack
+    time; random inputs with the PyTorch evaluator of the file (the numpy runtime without torch).
+    Exit code 0 when every backend that runs passes, 1 when any disagrees or crashes, 2 on bad
+    input. Backends that cannot run here are skipped and say why.
+    """
+    from hashpack.cli import UserError, _emit_json, _existing_file
+    from hashpack.validation import ValidationInputError, run_validation
+
+    source = _existing_file(model, ".hpk file")
+    for option, files in (("--onnx", onnx_files), ("--tflite", tflite_files)):
+        for file in files:
+            _existing_file(file, f"{option} file")
+    if atol + rtol == 0:
+        raise UserError("--atol and --rtol cannot both be 0 (no float32 backend is bit-exact)")
+    try:
+        with _progress(quiet=as_json) as on_progress:
+            report = run_validation(
+                source, onnx_files=onnx_files, tflite_files=tflite_files, random_count=random_count,
+                atol=atol, rtol=rtol, seed=seed, on_progress=on_progress,
+            )  # fmt: skip
+    except ValidationInputError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        _print_validation(report)
+    if not report.passed:
+        sys.exit(1)
+
+
+def _print_validation(report: Any) -> None:
+    from rich.table import Table
+
+    console = _console()
+    golden = (
+        f"{report.golden_samples} inputs, outputs recorded from PyTorch at pack time"
+        if report.golden_samples
+        else "none stored in the file"
+    )
+    random = (
+        f"{report.random_samples} inputs (seed {report.seed}), reference: the "
+        f"{REFERENCE_LABELS.get(report.random_reference, report.random_reference)}"
+        if report.random_samples
+        else "none (--inputs 0)"
+    )
+    table = Table()
+    for name in (
+        "backend",
+        "inputs",
+        "reference",
+        "max abs err",
+        "max rel err",
+        "top-1",
+        "err/tol",
+        "result",
+    ):
+        right = name in ("max abs err", "max rel err", "top-1", "err/tol")
+        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    notes: list[str] = []
+    reasons: dict[str, list[str]] = {}  # one line per distinct skip/error reason
+    for backend in report.backends:
+        if not backend.checks:
+            result = {"skipped": "[yellow]skipped[/]", "error": "[bold red]ERROR[/]"}.get(
+                backend.status, "pass"
+            )
+            table.add_row(backend.name, "-", "-", "", "", "", "", result)
+            table.add_section()
+            if backend.reason:
+                reasons.setdefault(backend.reason, []).append(backend.name)
+            continue
+        for index, check in enumerate(backend.checks):
+            top1 = (
+                ""
+                if check.top1_agreement is None
+                else f"{round(check.top1_agreement * check.samples)}/{check.samples}"
+            )
+            result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+            table.add_row(
+                backend.name if index == 0 else "", f"{check.inputs} ({check.samples})",
+                REFERENCE_LABELS.get(check.reference, check.reference), _sci(check.max_abs_error),
+                _sci(check.max_rel_error), top1, f"{check.tolerance_ratio:.2g}", result,
+            )  # fmt: skip
+            if check.note:
+                notes.append(f"{backend.name} {check.inputs}: {check.note}")
+        if backend.reason:
+            reasons.setdefault(backend.reason, []).append(backend.name)
+        if backend.is_reference:
+            notes.append(f"{backend.name} is the reference for the random inputs")
+        table.add_section()
+    console.print(report.file, highlight=False)
+    console.print(f"  golden  {golden}", highlight=False)
+    console.print(f"  random  {random}", highlight=False)
+    console.print(f"  pass    |y - ref| <= {report.atol:g} + {report.rtol:g}·|ref| for every output element")
+    console.print(table)
+    notes += [f"{', '.join(names)}: {reason}" for reason, names in reasons.items()]
+    for line in notes + report.notes:
+        console.print(f"  [dim]{line}[/]", highlight=False)
+    ran = [b for b in report.backends if b.status != "skipped"]
+    skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+    if report.passed:
+        console.print(f"[bold green]PASS[/]: {len(ran)} backends agree with PyTorch{skipped}")
+        return
+    worst = max(
+        ((b, b.worst()) for b in report.backends if b.worst() is not None),
+        key=lambda pair: pair[1].tolerance_ratio,
+        default=None,
+    )
+    summary = (
+        f"[bold red]FAIL[/]: {len(report.failed)} of {len(ran)} backends disagree with PyTorch{skipped}: "
+    )
+    summary += ", ".join(report.failed)
+    if worst is not None:
+        backend, check = worst
+        summary += (
+            f"; worst {backend.name} on {check.inputs} inputs: max abs err {_sci(check.max_abs_error)}, "
+            f"{check.tolerance_ratio:.3g}x the tolerance"
+        )
+    errors = [b for b in report.backends if b.status == "error"]
+    console.print(summary + "".join(f"; {b.name}: {b.reason}" for b in errors), highlight=False)
+
+
+# ---------------------------------------------------------------------------------------- profile
+
+
+def _parse_batches(text: str) -> list[int]:
+    from hashpack.cli import UserError
+
+    try:
+        batches = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--batch {text!r}: expected comma-separated sizes like 1,32") from None
+    if not batches or min(batches) < 1 or max(batches) > 65_536:
+        raise UserError(f"--batch {text!r}: sizes must be integers in [1, 65536]")
+    return list(dict.fromkeys(batches))
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--backends", "backends_text", default=",".join(DEFAULT_BACKENDS), show_default=True,
+    help="Comma-separated: numpy, pytorch, onnx[:compact|inline|expanded], tflite[:once|inline|expanded].",
+)  # fmt: skip
+@click.option("--batch", "batch_text", default=",".join(map(str, DEFAULT_BATCHES)), show_default=True,
+              help="Comma-separated batch sizes.")  # fmt: skip
+@click.option("--runs", default=DEFAULT_RUNS, show_default=True, type=click.IntRange(1, 100_000),
+              help="Timed runs per backend and batch size (after 2 warm-up runs).")  # fmt: skip
+@click.option("--plot", default=None, metavar="OUT.png", help="Also write size and latency bar charts.")
+@click.option("--export-dir", default=None, metavar="DIR", help="Keep the exported files here.")
+@click.option("--no-memory", is_flag=True, help="Skip the peak-memory child processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as one JSON document.")
+def profile(
+    model: str,
+    backends_text: str,
+    batch_text: str,
+    runs: int,
+    plot: str | None,
+    export_dir: str | None,
+    no_memory: bool,
+    as_json: bool,
+) -> None:
+    """Measure MODEL: sizes (dense, .hpk, every export, gzipped), per-layer breakdown, load time,
+    first-run time, steady-state latency and peak memory per backend and batch size."""
+    from hashpack.cli import UserError, _emit_json, _existing_file, _writable_target
+    from hashpack.profiling import parse_backends, plot_profile, run_profile
+
+    source = _existing_file(model, ".hpk file")
+    try:
+        backends = parse_backends(backends_text)
+    except ValueError as exc:
+        raise UserError(f"--backends: {exc}") from None
+    batches = _parse_batches(batch_text)
+    if plot is not None:
+        _writable_target(plot)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UserError("--plot needs matplotlib (pip install 'hashpack[plot]')") from None
+    if export_dir is not None:
+        directory = Path(export_dir)
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"--export-dir {export_dir}: not a directory")
+        if not directory.parent.is_dir():
+            raise UserError(f"--export-dir {export_dir}: directory {directory.parent} does not exist")
+    with _progress(quiet=as_json) as on_progress:
+        report = run_profile(
+            source, backends=backends, batches=batches, runs=runs, export_dir=export_dir,
+            memory=not no_memory, on_progress=on_progress,
+        )  # fmt: skip
+    report["plot"] = str(plot_profile(report, plot)) if plot is not None else None
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_profile(report)
+
+
+def _print_profile(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    model = report["model"]
+    shape = ", ".join("N" if d is None else str(d) for d in model["input"]["shape"])
+    out_shape = ", ".join("N" if d is None else str(d) for d in model["output"]["shape"])
+    console.print(report["file"], highlight=False)
+    console.print(
+        f"  input [{shape}] -> output [{out_shape}], {model['virtual_params']:,} virtual params; "
+        f"{report['environment']['cpus']} CPUs",
+        highlight=False,
+    )
+    sizes = Table(title="Sizes", title_justify="left")
+    for name in ("artifact", "bytes", "gzip -9 bytes", "dense fp32 / size"):
+        sizes.add_column(name, justify="left" if name == "artifact" else "right")
+    for row in report["sizes"]:
+        sizes.add_row(
+            row["name"], f"{row['bytes']:,}", f"{row['gzip_bytes']:,}", f"{row['dense_over_size']:.1f}x"
+        )
+    layers = Table(title="Layers", title_justify="left")
+    for name in ("layer", "op", "scheme", "virtual params", "stored params", "bytes", "compression"):
+        layers.add_column(name, justify="left" if name in ("layer", "op", "scheme") else "right")
+    for row in report["layers"]:
+        ratio = f"{row['compression']:.1f}x" if row["compression"] else "-"
+        layers.add_row(row["name"], row["op"], row["scheme"], f"{row['virtual_params']:,}",
+                       f"{row['stored_params']:,}", f"{row['bytes']:,}", ratio)  # fmt: skip
+    speed = Table(title=f"Speed (ms; {report['settings']['runs']} timed runs)", title_justify="left")
+    for name in ("backend", "batch", "load", "first run", "median", "p10", "p90", "per sample"):
+        speed.add_column(name, justify="left" if name == "backend" else "right")
+    previous = None
+    for row in report["speed"]:
+        speed.add_row(
+            row["backend"] if row["backend"] != previous else "", str(row["batch"]), f"{row['load_ms']:.2f}",
+            f"{row['first_run_ms']:.2f}", f"{row['median_ms']:.3f}", f"{row['p10_ms']:.3f}",
+            f"{row['p90_ms']:.3f}", f"{row['median_ms'] / row['batch']:.4f}",
+        )  # fmt: skip
+        previous = row["backend"]
+    memory = Table(title="Peak resident memory (MiB, child process)", title_justify="left")
+    for name in ("backend", "batch", "after imports", "peak", "model (peak - imports)"):
+        memory.add_column(name, justify="left" if name == "backend" else "right")
+    for row in report["memory"]:
+        memory.add_row(row["backend"], str(row["batch"]), f"{row['imports_mib']:.1f}", f"{row['peak_mib']:.1f}",
+                       f"{row['model_mib']:.1f}")  # fmt: skip
+    for table in (sizes, layers, speed, memory):
+        if table.row_count:
+            console.print(table)
+    for item in report["skipped"]:
+        console.print(f"  [dim]skipped {item['what']}: {item['reason']}[/]", highlight=False)
+    if report.get("plot"):
+        console.print(f"wrote {report['plot']}")

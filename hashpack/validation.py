@@ -1,0 +1,455 @@
+"""Run a .hpk model through every backend and compare each with PyTorch (``hashpack validate``).
+
+Two input sets, two references:
+
+- **golden**: the inputs stored in the file and the outputs *PyTorch itself* computed for them at
+  pack time (docs/FORMAT.md §3). Every backend is compared with those stored outputs, so a file
+  whose buckets were altered after packing fails in every backend, PyTorch's included.
+- **random**: ``count`` inputs of the model's shape; the reference is the PyTorch evaluator of the
+  file (``hashpack.torch_eval``: torch hp32 + ``torch.nn.functional``, no numpy-runtime code).
+  Without torch the numpy runtime is the reference, and the report says so.
+
+Pass criterion, per output element (``numpy.isclose``): ``|y - ref| <= atol + rtol * |ref|``,
+defaults ``atol = rtol = 1e-4``. Backends computing the same float32 graph differ by 1e-8..1e-5
+(summation order); changed weights differ by orders of magnitude more. Reported per check: max
+absolute error, max relative error (``max |y - ref| / max |ref|``, relative to the output's scale
+so near-zero logits do not inflate it), the share of the tolerance used by the worst element
+(``tolerance_ratio``, <= 1 passes) and, on the golden set, top-1 agreement.
+
+Backends (``Backend``/``open_backend``/``export_model``, also used by ``hashpack.profiling``):
+``pytorch``, ``numpy``, ``onnx`` (onnxruntime) and ``tflite`` (LiteRT), the last two on given
+files or on exports made on the fly in every weights mode. A backend that cannot run here (its
+runtime or exporter is missing, or the exporter does not support a scheme/op of this model) is
+*skipped* with the reason; skips do not fail validation, disagreements and crashes do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hashpack.runtime import HpkFile, HpkFormatError, read_hpk
+
+DEFAULT_ATOL = 1e-4
+DEFAULT_RTOL = 1e-4
+DEFAULT_RANDOM_INPUTS = 32
+# Same modes as ``hashpack export --weights``; the first of each is the exporter's default.
+EXPORT_MODES: dict[str, tuple[str, ...]] = {
+    "onnx": ("compact", "inline", "expanded"),
+    "tflite": ("once", "inline", "expanded"),
+}
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
+RUNTIME_MODULES = {
+    "pytorch": ("torch",),
+    "onnx": ("onnxruntime",),
+    "tflite": ("ai_edge_litert", "tflite_runtime"),
+}
+ARTICLES = {"numpy": "a .hpk", "pytorch": "a .hpk", "onnx": "an ONNX", "tflite": "a TFLite"}
+SIGNATURE_KEY = "serving_default"
+STORED = "stored"  # reference name of the golden outputs recorded from PyTorch at pack time
+
+Runner = Callable[[np.ndarray], np.ndarray]
+ProgressHook = Callable[[int, int, str], None]  # (done, total, what is running now)
+
+
+class BackendUnavailable(Exception):
+    """A backend cannot run here (runtime or exporter missing, scheme or op unsupported): skip it."""
+
+
+class ValidationInputError(ValueError):
+    """A file given on the command line cannot be used (exit code 2, not a validation failure)."""
+
+
+# ------------------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to run the model: ``kind`` (numpy, pytorch, onnx, tflite) loading ``path``."""
+
+    name: str
+    kind: str
+    path: Path
+    mode: str | None = None  # the weights mode of an export made on the fly
+    given: bool = False  # a file the user named (load failures are bad input, not failures)
+
+
+def runtime_missing(kind: str) -> str | None:
+    """Why backend ``kind`` cannot run in this environment, or None when it can."""
+    modules = RUNTIME_MODULES.get(kind, ())
+    if not modules or any(importlib.util.find_spec(m) is not None for m in modules):
+        return None
+    return f"{' or '.join(modules)} is not installed"
+
+
+def open_backend(kind: str, path: str | os.PathLike[str], num_threads: int | None = None) -> Runner:
+    """Load ``path`` into backend ``kind`` and return ``run(x) -> y`` (float32 NCHW in, as PyTorch)."""
+    if kind == "numpy":
+        from hashpack.runtime import load
+
+        return load(path).run
+    if kind == "pytorch":
+        from hashpack.torch_eval import to_torch
+
+        return to_torch(path).run
+    if kind == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+        return lambda x: session.run([output_name], {input_name: x})[0]
+    if kind == "tflite":
+        from hashpack.exporter.tflite.runner import make_interpreter, run_signature
+
+        interpreter = make_interpreter(Path(path).read_bytes(), num_threads=num_threads)
+        signature = interpreter.get_signature_list()[SIGNATURE_KEY]
+        input_name, output_name = signature["inputs"][0], signature["outputs"][0]
+        return lambda x: run_signature(interpreter, {input_name: x}, SIGNATURE_KEY)[output_name]
+    raise ValueError(f"unknown backend {kind!r} (numpy, pytorch, onnx, tflite)")
+
+
+def export_path(kind: str, mode: str, source: str | os.PathLike[str], directory: Path) -> Path:
+    """Where ``export_model`` writes: ``directory/<stem>.<mode>.<onnx|tflite>``."""
+    return directory / f"{Path(source).stem}.{mode}{SUFFIXES[kind]}"
+
+
+def export_model(kind: str, mode: str, source: str | os.PathLike[str], directory: Path) -> Path:
+    """Export the .hpk ``source`` as ``directory/<stem>.<mode>.<onnx|tflite>``; returns the path.
+
+    Raises ``BackendUnavailable`` when the exporter cannot be imported or does not support what
+    the model uses (an exporter's ``HpkFormatError`` saying "not supported", or
+    ``NotImplementedError``); any other exporter error propagates.
+    """
+    if kind not in EXPORT_MODES or mode not in EXPORT_MODES[kind]:
+        raise ValueError(f"unknown export {kind}:{mode}")
+    target = export_path(kind, mode, source, directory)
+    try:
+        if kind == "onnx":
+            from hashpack.exporter.onnx import export_onnx as exporter
+        else:
+            from hashpack.exporter.tflite import export_tflite as exporter
+    except ImportError as exc:
+        raise BackendUnavailable(f"the {kind} exporter cannot be imported ({exc})") from None
+    try:
+        exporter(source, target, weights=mode)
+    except NotImplementedError as exc:
+        raise BackendUnavailable(f"{kind} exporter: {exc}") from None
+    except HpkFormatError as exc:
+        if "not supported" not in str(exc):
+            raise
+        raise BackendUnavailable(_without_source(str(exc), source)) from None
+    return target
+
+
+def _without_source(message: str, source: str | os.PathLike[str]) -> str:
+    prefix = f"{source}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def short_error(exc: BaseException, limit: int = 240) -> str:
+    """One line of an exception (onnxruntime and LiteRT errors span many lines)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------ comparing
+
+
+@dataclass
+class Check:
+    """One backend's outputs on one input set, compared with a reference."""
+
+    inputs: str  # "golden" or "random"
+    reference: str  # "stored" (PyTorch at pack time), "pytorch" (torch evaluator) or "numpy"
+    samples: int
+    max_abs_error: float
+    max_rel_error: float
+    tolerance_ratio: float  # worst |y - ref| / (atol + rtol |ref|); <= 1 passes
+    top1_agreement: float | None
+    passed: bool
+    note: str | None = None
+
+
+def compare(
+    outputs: np.ndarray, reference: np.ndarray, *, atol: float, rtol: float, inputs: str, reference_name: str
+) -> Check:
+    """``outputs`` against ``reference`` under the tolerance (see the module docstring)."""
+    y = np.asarray(outputs)
+    ref = np.asarray(reference, dtype=np.float64)
+    samples = int(ref.shape[0]) if ref.ndim else 1
+    if y.shape != ref.shape:
+        note = f"output shape {list(y.shape)}, expected {list(ref.shape)}"
+        return Check(inputs, reference_name, samples, math.inf, math.inf, math.inf, None, False, note)
+    y = y.astype(np.float64)
+    if not np.isfinite(y).all():
+        note = "outputs contain NaN or infinity"
+        return Check(inputs, reference_name, samples, math.inf, math.inf, math.inf, None, False, note)
+    diff = np.abs(y - ref)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    bound = atol + rtol * np.abs(ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(diff == 0, 0.0, diff / bound)
+    ratio = float(ratios.max()) if ratios.size else 0.0
+    top1 = None
+    if inputs == "golden" and ref.ndim == 2 and ref.shape[1] > 1:
+        top1 = float(np.mean(y.argmax(axis=1) == ref.argmax(axis=1)))
+    return Check(inputs, reference_name, samples, max_abs, max_rel, ratio, top1, ratio <= 1.0)
+
+
+def random_inputs(hpk: HpkFile, count: int, seed: int) -> np.ndarray:
+    """``count`` float32 inputs of the model's shape, normal with the golden inputs' mean and
+    standard deviation (the data's scale, so activations stay realistic), else N(0, 1)."""
+    mean, std = 0.0, 1.0
+    pair = hpk.golden_arrays()
+    if pair is not None and pair[0].size:
+        mean, std = float(pair[0].mean()), float(pair[0].std()) or 1.0
+    shape = (count, *hpk.input.shape[1:])
+    return np.random.default_rng(seed).normal(mean, std, size=shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------- the report
+
+
+@dataclass
+class BackendResult:
+    """What happened to one backend: ``status`` is pass, fail, error or skipped."""
+
+    name: str
+    kind: str
+    mode: str | None
+    file: str | None
+    status: str = "pass"
+    reason: str | None = None  # why it was skipped or errored
+    checks: list[Check] = field(default_factory=list)
+    is_reference: bool = False  # its outputs are the reference for the random inputs
+
+    def worst(self) -> Check | None:
+        """The failed check that used most of its tolerance (what a one-line summary names)."""
+        failed = [c for c in self.checks if not c.passed]
+        return max(failed, key=lambda c: c.tolerance_ratio) if failed else None
+
+
+@dataclass
+class ValidationReport:
+    file: str
+    atol: float
+    rtol: float
+    golden_samples: int
+    random_samples: int
+    seed: int
+    random_reference: str | None  # "pytorch" or "numpy"; None without random inputs
+    backends: list[BackendResult]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    @property
+    def failed(self) -> list[str]:
+        return [b.name for b in self.backends if b.status in ("fail", "error")]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [b.name for b in self.backends if b.status == "skipped"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``hashpack validate --json`` (infinite errors become null)."""
+        data = asdict(self)
+        for backend in data["backends"]:
+            for check in backend["checks"]:
+                for key in ("max_abs_error", "max_rel_error", "tolerance_ratio"):
+                    if not math.isfinite(check[key]):
+                        check[key] = None
+        data.update(passed=self.passed, failed=self.failed, skipped=self.skipped)
+        return data
+
+
+def plan_backends(
+    source: Path,
+    work_dir: Path,
+    onnx_files: Sequence[str | os.PathLike[str]] = (),
+    tflite_files: Sequence[str | os.PathLike[str]] = (),
+    use_torch: bool = True,
+) -> list[Backend]:
+    """pytorch (when wanted), numpy, then each given file or else every export mode of each format."""
+    backends = [Backend("pytorch", "pytorch", source)] if use_torch else []
+    backends.append(Backend("numpy", "numpy", source))
+    for kind, files in (("onnx", onnx_files), ("tflite", tflite_files)):
+        if files:
+            backends += [Backend(f"{kind}:{Path(f).name}", kind, Path(f), given=True) for f in files]
+        else:
+            backends += [
+                Backend(f"{kind}:{mode}", kind, export_path(kind, mode, source, work_dir), mode)
+                for mode in EXPORT_MODES[kind]
+            ]
+    return backends
+
+
+def run_validation(
+    path: str | os.PathLike[str],
+    *,
+    onnx_files: Sequence[str | os.PathLike[str]] = (),
+    tflite_files: Sequence[str | os.PathLike[str]] = (),
+    random_count: int = DEFAULT_RANDOM_INPUTS,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    seed: int = 0,
+    use_torch: bool | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    on_progress: ProgressHook | None = None,
+) -> ValidationReport:
+    """Validate ``path`` in every backend (see the module docstring).
+
+    use_torch: None uses the PyTorch evaluator when torch is installed. work_dir: where exports
+    made on the fly are written (default: a temporary directory, removed afterwards). Raises
+    ``HpkFormatError`` for a bad .hpk and ``ValidationInputError`` for a given file that cannot
+    be loaded; everything else is reported per backend.
+    """
+    source = Path(path)
+    hpk = read_hpk(source)
+    if atol < 0 or rtol < 0 or not math.isfinite(atol + rtol) or atol + rtol == 0:
+        raise ValueError(f"tolerance atol={atol}, rtol={rtol}: both must be finite, >= 0, not both 0")
+    notes: list[str] = []
+    torch_missing = runtime_missing("pytorch")
+    if use_torch is None:
+        use_torch = torch_missing is None
+    elif use_torch and torch_missing:
+        raise ValidationInputError(f"the PyTorch reference needs torch: {torch_missing}")
+    with tempfile.TemporaryDirectory(prefix="hashpack-validate-") as scratch:
+        directory = Path(work_dir) if work_dir is not None else Path(scratch)
+        backends = plan_backends(source, directory, onnx_files, tflite_files, use_torch)
+        session = _Session(hpk, source, directory, random_count, seed, atol, rtol)
+        results = []
+        if not use_torch:
+            why = torch_missing or "not requested"
+            results.append(BackendResult("pytorch", "pytorch", None, None, "skipped", why))
+            notes.append(
+                f"PyTorch evaluator not used ({why}): random inputs are compared with the numpy runtime"
+            )
+        for index, backend in enumerate(backends):
+            if on_progress:
+                on_progress(index, len(backends), backend.name)
+            results.append(session.run(backend))
+        if on_progress:
+            on_progress(len(backends), len(backends), "done")
+    if session.golden is None:
+        notes.append("the file has no golden samples: only random inputs were compared")
+    if session.fallback_note:
+        notes.append(session.fallback_note)
+    notes += diagnose(results)
+    return ValidationReport(
+        file=str(source),
+        atol=atol,
+        rtol=rtol,
+        golden_samples=0 if session.golden is None else int(session.golden[0].shape[0]),
+        random_samples=random_count,
+        seed=seed,
+        random_reference=session.reference_name if random_count else None,
+        backends=results,
+        notes=notes,
+    )
+
+
+def diagnose(results: Sequence[BackendResult]) -> list[str]:
+    """A hint at the likely cause when the pattern of failures points at one."""
+    ran = [r for r in results if r.status in ("pass", "fail")]
+    golden = [c for r in ran for c in r.checks if c.inputs == "golden"]
+    random = [c for r in ran for c in r.checks if c.inputs == "random"]
+    if len(ran) >= 2 and golden and not any(c.passed for c in golden) and all(c.passed for c in random):
+        return [
+            "every backend disagrees with the outputs PyTorch recorded at pack time but agrees with the "
+            "others on random inputs: the file's weights (or its golden outputs) changed after packing"
+        ]
+    return []
+
+
+class _Session:
+    """Runs backends one by one; the first that runs becomes the reference for random inputs."""
+
+    def __init__(
+        self, hpk: HpkFile, source: Path, directory: Path, count: int, seed: int, atol: float, rtol: float
+    ) -> None:
+        self.hpk, self.source, self.directory = hpk, source, directory
+        self.golden = hpk.golden_arrays()
+        self.x_random = random_inputs(hpk, count, seed) if count else None
+        self.tolerance = {"atol": atol, "rtol": rtol}
+        self.reference_name: str | None = None
+        self.reference: np.ndarray | None = None
+        self.fallback_note: str | None = None
+
+    def run(self, backend: Backend) -> BackendResult:
+        file = str(backend.path) if backend.given else None
+        result = BackendResult(backend.name, backend.kind, backend.mode, file)
+        missing = runtime_missing(backend.kind)
+        if missing:
+            if backend.given:
+                raise ValidationInputError(f"{backend.path}: cannot run {backend.kind} files: {missing}")
+            return self._skip(result, missing)
+        try:
+            if backend.mode is not None:
+                export_model(backend.kind, backend.mode, self.source, self.directory)
+        except BackendUnavailable as exc:
+            return self._skip(result, str(exc))
+        except Exception as exc:  # an exporter crash is a failure of that backend
+            return self._error(result, f"export failed: {short_error(exc)}")
+        try:
+            runner = open_backend(backend.kind, backend.path)
+        except Exception as exc:
+            if backend.given:
+                raise ValidationInputError(
+                    f"{backend.path}: cannot be loaded as {ARTICLES[backend.kind]} model ({short_error(exc)})"
+                ) from None
+            if backend.kind == "pytorch":  # torch is installed here, so this import is cheap
+                from hashpack.torch_eval import TorchEvalError
+
+                if isinstance(exc, TorchEvalError):  # a scheme or op it does not implement
+                    return self._skip(result, short_error(exc))
+            return self._error(result, f"load failed: {short_error(exc)}")
+        try:
+            if self.golden is not None:
+                outputs = runner(np.array(self.golden[0]))
+                result.checks.append(self._compare(outputs, self.golden[1], "golden", STORED))
+            if self.x_random is not None:
+                outputs = runner(self.x_random.copy())
+                if self.reference is None:
+                    self.reference, self.reference_name = np.asarray(outputs), backend.kind
+                    result.is_reference = True
+                else:
+                    result.checks.append(
+                        self._compare(outputs, self.reference, "random", self.reference_name)
+                    )
+        except Exception as exc:
+            return self._error(result, f"run failed: {short_error(exc)}")
+        result.status = "pass" if all(c.passed for c in result.checks) else "fail"
+        return result
+
+    def _compare(self, outputs: np.ndarray, reference: np.ndarray, inputs: str, name: str | None) -> Check:
+        return compare(outputs, reference, inputs=inputs, reference_name=name or "?", **self.tolerance)
+
+    def _skip(self, result: BackendResult, reason: str) -> BackendResult:
+        if result.kind == "pytorch":
+            self.fallback_note = (
+                f"PyTorch evaluator skipped ({reason}): random inputs are compared with the numpy runtime"
+            )
+        result.status, result.reason = "skipped", reason
+        return result
+
+    def _error(self, result: BackendResult, reason: str) -> BackendResult:
+        result.status, result.reason = "error", reason
+        return result

@@ -1,0 +1,236 @@
+"""``hashpack validate``: passes on fresh models of every scheme, fails (exit 1, backend named) on a
+file whose buckets changed after packing, exit 2 on bad input; the PyTorch evaluator it compares
+against covers every scheme and agrees with the numpy runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import hashpack
+from hashpack.cli import main
+from hashpack.models import LeNet5, mlp
+from hashpack.nn.quantize import quantize
+from hashpack.runtime import load
+from hashpack.runtime.schemes import SCHEMES
+from hashpack.torch_eval import DECODERS, to_torch
+from hashpack.validation import EXPORT_MODES, compare, run_validation
+
+SHAPE = (1, 8, 8)
+COMPRESSED = sorted(set(SCHEMES) - {"dense"})  # every compression method, as the runtime knows them
+
+
+def _tflite_exporter_present() -> bool:
+    try:
+        from hashpack.exporter.tflite import export_tflite  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_model(path: Path, method: str, arch: str = "lenet5", quantization: str = "none", **options) -> Path:
+    """A small packed model (random weights, 8 golden samples); conv layers so FreshNets applies."""
+    torch.manual_seed(0)
+    model = LeNet5(SHAPE, 10) if arch == "lenet5" else mlp(SHAPE, 10, hidden=(32,))
+    if method != "dense":
+        hashpack.compress(model, method=method, compression=1 / 4, seed=3, **options)
+        quantize(model, quantization)
+    hashpack.pack(model.eval(), torch.rand(8, *SHAPE), path)
+    return path
+
+
+def tamper(source: Path, target: Path, delta: float = 0.5) -> Path:
+    """Shift every bucket of the first space by ``delta`` and re-sign the checksum (FORMAT.md §2:
+    sha256(metadata string || data buffer)), so the file still loads but no longer matches its
+    golden outputs."""
+    blob = bytearray(source.read_bytes())
+    (header_len,) = struct.unpack_from("<Q", blob, 0)
+    header = json.loads(bytes(blob[8 : 8 + header_len]))
+    meta = header["__metadata__"]
+    spaces = json.loads(meta["hashpack"])["spaces"]
+    tensor = spaces[sorted(spaces)[0]]["tensor"]
+    begin, end = header[tensor]["data_offsets"]
+    start = 8 + header_len
+    values = np.frombuffer(bytes(blob[start + begin : start + end]), dtype="<f4") + np.float32(delta)
+    blob[start + begin : start + end] = values.astype("<f4").tobytes()
+    digest = hashlib.sha256(meta["hashpack"].encode() + bytes(blob[start:])).hexdigest()
+    blob[8 : 8 + header_len] = bytes(blob[8 : 8 + header_len]).replace(
+        meta["hashpack.sha256"].encode(), digest.encode()
+    )
+    target.write_bytes(bytes(blob))
+    return target
+
+
+def _validate(*args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(main, ["validate", *args, "--json"], catch_exceptions=False)
+    return result.exit_code, json.loads(result.output) if result.output.startswith("{") else {}
+
+
+def _by_name(report: dict) -> dict[str, dict]:
+    return {backend["name"]: backend for backend in report["backends"]}
+
+
+# ------------------------------------------------------------------------------- the command
+
+
+@pytest.fixture(scope="module")
+def hashed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model(tmp_path_factory.mktemp("hashed") / "lenet.hpk", "hashed")
+
+
+@pytest.mark.parametrize("method", ["dense", *COMPRESSED])
+def test_passes_on_a_fresh_model_of_every_scheme(tmp_path: Path, method: str) -> None:
+    path = make_model(tmp_path / f"{method}.hpk", method)
+    code, report = _validate(str(path), "--inputs", "4")
+    assert code == 0, report
+    assert report["passed"] and not report["failed"]
+    backends = _by_name(report)
+    for name in ("pytorch", "numpy"):  # always run: the reference and the numpy runtime
+        assert backends[name]["status"] == "pass"
+        assert all(check["passed"] for check in backends[name]["checks"])
+    assert report["random_reference"] == "pytorch" and backends["pytorch"]["is_reference"]
+    golden = backends["numpy"]["checks"][0]
+    assert (
+        golden["inputs"] == "golden" and golden["reference"] == "stored" and golden["top1_agreement"] == 1.0
+    )
+    for backend in report["backends"]:
+        assert backend["status"] in ("pass", "skipped"), backend
+        if backend["status"] == "skipped":
+            assert backend["reason"]  # a skip always says why
+
+
+def test_hashed_model_runs_in_every_backend_and_export_mode(hashed_model: Path) -> None:
+    code, report = _validate(str(hashed_model), "--inputs", "8")
+    assert code == 0
+    backends = _by_name(report)
+    expected = [
+        "pytorch",
+        "numpy",
+        *(f"{kind}:{mode}" for kind, modes in EXPORT_MODES.items() for mode in modes),
+    ]
+    assert list(backends) == expected
+    ran = [name for name in expected if name.startswith("onnx") or _tflite_exporter_present()]
+    for name in ran:
+        assert backends[name]["status"] == "pass", backends[name]
+        inputs = [check["inputs"] for check in backends[name]["checks"]]
+        assert inputs == (["golden"] if name == "pytorch" else ["golden", "random"])
+        for check in backends[name]["checks"]:
+            assert check["max_abs_error"] < 1e-4 and check["tolerance_ratio"] <= 1
+
+
+def test_quantized_spaces_pass(tmp_path: Path) -> None:
+    path = make_model(tmp_path / "int8.hpk", "hashed", arch="mlp", quantization="int8")
+    code, report = _validate(str(path), "--inputs", "4")
+    assert code == 0 and report["passed"]
+
+
+def test_tampered_file_fails_in_every_backend_and_says_by_how_much(
+    tmp_path: Path, hashed_model: Path
+) -> None:
+    bad = tamper(hashed_model, tmp_path / "tampered.hpk")
+    load(bad)  # still a valid file: only the golden comparison can catch it
+    code, report = _validate(str(bad), "--inputs", "4")
+    assert code == 1
+    assert not report["passed"]
+    assert {"pytorch", "numpy"} <= set(report["failed"])
+    assert set(report["failed"]) == {b["name"] for b in report["backends"] if b["status"] != "skipped"}
+    golden = _by_name(report)["numpy"]["checks"][0]
+    assert not golden["passed"] and golden["max_abs_error"] > 0.01 and golden["tolerance_ratio"] > 100
+    assert any("changed after packing" in note for note in report["notes"])
+
+    text = CliRunner().invoke(main, ["validate", str(bad), "--inputs", "4"])
+    assert text.exit_code == 1
+    assert "FAIL" in text.output and "numpy" in text.output and "max abs err" in text.output
+
+
+def test_one_disagreeing_export_is_named(tmp_path: Path, hashed_model: Path) -> None:
+    from hashpack.exporter.onnx import export_onnx
+
+    good, bad = tmp_path / "good.onnx", tmp_path / "bad.onnx"
+    export_onnx(hashed_model, good)
+    export_onnx(tamper(hashed_model, tmp_path / "tampered.hpk"), bad)
+    code, report = _validate(str(hashed_model), "--onnx", str(good), "--onnx", str(bad), "--inputs", "4")
+    assert code == 1
+    assert report["failed"] == ["onnx:bad.onnx"]
+    assert _by_name(report)["onnx:good.onnx"]["status"] == "pass"
+    assert _by_name(report)["onnx:bad.onnx"]["file"] == str(bad)
+
+
+def test_bad_input_exits_2(tmp_path: Path, hashed_model: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    cases = [
+        [str(tmp_path / "missing.hpk")],
+        [str(junk)],  # not a .hpk
+        [str(hashed_model), "--onnx", str(junk)],
+        [str(hashed_model), "--onnx", str(tmp_path / "missing.onnx")],
+        [str(hashed_model), "--tflite", str(hashed_model)],
+        [str(hashed_model), "--atol", "0", "--rtol", "0"],
+        [str(hashed_model), "--inputs", "-1"],
+    ]
+    for args in cases:
+        result = CliRunner().invoke(main, ["validate", *args])
+        assert result.exit_code == 2, (args, result.output)
+
+
+def test_without_torch_random_inputs_are_checked_against_the_numpy_runtime(hashed_model: Path) -> None:
+    report = run_validation(hashed_model, onnx_files=(), random_count=4, use_torch=False)
+    backends = {b.name: b for b in report.backends}
+    assert report.passed and report.random_reference == "numpy"
+    assert backends["pytorch"].status == "skipped"
+    assert backends["numpy"].is_reference and [c.inputs for c in backends["numpy"].checks] == ["golden"]
+    assert backends["onnx:compact"].checks[1].reference == "numpy"
+    assert any("numpy runtime" in note for note in report.notes)
+
+
+def test_compare_applies_the_documented_tolerance() -> None:
+    ref = np.array([[1.0, -2.0], [0.0, 10.0]], dtype=np.float32)
+
+    def check(outputs: np.ndarray, inputs: str = "random"):
+        return compare(outputs, ref, atol=1e-4, rtol=1e-4, inputs=inputs, reference_name="stored")
+
+    close = check(ref + np.float32(1e-5), "golden")
+    assert close.passed and close.top1_agreement == 1.0 and close.tolerance_ratio < 1
+    # per element |y - ref| <= atol + rtol |ref|: 1e-3 off passes where |ref| = 10, fails where ref = 0
+    assert check(ref + np.array([[0, 0], [0, 1e-3]], dtype=np.float32)).passed
+    off = check(ref + np.array([[0, 0], [1e-3, 0]], dtype=np.float32))
+    assert not off.passed and off.tolerance_ratio > 1
+    assert off.max_abs_error == pytest.approx(1e-3) and off.max_rel_error == pytest.approx(1e-4)
+    assert off.top1_agreement is None  # top-1 is reported on the golden set only
+    assert not check(ref[:1]).passed and "shape" in check(ref[:1]).note
+    assert not check(ref * np.nan).passed
+
+
+# -------------------------------------------------------------------------- the torch evaluator
+
+
+def test_torch_evaluator_covers_every_runtime_scheme() -> None:
+    assert set(SCHEMES) <= set(DECODERS), f"no torch decoder for {sorted(set(SCHEMES) - set(DECODERS))}"
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "quantization"),
+    [
+        ("hashed", {}, "int8"),
+        ("fresh", {}, "fp16"),
+        ("funhash", {"hops": 2, "dual_space": True}, "int8"),
+        ("funhash", {"hidden": 0, "hashes": 1}, "none"),
+        ("fsnet", {}, "int8"),
+    ],
+)
+def test_torch_evaluator_regenerates_the_runtime_weights(
+    tmp_path: Path, method: str, options: dict, quantization: str
+) -> None:
+    path = make_model(tmp_path / "m.hpk", method, quantization=quantization, **options)
+    runtime = load(path)
+    graph = to_torch(path)
+    for name, weight in runtime.weights.items():
+        np.testing.assert_allclose(graph.weights[name].numpy(), weight, rtol=1e-6, atol=1e-7, err_msg=name)
+    np.testing.assert_allclose(graph.run(runtime.golden_inputs), runtime.golden_outputs, rtol=1e-5, atol=1e-6)
