@@ -11,8 +11,8 @@ operators, subgraphs and signature defs by hand and packs them itself, so that:
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import flatbuffers
@@ -100,6 +100,8 @@ class SubgraphBuilder:
         self._inputs: list[int] = []
         self._outputs: list[int] = []
         self._constants: dict[tuple[str, tuple[int, ...], bytes], TensorHandle] = {}
+        self._anonymous: set[int] = set()  # tensors written without a name (saves file bytes)
+        self._cursor: int | None = None  # see inserting_at
 
     # -- tensors ---------------------------------------------------------------------------------
     def add_tensor(
@@ -110,7 +112,12 @@ class SubgraphBuilder:
         *,
         data: np.ndarray | None = None,
     ) -> TensorHandle:
-        """Add a tensor; ``None`` in ``shape`` is a dynamic dimension (1 in shape, -1 in signature)."""
+        """Add a tensor; ``None`` in ``shape`` is a dynamic dimension (1 in shape, -1 in signature).
+
+        A tensor added without a name is called ``t<index>`` here but written without a name:
+        hash temporaries are most of a compressed model's tensors, and their names ~10% of its graph.
+        """
+        anonymous = name is None
         if name is None:
             name = f"t{len(self._tensors)}"
         if name in self._names:
@@ -129,6 +136,8 @@ class SubgraphBuilder:
                 raise ValueError(f"constant {name!r} has shape {arr.shape}, declared {static}")
             tensor.buffer = self.model.add_buffer(arr.tobytes())
         handle = TensorHandle(self.index, len(self._tensors), name, dt, static)
+        if anonymous:
+            self._anonymous.add(handle.index)
         self._tensors.append(tensor)
         self._handles.append(handle)
         self._names.add(name)
@@ -147,11 +156,7 @@ class SubgraphBuilder:
         key = (arr.dtype.str, tuple(arr.shape), arr.tobytes())
         handle = self._constants.get(key)
         if handle is None:
-            tag = f"{arr.dtype.name}{list(arr.shape)}".replace(" ", "")
-            digest = hashlib.sha256(key[2]).hexdigest()[:8]
-            handle = self.add_tensor(
-                f"const/{tag}/{digest}/{len(self._tensors)}", arr.dtype, arr.shape, data=arr
-            )
+            handle = self.add_tensor(None, arr.dtype, arr.shape, data=arr)  # written without a name
             self._constants[key] = handle
         return handle
 
@@ -194,6 +199,7 @@ class SubgraphBuilder:
         """Append (or insert at ``position``) a builtin operator; ``None`` inputs are omitted optionals.
 
         ``version`` defaults to what the TF converter would declare for these types (op_versions).
+        Options equal to their defaults are not written (LiteRT's parser supplies the defaults).
         """
         inputs, outputs = list(inputs), list(outputs)
         ins = [-1 if t is None else self._check(t).index for t in inputs]
@@ -204,14 +210,34 @@ class SubgraphBuilder:
         operator.opcodeIndex = self.model.opcode_index(opcode(op), version)
         operator.inputs = ins
         operator.outputs = outs
+        if options is not None and vars(options) == vars(type(options)()):
+            options = None  # all defaults: the parser fills them in; the table costs ~10 bytes per op
         if options is not None:
             field, code = _options_union(options)
             setattr(operator, field, options)
             setattr(operator, field + "Type", code)
+        if position is None and self._cursor is not None:
+            position = self._cursor
+            self._cursor += 1
         if position is None:
             self._operators.append(operator)
         else:
             self._operators.insert(position, operator)
+
+    @contextlib.contextmanager
+    def inserting_at(self, position: int) -> Iterator[None]:
+        """Ops added inside the block go to ``position`` onwards, in order, instead of the end.
+
+        Why: a prologue (e.g. weights decompressed in batches once every layer has asked for its
+        weights) can be emitted after its consumers yet run before them.
+        """
+        if not 0 <= position <= len(self._operators):
+            raise ValueError(f"position {position} outside [0, {len(self._operators)}]")
+        saved, self._cursor = self._cursor, position
+        try:
+            yield
+        finally:
+            self._cursor = saved
 
     def op(
         self,
@@ -243,11 +269,18 @@ class SubgraphBuilder:
     def _to_object(self) -> schema.SubGraphT:
         sg = schema.SubGraphT()
         sg.name = self.name
-        sg.tensors = list(self._tensors)
+        sg.tensors = [_unnamed(t) if i in self._anonymous else t for i, t in enumerate(self._tensors)]
         sg.inputs = list(self._inputs)
         sg.outputs = list(self._outputs)
         sg.operators = list(self._operators)
         return sg
+
+
+def _unnamed(tensor: schema.TensorT) -> schema.TensorT:
+    copy = schema.TensorT()
+    copy.__dict__.update(tensor.__dict__)
+    copy.name = None
+    return copy
 
 
 class ModelBuilder:

@@ -28,12 +28,17 @@ from .builder import SubgraphBuilder, TensorHandle
 from .schema import schema, tflite_type
 
 __all__ = [
+    "emit_bucket",
     "emit_bucket_and_sign",
     "emit_cast",
     "emit_gather_signed",
+    "emit_gather_signed_at",
     "emit_hash",
     "emit_index_range",
+    "emit_keyed",
+    "emit_mix32",
     "emit_reshape",
+    "emit_sign",
 ]
 
 
@@ -96,9 +101,20 @@ def emit_hash(
         x = emit_cast(sg, x, np.uint32, name=_name(name, "index_u32"))
     elif np.dtype(x.dtype) != np.uint32:
         raise ValueError(f"index tensor {x.name!r} is {x.dtype}, need int32 or uint32")
+    return emit_mix32(sg, emit_keyed(sg, x, key, multiplier, name), name)
+
+
+def emit_keyed(
+    sg: SubgraphBuilder, index: TensorHandle, key: int, multiplier: int, name: str | None = None
+) -> TensorHandle:
+    """``(i ^ key) * multiplier`` on a uint32 index tensor: the seed-dependent part of h(i)."""
+    x = _binary(sg, "BITWISE_XOR", index, _u32(sg, key), schema.BitwiseXorOptionsT(), _name(name, "keyed"))
+    return _binary(sg, "MUL", x, _u32(sg, multiplier), schema.MulOptionsT(), _name(name, "scaled"))
+
+
+def emit_mix32(sg: SubgraphBuilder, x: TensorHandle, name: str | None = None) -> TensorHandle:
+    """mix32 on a uint32 tensor; seed-independent, so one chain can serve many tensors at once."""
     mul, xor, shift = schema.MulOptionsT(), schema.BitwiseXorOptionsT(), schema.RightShiftOptionsT()
-    x = _binary(sg, "BITWISE_XOR", x, _u32(sg, key), xor, _name(name, "keyed"))
-    x = _binary(sg, "MUL", x, _u32(sg, multiplier), mul, _name(name, "scaled"))
     sixteen, mix = _u32(sg, 16), _u32(sg, MIX_MULTIPLIER)
     for step in range(3):  # mix32: three xor-shifts with two multiplies between them
         high = _binary(sg, "RIGHT_SHIFT", x, sixteen, shift, _name(name, f"mix{step}_shift"))
@@ -115,15 +131,25 @@ def emit_bucket_and_sign(
     """(h mod K as int64, sign as float32 ±1) from a uint32 hash tensor; outputs ``name/bucket|sign``."""
     check_num_buckets(num_buckets)
     wide = emit_cast(sg, h, np.int64, name=_name(name, "h_i64"))
+    return emit_bucket(sg, wide, num_buckets, name), emit_sign(sg, h, name)
+
+
+def emit_bucket(
+    sg: SubgraphBuilder, wide: TensorHandle, num_buckets: int, name: str | None = None
+) -> TensorHandle:
+    """``h mod K`` (int64) from the hash already cast to int64 (LiteRT has no uint32 FLOOR_MOD)."""
     k = sg.constant(num_buckets, np.int64)
-    bucket = _binary(sg, "FLOOR_MOD", wide, k, schema.FloorModOptionsT(), _name(name, "bucket"))
+    return _binary(sg, "FLOOR_MOD", wide, k, schema.FloorModOptionsT(), _name(name, "bucket"))
+
+
+def emit_sign(sg: SubgraphBuilder, h: TensorHandle, name: str | None = None) -> TensorHandle:
+    """``1 - 2 * bit31(h)`` as float32 (±1) from a uint32 hash tensor."""
     top = _binary(sg, "RIGHT_SHIFT", h, _u32(sg, 31), schema.RightShiftOptionsT(), _name(name, "bit31"))
     bit = emit_cast(sg, top, np.float32, name=_name(name, "bit31_f32"))
     twice = _binary(
         sg, "MUL", bit, sg.constant(-2.0, np.float32), schema.MulOptionsT(), _name(name, "minus2bit")
     )
-    sign = _binary(sg, "ADD", twice, sg.constant(1.0, np.float32), schema.AddOptionsT(), _name(name, "sign"))
-    return bucket, sign
+    return _binary(sg, "ADD", twice, sg.constant(1.0, np.float32), schema.AddOptionsT(), _name(name, "sign"))
 
 
 def _gather_signed_flat(
@@ -137,12 +163,31 @@ def _gather_signed_flat(
     out_name: str | None,
 ) -> TensorHandle:
     index = emit_index_range(sg, start, stop, name=_name(name, "index"))
+    return emit_gather_signed_at(sg, values, index, seed, function, name=name, out_name=out_name)
+
+
+def emit_gather_signed_at(
+    sg: SubgraphBuilder,
+    values: TensorHandle,
+    index: TensorHandle,
+    seed: int,
+    function: int = 0,
+    *,
+    name: str | None = None,
+    out_name: str | None = None,
+) -> TensorHandle:
+    """``sign(i) * values[bucket(i)]`` for every flat index ``i`` held by ``index`` (any shape).
+
+    Why: a kernel that wants a weight in another axis order (OHWI filters) gets it by hashing the
+    permuted flat indices, with no TRANSPOSE; each element is still ``weight(i)`` bit for bit.
+    ``index`` is int32 (or uint32) with values in ``[0, 2**31)``; ``values`` is float32 ``[K]``.
+    """
     h = emit_hash(sg, index, seed, function, name=_name(name, "hash"))
     bucket, sign = emit_bucket_and_sign(sg, h, values.shape[0], name=name)
     options = schema.GatherOptionsT()
     options.axis = 0
     gathered = sg.op(
-        "GATHER", [values, bucket], np.float32, [stop - start], options, name=_name(name, "gathered")
+        "GATHER", [values, bucket], np.float32, index.shape, options, name=_name(name, "gathered")
     )
     return _binary(sg, "MUL", gathered, sign, schema.MulOptionsT(), out_name)
 

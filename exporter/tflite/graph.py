@@ -1,0 +1,468 @@
+"""Graph ops (docs/FORMAT.md §5) as LiteRT builtin ops: one small translator per .hpk op.
+
+Every .hpk op means what the PyTorch op of that name means (NCHW). LiteRT's convolutions and
+pools are NHWC, so those translators ask the context for their input in NHWC and produce NHWC;
+elementwise ops keep whatever layout their input has; flatten/reshape/softmax go back to
+PyTorch's memory order where it matters (``context.py`` inserts and caches the TRANSPOSEs).
+Weights come from ``ctx.weights`` in the LiteRT layout each kernel wants, whatever the mode.
+An op without a translator, or an op configuration LiteRT has no builtin for, is an
+``HpkFormatError`` naming the op and the node.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from hashpack.runtime import HpkFormatError, Node
+
+from .builder import TensorHandle
+from .context import ExportContext, Shape
+from .fusion import batch_norm_affine
+from .layout import NHWC, TORCH, WeightView, conv_output_size, nhwc_axis, same_padding_matches
+from .schema import schema
+
+__all__ = ["OPS", "Translator", "register_op", "translate"]
+
+Translator = Callable[[ExportContext, Node], None]
+
+OPS: dict[str, Translator] = {}
+
+OHWI = WeightView(perm=(0, 2, 3, 1))  # CONV_2D filter [out, kh, kw, in]
+IHWO = WeightView(perm=(1, 2, 3, 0))  # DEPTHWISE_CONV_2D filter [1, kh, kw, out] (in = 1 per group)
+
+
+def register_op(name: str) -> Callable[[Translator], Translator]:
+    """Register ``translator(ctx, node)`` for .hpk op ``name``."""
+
+    def decorate(translator: Translator) -> Translator:
+        OPS[name] = translator
+        return translator
+
+    return decorate
+
+
+def translate(ctx: ExportContext, node: Node) -> None:
+    """Append the LiteRT ops computing ``node``; shape or support problems name the node."""
+    if node.name in ctx.fusions.absorbed:  # a BatchNorm or activation computed by the op before it
+        ctx.alias(node.outputs[0], node.inputs[0])
+        return
+    translator = OPS.get(node.op)
+    if translator is None:
+        raise ctx.fail(
+            f"node {node.name!r}: op {node.op!r} is not supported by the TFLite exporter "
+            f"(supported: {', '.join(sorted(OPS))})"
+        )
+    try:
+        translator(ctx, node)
+    except HpkFormatError:
+        raise
+    except _Unsupported as exc:
+        raise ctx.fail(
+            f"node {node.name!r} ({node.op}): {exc} is not supported by the TFLite exporter"
+        ) from None
+    except (ValueError, IndexError) as exc:  # shapes that do not fit: a bad file, named by node
+        raise ctx.fail(f"node {node.name!r} ({node.op}): {exc}") from None
+
+
+class _Unsupported(Exception):
+    """A valid .hpk op configuration that LiteRT's builtin ops cannot express."""
+
+
+def _nhwc(shape: Shape) -> list[int | None]:
+    return [shape[0], shape[2], shape[3], shape[1]]
+
+
+def _rank4(ctx: ExportContext, name: str) -> tuple[int, int, int]:
+    shape = ctx.shape(name)
+    if len(shape) != 4:
+        raise ValueError(f"expects an NCHW input, got shape {list(shape)}")
+    return shape[1], shape[2], shape[3]  # type: ignore[return-value]
+
+
+def _param_shape(ctx: ExportContext, node: Node, slot: str) -> tuple[int, ...]:
+    return ctx.hpk.params[node.params[slot]].shape
+
+
+# ------------------------------------------------------------------------------ dense layers
+
+
+@register_op("Linear")
+def _linear(ctx: ExportContext, node: Node) -> None:
+    shape = ctx.shape(node.inputs[0])
+    out_features, in_features = _param_shape(ctx, node, "weight")
+    if len(shape) != 2 or shape[1] != in_features:
+        raise ValueError(f"input {list(shape)} does not fit weight [{out_features}, {in_features}]")
+    scale = ctx.fusions.batch_norm.get(node.name, (None, None))[0]
+    # FULLY_CONNECTED wants [out, in], as stored. With non-constant weights it beat BATCH_MATMUL.
+    weight = ctx.weights.weight(node.params["weight"], scale=None if scale is None else scale[:, None])
+    bias = _bias(ctx, node, WeightView(), out_features, optional=True)
+    options = schema.FullyConnectedOptionsT()
+    options.fusedActivationFunction = ctx.fusions.fused_activation(node)
+    x = ctx.get(node.inputs[0])
+    y = ctx.op("FULLY_CONNECTED", [x, weight, bias], node.outputs[0], [None, out_features], options)
+    ctx.define(node.outputs[0], y, TORCH, (None, out_features))
+
+
+def _bias(
+    ctx: ExportContext, node: Node, view: WeightView, count: int, optional: bool = False
+) -> TensorHandle | None:
+    """The layer's bias (rows of ``view``), with a folded BatchNorm's ``b·scale + shift``.
+
+    A bias-free layer gets ``shift`` when a BatchNorm was folded into it, else zeros (LiteRT's
+    convolutions require a bias tensor), or nothing if ``optional``.
+    """
+    scale, shift = ctx.fusions.batch_norm.get(node.name, (None, None))
+    rows = slice(*view.rows) if view.rows is not None else slice(None)
+    if "bias" in node.params:
+        if scale is None:
+            return ctx.weights.weight(node.params["bias"], view)
+        return ctx.weights.weight(node.params["bias"], view, scale[rows], shift[rows])  # type: ignore[index]
+    if shift is not None:
+        return ctx.main.constant(np.ascontiguousarray(shift[rows]))
+    return None if optional else ctx.main.constant(np.zeros(count, np.float32))
+
+
+def _padding(
+    ctx: ExportContext,
+    x: TensorHandle,
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    pad_value: float = 0.0,
+) -> tuple[TensorHandle, int]:
+    """(input, TFLite padding): VALID, SAME where it places PyTorch's windows, else PAD + VALID."""
+    if not any(padding):
+        return x, schema.Padding.VALID
+    if all(same_padding_matches(size[i], kernel[i], stride[i], padding[i], dilation[i]) for i in (0, 1)):
+        return x, schema.Padding.SAME
+    return _explicit_pad(ctx, x, padding, pad_value), schema.Padding.VALID
+
+
+def _explicit_pad(ctx: ExportContext, x: TensorHandle, pad: list[int], value: float = 0.0) -> TensorHandle:
+    """PAD (zeros) or PADV2 (``value``) of the two spatial axes of an NHWC tensor."""
+    ph, pw = pad
+    pads = ctx.main.constant(np.array([[0, 0], [ph, ph], [pw, pw], [0, 0]], dtype=np.int32))
+    shape = [None, x.shape[1] + 2 * ph, x.shape[2] + 2 * pw, x.shape[3]]
+    if value == 0.0:
+        return ctx.op("PAD", [x, pads], f"{x.name}/pad", shape, schema.PadOptionsT())
+    fill = ctx.main.constant(np.float32(value))
+    return ctx.op("PADV2", [x, pads, fill], f"{x.name}/pad", shape, schema.PadV2OptionsT())
+
+
+@register_op("Conv2d")
+def _conv2d(ctx: ExportContext, node: Node) -> None:
+    channels, height, width = _rank4(ctx, node.inputs[0])
+    out_channels, group_in, kh, kw = _param_shape(ctx, node, "weight")
+    a = node.attrs
+    groups, stride, dilation = a["groups"], a["stride"], a["dilation"]
+    if channels != group_in * groups:
+        raise ValueError(f"input has {channels} channels, weight expects {group_in * groups}")
+    ho = conv_output_size(height, kh, stride[0], a["padding"][0], dilation[0])
+    wo = conv_output_size(width, kw, stride[1], a["padding"][1], dilation[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(f"kernel {kh}×{kw} is larger than the padded input {height}×{width}")
+    out, shape = node.outputs[0], (None, out_channels, ho, wo)
+    x = ctx.get(node.inputs[0], NHWC)
+    weight = node.params["weight"]
+    scale = ctx.fusions.batch_norm.get(node.name, (None, None))[0]
+    activation = ctx.fusions.fused_activation(node)
+    x, padding = _padding(ctx, x, (height, width), (kh, kw), stride, a["padding"], dilation)
+
+    def options(kind: type) -> object:
+        opts = kind()
+        opts.padding, opts.strideH, opts.strideW = padding, stride[0], stride[1]
+        opts.dilationHFactor, opts.dilationWFactor = dilation
+        opts.fusedActivationFunction = activation
+        return opts
+
+    def filter_of(view: WeightView, axis: int) -> TensorHandle:
+        if scale is None:
+            return ctx.weights.weight(weight, view)
+        rows = scale if view.rows is None else scale[view.rows[0] : view.rows[1]]
+        return ctx.weights.weight(weight, view, rows.reshape([-1 if i == axis else 1 for i in range(4)]))
+
+    if groups == 1:
+        inputs = [x, filter_of(OHWI, 0), _bias(ctx, node, WeightView(), out_channels)]
+        y = ctx.op("CONV_2D", inputs, out, _nhwc(shape), options(schema.Conv2DOptionsT))
+    elif group_in == 1:  # depthwise: output channel o reads input channel o // multiplier, as in PyTorch
+        opts = options(schema.DepthwiseConv2DOptionsT)
+        opts.depthMultiplier = out_channels // channels  # type: ignore[attr-defined]
+        inputs = [x, filter_of(IHWO, 3), _bias(ctx, node, WeightView(), out_channels)]
+        y = ctx.op("DEPTHWISE_CONV_2D", inputs, out, _nhwc(shape), opts)
+    else:  # general groups: SPLIT the channels, one CONV_2D per group, CONCATENATION
+        per_group = out_channels // groups
+        split = schema.SplitOptionsT()
+        split.numSplits = groups
+        parts = [ctx.activation(f"{out}/group{g}/in", [None, *x.shape[1:3], group_in]) for g in range(groups)]
+        ctx.main.add_op("SPLIT", [ctx.main.constant(np.int32(3)), x], parts, split)
+        outs = []
+        for g, part in enumerate(parts):
+            view = WeightView(OHWI.perm, (g * per_group, (g + 1) * per_group))
+            inputs = [part, filter_of(view, 0), _bias(ctx, node, WeightView(rows=view.rows), per_group)]
+            outs.append(
+                ctx.op(
+                    "CONV_2D",
+                    inputs,
+                    f"{out}/group{g}",
+                    [None, ho, wo, per_group],
+                    options(schema.Conv2DOptionsT),
+                )
+            )
+        concat = schema.ConcatenationOptionsT()
+        concat.axis = 3
+        y = ctx.op("CONCATENATION", outs, out, _nhwc(shape), concat)
+    ctx.define(out, y, NHWC, shape)
+
+
+@register_op("BatchNorm")
+def _batch_norm(ctx: ExportContext, node: Node) -> None:
+    """y = x · scale + shift with scale = weight / sqrt(var + eps), shift = bias - mean · scale.
+
+    Only BatchNorms that ``fusion.py`` could not fold into the layer before them get here.
+    """
+    shape = ctx.shape(node.inputs[0])
+    slots = ("weight", "bias", "running_mean", "running_var")
+    channels = _param_shape(ctx, node, "weight")[0]
+    if len(shape) not in (2, 4) or shape[1] != channels:
+        raise ValueError(f"input {list(shape)} does not fit {channels} channels")
+    eps = np.float32(node.attrs["eps"])  # read as float32, as torch does
+    names = [node.params[s] for s in slots]
+    store = ctx.weights
+    if all(store.is_constant(n) for n in names):  # fold at export time
+        scale, shift = batch_norm_affine(*(store.array(n) for n in names), eps)
+        scale_t = ctx.main.constant(scale, name=ctx.names.claim(ctx.main, f"{node.name}/scale"))
+        shift_t = ctx.main.constant(shift, name=ctx.names.claim(ctx.main, f"{node.name}/shift"))
+    else:  # fold in the weight subgraph (once: on the first invoke only)
+        sg = store.weight_subgraph
+        w, b, mean, var = (store.emit(sg, n) for n in names)
+
+        def binary(op: str, lhs: TensorHandle, rhs: TensorHandle, options: object) -> TensorHandle:
+            return sg.op(op, [lhs, rhs], np.float32, [channels], options)
+
+        root = sg.op(
+            "SQRT", [binary("ADD", var, sg.constant(eps), schema.AddOptionsT())], np.float32, [channels]
+        )
+        scale_w = binary("DIV", w, root, schema.DivOptionsT())
+        shift_w = binary("SUB", b, binary("MUL", mean, scale_w, schema.MulOptionsT()), schema.SubOptionsT())
+        scale_t = store.publish(scale_w, f"{node.name}/scale")
+        shift_t = store.publish(shift_w, f"{node.name}/shift")
+    layout = NHWC if len(shape) == 4 else TORCH
+    x = ctx.get(node.inputs[0], layout)
+    out_shape = _nhwc(shape) if layout == NHWC else list(shape)
+    scaled = ctx.op("MUL", [x, scale_t], f"{node.outputs[0]}/scaled", out_shape, schema.MulOptionsT())
+    y = ctx.op("ADD", [scaled, shift_t], node.outputs[0], out_shape, schema.AddOptionsT())
+    ctx.define(node.outputs[0], y, layout, shape)
+
+
+# --------------------------------------------------------------------------- elementwise ops
+
+
+def _unary(tflite_op: str) -> Translator:
+    def translate_unary(ctx: ExportContext, node: Node) -> None:
+        layout = ctx.layouts(node.inputs[0])[0]
+        x = ctx.get(node.inputs[0], layout)
+        y = ctx.op(tflite_op, [x], node.outputs[0], [None, *x.shape[1:]])
+        ctx.define(node.outputs[0], y, layout, ctx.shape(node.inputs[0]))
+
+    return translate_unary
+
+
+for _op, _tflite in (("Relu", "RELU"), ("Relu6", "RELU6"), ("Sigmoid", "LOGISTIC"), ("Tanh", "TANH")):
+    register_op(_op)(_unary(_tflite))
+
+
+@register_op("Add")
+def _add(ctx: ExportContext, node: Node) -> None:
+    a, b = node.inputs
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    try:
+        broadcast = np.broadcast_shapes(tuple(d or 1 for d in sa), tuple(d or 1 for d in sb))
+    except ValueError:
+        raise ValueError(f"shapes {list(sa)} and {list(sb)} do not broadcast") from None
+    if broadcast != tuple(d or 1 for d in sa):
+        raise ValueError(f"shape {list(sb)} does not broadcast to {list(sa)}")
+    both4 = len(sa) == len(sb) == 4
+    layout = NHWC if both4 and NHWC in ctx.layouts(a) + ctx.layouts(b) else TORCH
+    shape = _nhwc(sa) if layout == NHWC else list(sa)
+    options = schema.AddOptionsT()
+    options.fusedActivationFunction = ctx.fusions.fused_activation(node)
+    y = ctx.op("ADD", [ctx.get(a, layout), ctx.get(b, layout)], node.outputs[0], shape, options)
+    ctx.define(node.outputs[0], y, layout, sa)
+
+
+@register_op("Softmax")
+def _softmax(ctx: ExportContext, node: Node) -> None:
+    """SOFTMAX works on the last axis: use NHWC for channels, else move the axis last and back."""
+    shape = ctx.shape(node.inputs[0])
+    rank = len(shape)
+    axis = node.attrs["axis"]
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} out of range for rank {rank}")
+    axis %= rank
+    if axis == 0:
+        raise _Unsupported("Softmax over the batch axis")
+    options = schema.SoftmaxOptionsT()
+    options.beta = 1.0
+    out = node.outputs[0]
+    if rank == 4 and axis == 1:
+        y = ctx.op("SOFTMAX", [ctx.get(node.inputs[0], NHWC)], out, _nhwc(shape), options)
+        ctx.define(out, y, NHWC, shape)
+        return
+    x = ctx.get(node.inputs[0], TORCH)
+    if axis == rank - 1:
+        ctx.define(out, ctx.op("SOFTMAX", [x], out, list(shape), options), TORCH, shape)
+        return
+    perm = [*(i for i in range(rank) if i != axis), axis]
+    moved = ctx.transpose(x, perm, f"{out}/moved")
+    soft = ctx.op("SOFTMAX", [moved], f"{out}/moved_softmax", [None, *moved.shape[1:]], options)
+    back = ctx.transpose(soft, list(np.argsort(perm)), out)
+    ctx.define(out, back, TORCH, shape)
+
+
+@register_op("Concat")
+def _concat(ctx: ExportContext, node: Node) -> None:
+    shapes = [ctx.shape(name) for name in node.inputs]
+    rank = len(shapes[0])
+    axis = node.attrs["axis"]
+    if not -rank <= axis < rank or any(len(s) != rank for s in shapes):
+        raise ValueError(f"cannot concatenate shapes {[list(s) for s in shapes]} on axis {axis}")
+    axis %= rank
+    if axis == 0:
+        raise _Unsupported("Concat over the batch axis")
+    if any(s[:axis] + s[axis + 1 :] != shapes[0][:axis] + shapes[0][axis + 1 :] for s in shapes):
+        raise ValueError(f"cannot concatenate shapes {[list(s) for s in shapes]} on axis {axis}")
+    shape = list(shapes[0])
+    shape[axis] = sum(s[axis] for s in shapes)  # type: ignore[misc]
+    nhwc = rank == 4 and any(NHWC in ctx.layouts(name) for name in node.inputs)
+    options = schema.ConcatenationOptionsT()
+    options.axis = nhwc_axis(axis) if nhwc else axis
+    layout = NHWC if nhwc else TORCH
+    inputs = [ctx.get(name, layout) for name in node.inputs]
+    y = ctx.op("CONCATENATION", inputs, node.outputs[0], _nhwc(tuple(shape)) if nhwc else shape, options)
+    ctx.define(node.outputs[0], y, layout, tuple(shape))
+
+
+# --------------------------------------------------------------------------------- pooling
+
+
+def _pool_out(ctx: ExportContext, node: Node, dilation: list[int]) -> tuple[int, int, int, int, int]:
+    channels, height, width = _rank4(ctx, node.inputs[0])
+    (kh, kw), stride, padding = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    if min(kh, kw, *stride) < 1:
+        raise ValueError("kernel and stride must be positive")
+    if padding[0] * 2 > kh or padding[1] * 2 > kw:
+        raise ValueError(f"padding {padding} exceeds half the kernel {[kh, kw]}")
+    ho = conv_output_size(height, kh, stride[0], padding[0], dilation[0])
+    wo = conv_output_size(width, kw, stride[1], padding[1], dilation[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(f"kernel {kh}×{kw} is larger than the padded input {height}×{width}")
+    return channels, height, width, ho, wo
+
+
+def _pool_options(node: Node, padding: int) -> object:
+    options = schema.Pool2DOptionsT()
+    options.padding = padding
+    options.strideH, options.strideW = node.attrs["stride"]
+    options.filterHeight, options.filterWidth = node.attrs["kernel"]
+    return options
+
+
+@register_op("MaxPool2d")
+def _max_pool(ctx: ExportContext, node: Node) -> None:
+    dilation = node.attrs["dilation"]
+    if dilation != [1, 1]:
+        raise _Unsupported(f"MaxPool2d with dilation {dilation} (MAX_POOL_2D has none)")
+    c, h, w, ho, wo = _pool_out(ctx, node, dilation)
+    a = node.attrs  # explicit padding is -inf: a padded position never wins, as in PyTorch
+    x, padding = _padding(
+        ctx, ctx.get(node.inputs[0], NHWC), (h, w), a["kernel"], a["stride"], a["padding"], [1, 1], -np.inf
+    )
+    y = ctx.op("MAX_POOL_2D", [x], node.outputs[0], [None, ho, wo, c], _pool_options(node, padding))
+    ctx.define(node.outputs[0], y, NHWC, (None, c, ho, wo))
+
+
+@register_op("AvgPool2d")
+def _avg_pool(ctx: ExportContext, node: Node) -> None:
+    """AVERAGE_POOL_2D divides by the in-bounds count with SAME, by the window size with VALID."""
+    c, h, w, ho, wo = _pool_out(ctx, node, [1, 1])
+    a = node.attrs
+    (kh, kw), stride, pad = a["kernel"], a["stride"], a["padding"]
+    out = node.outputs[0]
+    x = ctx.get(node.inputs[0], NHWC)
+    exclude = not a["count_include_pad"] and any(pad)
+    same = all(
+        same_padding_matches(n, k, s, p) for n, k, s, p in zip((h, w), (kh, kw), stride, pad, strict=True)
+    )
+    if not any(pad):
+        padding = schema.Padding.VALID
+    elif exclude and same:
+        padding = schema.Padding.SAME
+    else:
+        x, padding = _explicit_pad(ctx, x, pad), schema.Padding.VALID
+    rescale = exclude and padding == schema.Padding.VALID
+    base = f"{out}/window_mean" if rescale else out
+    y = ctx.op("AVERAGE_POOL_2D", [x], base, [None, ho, wo, c], _pool_options(node, padding))
+    if rescale:  # window means -> means over the in-bounds elements only
+        rows = _in_bounds(h, kh, stride[0], pad[0], ho)
+        cols = _in_bounds(w, kw, stride[1], pad[1], wo)
+        factor = (np.float32(kh * kw) / np.outer(rows, cols).astype(np.float32)).reshape(1, ho, wo, 1)
+        factor_t = ctx.main.constant(factor.astype(np.float32))
+        y = ctx.op("MUL", [y, factor_t], out, [None, ho, wo, c], schema.MulOptionsT())
+    ctx.define(out, y, NHWC, (None, c, ho, wo))
+
+
+def _in_bounds(size: int, kernel: int, stride: int, pad: int, count: int) -> np.ndarray:
+    """How many of each window's positions along one axis fall inside the unpadded input."""
+    starts = np.arange(count) * stride - pad
+    return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
+
+
+@register_op("GlobalAvgPool")
+def _global_avg_pool(ctx: ExportContext, node: Node) -> None:
+    c, _, _ = _rank4(ctx, node.inputs[0])
+    options = schema.ReducerOptionsT()
+    options.keepDims = True
+    x = ctx.get(node.inputs[0], NHWC)
+    y = ctx.op("MEAN", [x, ctx.int32([1, 2])], node.outputs[0], [None, 1, 1, c], options)
+    ctx.define(node.outputs[0], y, NHWC, (None, c, 1, 1))
+
+
+# ---------------------------------------------------------------------------------- shapes
+
+
+@register_op("Flatten")
+def _flatten(ctx: ExportContext, node: Node) -> None:
+    shape = ctx.shape(node.inputs[0])
+    start = node.attrs["start_dim"]
+    if not 1 <= start < max(len(shape), 2):
+        raise ValueError(f"start_dim {start} invalid for rank {len(shape)}")
+    _reshape_to(ctx, node, [*shape[1:start], math.prod(shape[start:])])  # type: ignore[arg-type]
+
+
+@register_op("Reshape")
+def _reshape(ctx: ExportContext, node: Node) -> None:
+    target = list(node.attrs["shape"])
+    features = math.prod(ctx.shape(node.inputs[0])[1:])  # type: ignore[arg-type]
+    if target.count(-1) == 1 and all(d > 0 or d == -1 for d in target):
+        known = math.prod(d for d in target if d != -1)
+        if known and features % known == 0:
+            target[target.index(-1)] = features // known
+    if not target or any(d < 1 for d in target) or math.prod(target) != features:
+        raise ValueError(f"cannot reshape {features} features to {node.attrs['shape']}")
+    _reshape_to(ctx, node, target)
+
+
+def _reshape_to(ctx: ExportContext, node: Node, target: list[int]) -> None:
+    """RESHAPE in PyTorch's memory order to ``[batch, *target]``; identity reshapes add no op."""
+    name, out = node.inputs[0], node.outputs[0]
+    shape = (None, *target)
+    if tuple(ctx.shape(name)) == shape:
+        ctx.alias(out, name)
+        return
+    y = ctx.reshape(ctx.get_torch_order(name), target, out)
+    ctx.define(out, y, TORCH, shape)

@@ -1,0 +1,153 @@
+"""Layouts: PyTorch's NCHW activations and OIHW weights versus LiteRT's NHWC / OHWI / 1HWO.
+
+Why a module of its own: the .hpk graph means what PyTorch means (docs/FORMAT.md §5), while
+LiteRT's CONV_2D, DEPTHWISE_CONV_2D and the pooling ops only take NHWC activations and filters
+in their own axis order. Everything that maps one onto the other lives here:
+
+- activation layouts (``TORCH`` = the .hpk's own order, ``NHWC`` for rank-4 tensors) and the
+  permutations between them;
+- :class:`WeightView`, which says in which order a kernel wants the elements of a virtual weight.
+  A hashed weight is generated *directly* in that order by hashing permuted flat indices (the
+  hash of element ``i`` is a function of ``i`` alone), so no TRANSPOSE of a decompressed weight is
+  ever needed and every element stays bit-identical to the numpy runtime's;
+- padding: when TFLite's ``SAME`` places the same windows as PyTorch's symmetric padding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "NCHW_TO_NHWC",
+    "NHWC",
+    "NHWC_TO_NCHW",
+    "TORCH",
+    "WeightView",
+    "conv_output_size",
+    "nhwc_axis",
+    "same_padding_matches",
+]
+
+TORCH = "torch"  # the .hpk's own layout (NCHW for rank 4)
+NHWC = "nhwc"  # LiteRT's layout of rank-4 activations
+NCHW_TO_NHWC = (0, 2, 3, 1)
+NHWC_TO_NCHW = (0, 3, 1, 2)
+
+# Index terms bigger than this are split back into one term per axis (keeps constants tiny).
+_MAX_TERM = 4096
+
+
+def nhwc_axis(axis: int) -> int:
+    """The NHWC axis holding NCHW axis ``axis`` (0..3)."""
+    return NCHW_TO_NHWC.index(axis)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """PyTorch's output length of a convolution/pooling window (ceil_mode=False)."""
+    span = dilation * (kernel - 1) + 1
+    return (size + 2 * padding - span) // stride + 1
+
+
+def same_padding_matches(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> bool:
+    """True if TFLite ``SAME`` puts its windows where PyTorch's symmetric ``padding`` does.
+
+    TFLite pads ``total // 2`` before and the rest after; the windows coincide when the output
+    lengths agree and the leading padding equals PyTorch's (trailing padding a window never
+    reaches does not matter). Then SAME is exact for convolution (zero padding), max pooling
+    (padding never wins) and average pooling with ``count_include_pad=False`` (padding not
+    counted), and saves an explicit PAD.
+    """
+    out_same = -(-size // stride)
+    span = dilation * (kernel - 1) + 1
+    total = max((out_same - 1) * stride + span - size, 0)
+    return out_same == conv_output_size(size, kernel, stride, padding, dilation) and total // 2 == padding
+
+
+@dataclass(frozen=True)
+class WeightView:
+    """The elements of a virtual weight a LiteRT kernel consumes, in the order it wants them.
+
+    ``perm[k]`` is the PyTorch axis that becomes axis ``k`` (``None``: PyTorch order); ``rows``
+    keeps only ``[start, stop)`` of PyTorch axis 0 (one group of a grouped convolution).
+    ``apply`` is the numpy meaning; ``index_terms`` builds the same thing as flat indices.
+    """
+
+    perm: tuple[int, ...] | None = None
+    rows: tuple[int, int] | None = None
+
+    def _perm(self, rank: int) -> tuple[int, ...]:
+        return tuple(range(rank)) if self.perm is None else self.perm
+
+    def _ranges(self, shape: Sequence[int]) -> list[range]:
+        ranges = [range(d) for d in shape]
+        if self.rows is not None:
+            ranges[0] = range(*self.rows)
+        return ranges
+
+    def shape(self, torch_shape: Sequence[int]) -> tuple[int, ...]:
+        """Shape of the viewed weight."""
+        ranges = self._ranges(torch_shape)
+        return tuple(len(ranges[a]) for a in self._perm(len(torch_shape)))
+
+    def is_identity(self, torch_shape: Sequence[int]) -> bool:
+        """True if the view is the whole weight in PyTorch order (flat index = position)."""
+        full = self.rows is None or tuple(self.rows) == (0, torch_shape[0])
+        return full and self._perm(len(torch_shape)) == tuple(range(len(torch_shape)))
+
+    @property
+    def tag(self) -> str:
+        """A short suffix naming the view (for variable and tensor names); empty for the identity."""
+        parts = []
+        if self.perm is not None:
+            parts.append("p" + "".join(map(str, self.perm)))
+        if self.rows is not None:
+            parts.append(f"r{self.rows[0]}-{self.rows[1]}")
+        return "@" + ".".join(parts) if parts else ""
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """The numpy reference: slice, then transpose (a contiguous copy)."""
+        if self.rows is not None:
+            array = array[self.rows[0] : self.rows[1]]
+        return np.ascontiguousarray(np.transpose(array, self._perm(array.ndim)))
+
+    def index_terms(
+        self, torch_shape: Sequence[int], strides: Sequence[int] | None = None
+    ) -> list[np.ndarray]:
+        """int32 arrays whose broadcast sum is ``sum_a pos_a · strides[a]`` for every viewed element.
+
+        With the default row-major strides that is the PyTorch flat index. Output axes that are
+        consecutive PyTorch axes are merged into one term (OHWI needs three terms, not four); the
+        broadcast sum has shape ``[len(term) for term in terms]`` and is reshaped to
+        :meth:`shape` by the caller. The sum must stay below 2**31 (true for flat indices).
+        """
+        shape = tuple(int(d) for d in torch_shape)
+        if strides is None:
+            strides = [math.prod(shape[a + 1 :]) for a in range(len(shape))]
+        ranges = self._ranges(shape)
+        perm = self._perm(len(shape))
+        groups: list[list[int]] = []
+        for axis in perm:
+            if groups and groups[-1][-1] + 1 == axis:
+                groups[-1].append(axis)
+            else:
+                groups.append([axis])
+        flat: list[np.ndarray] = []
+        for group in groups:
+            parts = [np.asarray(ranges[a], dtype=np.int64) * strides[a] for a in group]
+            merged = parts[0]
+            for part in parts[1:]:
+                merged = (merged[:, None] + part[None, :]).reshape(-1)
+            if merged.size > _MAX_TERM and len(parts) > 1:
+                flat.extend(parts)
+            else:
+                flat.append(merged)
+        # The sum of the terms' maxima is the largest index: a flat index (< numel <= 2**31 - 1),
+        # or for fsnet a position the reader checked to fit int32.
+        rank = len(flat)
+        return [
+            t.astype(np.int32).reshape([-1 if k == j else 1 for k in range(rank)]) for j, t in enumerate(flat)
+        ]
