@@ -7,7 +7,7 @@ STAMP := $(VENV)/.hashpack-installed
 TORCH_PIN := torch==2.13.0
 APT_PACKAGES := default-jdk-headless junit4 libhamcrest-java libgoogle-gson-java dataset-fashion-mnist
 
-.PHONY: demo test lint format setup system-deps clean
+.PHONY: demo test lint format setup system-deps clean accuracy accuracy-quick
 
 demo: $(STAMP)
 	$(BIN)/hashpack demo
@@ -45,3 +45,10 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out build android_demo/hashpack-java/build .pytest_cache .ruff_cache
+
+# Fashion-MNIST size-vs-error benchmark (writes benchmarks/RESULTS.md and size_vs_error.png).
+accuracy: $(STAMP) system-deps
+	$(BIN)/python benchmarks/accuracy.py
+
+accuracy-quick: $(STAMP) system-deps
+	$(BIN)/python benchmarks/accuracy.py --quick --out out/accuracy-quick

@@ -99,15 +99,24 @@ def low_rank(model: nn.Module, compression: float) -> nn.Module:
 
 
 class RandomEdgeRemoval:
-    """Keeps a fixed random ``compression`` fraction of every weight; re-applied after each step."""
+    """Keeps a fixed random ``compression`` fraction of every weight; re-applied after each step.
+
+    The kept weights are scaled by 1/sqrt(compression) at the start so each layer's output
+    variance matches the dense initialisation (otherwise the sparse net starts vanishingly small
+    and the baseline is unfairly slow to train).
+    """
 
     def __init__(self, model: nn.Module, compression: float, seed: int) -> None:
-        generator = torch.Generator().manual_seed(seed)
+        # A stream of its own: seeded like torch.manual_seed(seed), the mask would replay the numbers
+        # that drew the weights (weight = (2u - 1) * bound) and keep exactly the negative ones.
+        generator = torch.Generator().manual_seed(seed + 0x9E3779B9)
         self.masks = []
         for module in model.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 mask = torch.rand(module.weight.shape, generator=generator) < compression
                 self.masks.append((module.weight, mask))
+                with torch.no_grad():
+                    module.weight.mul_(1 / math.sqrt(compression))
         self.apply()
 
     @torch.no_grad()
