@@ -9,7 +9,7 @@ use (so a space shared by a weight and its bias is stored and dequantized once),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper
 from hashpack.runtime import HpkFile, HpkFormatError
 
 from .batch import HashBatch
+from .functions import Emitter
 
 __all__ = ["GraphBuilder", "Names"]
 
@@ -79,6 +80,9 @@ class GraphBuilder:
         self.functions: dict[tuple[str, str], onnx.FunctionProto] = {}
         self._params: dict[str, str] = {}
         self._spaces: dict[str, str] = {}
+        self._space_lengths: dict[str, int] = {}
+        self._shared: dict[tuple, str] = {}
+        self._emitters: dict[str, int] = {}
         self._constants: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
         self.hash_batch = HashBatch(self)
 
@@ -105,6 +109,13 @@ class GraphBuilder:
     def add_nodes(self, nodes: Iterable[onnx.NodeProto]) -> None:
         self.nodes.extend(nodes)
 
+    def add_emitted(self, em: Emitter) -> None:
+        """Append an inline emitter's nodes without node names (optional in ONNX; each node's
+        output already identifies it, and the names would add ~25 bytes a node to the inline form)."""
+        for node in em.nodes:
+            node.name = ""
+        self.nodes.extend(em.nodes)
+
     def initializer(self, array: np.ndarray, hint: str) -> str:
         """Store ``array`` (dtype and shape as given) under a fresh name derived from ``hint``."""
         return self.store(array, self.names.claim(hint))
@@ -122,9 +133,10 @@ class GraphBuilder:
             self._constants[key] = self.initializer(value, hint)
         return self._constants[key]
 
-    def use_function(self, function: onnx.FunctionProto) -> None:
-        """Add a model-local function definition (once per domain and name)."""
-        self.functions.setdefault((function.domain, function.name), function)
+    def use_function(self, domain: str, name: str, build: Callable[[int], onnx.FunctionProto]) -> None:
+        """Add the model-local function ``domain.name`` (``build(opset)``, called once per model)."""
+        if (domain, name) not in self.functions:
+            self.functions[domain, name] = build(self.opset)
 
     # -- weights, materialised on first use
     def param(self, name: str) -> str:
@@ -141,7 +153,28 @@ class GraphBuilder:
             from .weights import emit_space
 
             self._spaces[name] = emit_space(self, self.hpk.spaces[name])
+            self._space_lengths[self._spaces[name]] = self.hpk.spaces[name].size
         return self._spaces[name]
+
+    def space_length(self, tensor: str) -> int:
+        """K of the space whose float32 values :meth:`space` returned as ``tensor``."""
+        return self._space_lengths[tensor]
+
+    def emitter(self, kind: str) -> Emitter:
+        """An Emitter for inline nodes, under a short fresh prefix (``kind0/``, ``kind1/``, ...).
+
+        Short because every intermediate name appears three times per node: it keeps the inline
+        form small.
+        """
+        count = self._emitters.get(kind, 0)
+        self._emitters[kind] = count + 1
+        return Emitter(prefix=self.names.claim_prefix(f"{kind}{count}/"))
+
+    def shared(self, key: tuple, build: Callable[[], str]) -> str:
+        """``build()`` once per ``key`` (e.g. a basis matrix used by several params)."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
 
     # -- completion
     def finish(self) -> list[onnx.NodeProto]:
@@ -159,24 +192,27 @@ def topological_order(nodes: Sequence[onnx.NodeProto], available: Iterable[str])
     """
     producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
     known = set(available)
-    placed = [False] * len(nodes)
+    state = [0] * len(nodes)  # 0 unseen, 1 waiting for its inputs, 2 placed
     order: list[onnx.NodeProto] = []
     for root in range(len(nodes)):
         stack = [(root, False)]
         while stack:
-            i, expanded = stack.pop()
-            if placed[i]:
+            i, inputs_placed = stack.pop()
+            if state[i] == 2:
                 continue
-            if expanded:
-                placed[i] = True
+            if inputs_placed:
+                state[i] = 2
                 order.append(nodes[i])
                 continue
+            if state[i] == 1:
+                raise ValueError(f"node {nodes[i].name or nodes[i].output[0]!r} depends on itself")
+            state[i] = 1
             stack.append((i, True))
             for name in reversed(nodes[i].input):
                 if name and name not in known:
                     j = producer.get(name)
                     if j is None:
                         raise ValueError(f"node {nodes[i].name!r}: input {name!r} is produced by no node")
-                    if not placed[j]:
+                    if state[j] != 2:
                         stack.append((j, False))
     return order

@@ -67,7 +67,7 @@ def build_onnx(
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        # read_hpk checks each node alone; shapes that disagree across nodes surface here.
+        # e.g. an HpkFile built in memory (read_hpk not run) whose shapes disagree across nodes.
         raise HpkFormatError(f"{hpk.source}: the exported ONNX graph is invalid: {exc}") from None
     return model
 

@@ -157,12 +157,19 @@ class Emitter:
         return self.op("Constant", [], hint, output=out, value=tensor)
 
 
-# Attribute names and types of the ai.hashpack functions (what an AttrRef may point at).
+# Attribute names and types of the ai.hashpack functions (what an AttrRef may point at); the
+# scheme modules (fresh.py, funhash.py, fsnet.py) use the ones after num_buckets.
 _ATTR_KINDS = {
     "seed": AttributeProto.INT,
     "function": AttributeProto.INT,
     "shape": AttributeProto.INTS,
     "num_buckets": AttributeProto.INT,
+    "bands": AttributeProto.INTS,
+    "stride": AttributeProto.INT,
+    "hashes": AttributeProto.INT,
+    "hops": AttributeProto.INT,
+    "hidden": AttributeProto.INT,
+    "num_spaces": AttributeProto.INT,
 }
 
 

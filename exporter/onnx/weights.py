@@ -23,11 +23,11 @@ space, before any hash gathers from them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import TensorProto
+from onnx import AttributeProto, FunctionProto, TensorProto, helper
 
 from hashpack.runtime import Param, Space
 from hashpack.runtime.schemes import decode_param
@@ -35,7 +35,16 @@ from hashpack.runtime.schemes import decode_param
 from . import functions as hf
 from .builder import GraphBuilder
 
-__all__ = ["SCHEMES", "Producer", "SchemeExport", "emit_param", "emit_space", "register_scheme"]
+__all__ = [
+    "SCHEMES",
+    "Producer",
+    "SchemeExport",
+    "call_function",
+    "emit_param",
+    "emit_space",
+    "register_scheme",
+    "scheme_producers",
+]
 
 # (builder, param, output name) -> None: append whatever writes the param's float32 values to output.
 Producer = Callable[[GraphBuilder, Param, str], None]
@@ -55,6 +64,11 @@ SCHEMES: dict[str, SchemeExport] = {}
 def register_scheme(name: str, compact: Producer, inline: Producer | None = None) -> None:
     """Register scheme ``name``; ``inline`` defaults to ``compact`` (for schemes stored densely)."""
     SCHEMES[name] = SchemeExport(compact=compact, inline=inline or compact)
+
+
+def scheme_producers(name: str) -> SchemeExport:
+    """The registered producers of scheme ``name`` (a scheme may delegate to another)."""
+    return SCHEMES[name]
 
 
 def emit_param(b: GraphBuilder, param: Param) -> str:
@@ -80,14 +94,15 @@ def emit_space(b: GraphBuilder, space: Space) -> str:
     raw = b.initializer(np.asarray(b.hpk.tensors[space.tensor]), f"spaces/{space.name}")
     if space.dtype == "float32":
         return raw
-    values = b.names.claim(f"spaces/{space.name}/float32")
+    # Short names, no node names: dequantization adds ~100 bytes a space, not ~250.
+    values = b.names.claim(f"spaces/{space.name}/f32")
     if space.dtype == "float16":
-        b.node("Cast", [raw], [values], name=f"{values}/Cast", to=TensorProto.FLOAT)
+        b.node("Cast", [raw], [values], name="", to=TensorProto.FLOAT)
     elif space.dtype == "int8":
-        widened = b.names.claim(f"spaces/{space.name}/int8_as_float32")
-        b.node("Cast", [raw], [widened], name=f"{widened}/Cast", to=TensorProto.FLOAT)
+        widened = b.names.claim(f"spaces/{space.name}/i8f")
+        b.node("Cast", [raw], [widened], name="", to=TensorProto.FLOAT)
         scale = b.constant(np.float32(space.scale), np.float32, f"spaces/{space.name}/scale")
-        b.node("Mul", [widened, scale], [values], name=f"{values}/Mul")
+        b.node("Mul", [widened, scale], [values], name="")
     else:
         raise b.fail(
             f"space {space.name!r}: bucket dtype {space.dtype!r} is not supported by the ONNX exporter"
@@ -98,6 +113,29 @@ def emit_space(b: GraphBuilder, space: Space) -> str:
 # --------------------------------------------------------------------------------------- schemes
 
 
+def call_function(
+    b: GraphBuilder,
+    op_type: str,
+    build: Callable[[int], FunctionProto],
+    inputs: list[str],
+    output: str,
+    **attrs: int | Sequence[int],
+) -> None:
+    """Append a call of the ai.hashpack function ``op_type`` (defining it in the model once).
+
+    Every attribute is written, even when it equals a default: ``onnx.reference`` ignores
+    FunctionProto defaults. Sequences become INTS attributes (also when empty, e.g. a scalar shape).
+    """
+    b.use_function(hf.DOMAIN, op_type, build)
+    node = helper.make_node(op_type, inputs, [output], name=f"{output}/{op_type}", domain=hf.DOMAIN)
+    for key, value in attrs.items():
+        if isinstance(value, int):
+            node.attribute.append(helper.make_attribute(key, value))
+        else:
+            node.attribute.append(helper.make_attribute(key, list(value), attr_type=AttributeProto.INTS))
+    b.add_nodes([node])
+
+
 def _dense(b: GraphBuilder, param: Param, output: str) -> None:
     """``dense``: the stored float32 tensor, as-is, in every mode."""
     array = np.asarray(b.hpk.tensors[param.spec["tensor"]], dtype=np.float32).reshape(param.shape)
@@ -106,7 +144,7 @@ def _dense(b: GraphBuilder, param: Param, output: str) -> None:
 
 def _hashed_compact(b: GraphBuilder, param: Param, output: str) -> None:
     """``hashed``: one ``ai.hashpack.HashedWeight`` call on the (dequantized) space."""
-    b.use_function(hf.hashed_weight_function(b.opset))
+    b.use_function(hf.DOMAIN, hf.HASHED_WEIGHT, hf.hashed_weight_function)
     b.add_nodes(
         [
             hf.hashed_weight_node(
@@ -123,10 +161,13 @@ def _hashed_compact(b: GraphBuilder, param: Param, output: str) -> None:
 def _hashed_inline(b: GraphBuilder, param: Param, output: str) -> None:
     """``hashed``: one request to the graph's batched hp32 pass (see batch.py)."""
     space = b.hpk.spaces[param.spec["space"]]
-    b.hash_batch.request(
+    b.hash_batch.signed_gather(
         b.space(space.name), space.size, seed=param.spec["seed"], shape=param.shape, output=output
     )
 
 
 register_scheme("dense", _dense)
 register_scheme("hashed", _hashed_compact, _hashed_inline)
+
+# The schemes with modules of their own register themselves on import.
+from . import fresh, fsnet, funhash  # noqa: E402, F401
