@@ -11,12 +11,20 @@ import hashlib
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .container import Container, atomic_write_bytes, encode_tensors, parse_container, serialize_container
+from .container import (
+    Container,
+    atomic_write_bytes,
+    encode_tensors,
+    parse_container,
+    parse_json,
+    serialize_container,
+)
 from .errors import HpkFormatError
 from .hashing import MAX_BUCKETS, MAX_VIRTUAL_SIZE
 
@@ -28,6 +36,12 @@ CHECKSUM_KEY = "hashpack.sha256"
 MAX_TOTAL_VIRTUAL = 2**28
 MAX_EXPANSION = 2**16
 MAX_NODES = 100_000
+# What running the graph may cost per sample: the evaluator keeps every value (1 GiB of float32)
+# and does at most ~2^34 multiply-adds, so a tiny file cannot declare a graph that exhausts memory
+# or runs for hours. Each op's shape rule also caps its own temporaries (ops/_registry.py).
+MAX_ACTIVATIONS = 2**28
+MAX_WORK = 2**34
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 SPACE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 
 
@@ -170,10 +184,13 @@ def read_hpk(path: str | os.PathLike[str]) -> HpkFile:
     """Read and fully validate a .hpk file; any problem raises ``HpkFormatError``."""
     source = str(path)
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise HpkFormatError(f"{source}: is a directory, not a .hpk file")
+        if not stat.S_ISREG(mode):  # a FIFO or a device (/dev/zero) would block or never end
+            raise HpkFormatError(f"{source}: not a regular file")
         with open(path, "rb") as handle:
             blob = handle.read()
-    except IsADirectoryError:
-        raise HpkFormatError(f"{source}: is a directory, not a .hpk file") from None
     except OSError as exc:
         raise HpkFormatError(f"{source}: cannot be read ({exc.strerror or exc})") from None
     return parse_hpk(blob, source)
@@ -200,29 +217,30 @@ class _Validator:
         checksum = self.container.metadata.get(CHECKSUM_KEY)
         if meta_text is None or checksum is None:
             raise self.fail(f"not a hashpack file: __metadata__ lacks {METADATA_KEY!r} or {CHECKSUM_KEY!r}")
-        try:
-            meta = json.loads(meta_text, parse_constant=self._reject_constant)
-        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-            raise self.fail(f"metadata is not valid JSON ({exc})") from None
+        meta = parse_json(meta_text, self.source, "metadata")
         if not isinstance(meta, dict):
             raise self.fail("metadata is not a JSON object")
         if meta.get("format") != FORMAT_NAME:
-            raise self.fail(f"format is {meta.get('format')!r}, expected {FORMAT_NAME!r}")
-        if meta.get("version") != FORMAT_VERSION:
+            raise self.fail(f"format is {_show(meta.get('format'))}, expected {FORMAT_NAME!r}")
+        version = meta.get("version")
+        if not _is_int(version) or version != FORMAT_VERSION:
             raise self.fail(
-                f"unsupported format version {meta.get('version')!r} (this reader knows {FORMAT_VERSION})"
+                f"unsupported format version {_show(version)} (this reader knows {FORMAT_VERSION})"
             )
         if meta.get("hash") != HASH_NAME:
-            raise self.fail(f"unsupported hash {meta.get('hash')!r} (this reader knows {HASH_NAME!r})")
+            raise self.fail(f"unsupported hash {_show(meta.get('hash'))} (this reader knows {HASH_NAME!r})")
         digest = hashlib.sha256(meta_text.encode("utf-8"))
         digest.update(self.container.data)
         if digest.hexdigest() != checksum:
             raise self.fail("checksum mismatch: the file was altered or corrupted after it was written")
+        producer = meta.get("producer", "")
+        if not isinstance(producer, str):
+            raise self.fail(f"metadata: producer has the wrong type ({type(producer).__name__})")
         inputs = self.value_infos(meta, "inputs")
         outputs = self.value_infos(meta, "outputs")
         spaces = self.spaces(meta)
         params = self.params(meta, spaces)
-        nodes = self.nodes(meta, params, inputs[0].name, outputs[0].name)
+        nodes = self.nodes(meta, params, inputs[0], outputs[0])
         golden = self.golden(meta, inputs[0], outputs[0])
         unused = set(self.container.tensors) - self.used_tensors
         if unused:
@@ -235,17 +253,15 @@ class _Validator:
             nodes=nodes,
             tensors=self.container.tensors,
             golden=golden,
-            producer=str(meta.get("producer", "")),
+            producer=producer,
             source=self.source,
         )
 
-    @staticmethod
-    def _reject_constant(name: str) -> None:
-        raise ValueError(f"non-finite number {name} in metadata")
-
     # -- helpers
-    def field(self, obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-        if not isinstance(obj, dict) or key not in obj:
+    def field(self, obj: object, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if not isinstance(obj, dict):
+            raise self.fail(f"{where}: is not a JSON object ({type(obj).__name__})")
+        if key not in obj:
             raise self.fail(f"{where}: missing field {key!r}")
         value = obj[key]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
@@ -254,22 +270,25 @@ class _Validator:
 
     def shape(self, value: object, where: str, batch: bool = False) -> tuple[int | None, ...]:
         if not isinstance(value, list) or not 0 <= len(value) <= 8:
-            raise self.fail(f"{where}: shape {value!r} is not a list of at most 8 dimensions")
+            raise self.fail(f"{where}: shape {_show(value)} is not a list of at most 8 dimensions")
         dims = []
         for index, dim in enumerate(value):
             if batch and index == 0 and dim is None:
                 dims.append(None)
                 continue
             if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= MAX_VIRTUAL_SIZE:
-                raise self.fail(f"{where}: dimension {dim!r} of shape {value} is not a positive integer")
+                raise self.fail(
+                    f"{where}: dimension {_show(dim)} of shape {_show(value)} is not an integer in "
+                    f"[1, {MAX_VIRTUAL_SIZE}]"
+                )
             dims.append(dim)
         if batch and (not dims or dims[0] is not None):
-            raise self.fail(f"{where}: shape {value} must start with null (the batch dimension)")
+            raise self.fail(f"{where}: shape {_show(value)} must start with null (the batch dimension)")
         return tuple(dims)
 
     def tensor(self, name: object, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
         if not isinstance(name, str) or name not in self.container.tensors:
-            raise self.fail(f"{where}: tensor {name!r} is missing from the file")
+            raise self.fail(f"{where}: tensor {_show(name)} is missing from the file")
         array = self.container.tensors[name]
         if array.dtype != dtype or array.shape != shape:
             raise self.fail(
@@ -289,28 +308,34 @@ class _Validator:
             raise self.fail(f"metadata: {key} must list exactly one tensor in version 1, found {len(items)}")
         item = items[0]
         name = self.field(item, "name", str, key)
-        return [ValueInfo(name, self.shape(item.get("shape"), f"{key} {name!r}", batch=True))]
+        return [ValueInfo(name, self.shape(item.get("shape"), f"{key} {_show(name)}", batch=True))]
 
     def spaces(self, meta: dict) -> dict[str, Space]:
         spaces = {}
         for name, spec in self.field(meta, "spaces", dict, "metadata").items():
-            where = f"space {name!r}"
+            where = f"space {_show(name)}"
             size = self.field(spec, "size", int, where)
             if not 1 <= size <= MAX_BUCKETS:
                 raise self.fail(f"{where}: bucket count {size} outside [1, 2^30]")
             dtype = self.field(spec, "dtype", str, where)
             if dtype not in SPACE_DTYPES:
-                raise self.fail(f"{where}: unsupported bucket dtype {dtype!r} (float32, float16, int8)")
+                raise self.fail(f"{where}: unsupported bucket dtype {_show(dtype)} (float32, float16, int8)")
             tensor = self.field(spec, "tensor", str, where)
-            self.tensor(tensor, SPACE_DTYPES[dtype], (size,), where)
+            stored = self.tensor(tensor, SPACE_DTYPES[dtype], (size,), where)
             scale = None
             if dtype == "int8":
-                scale = self.field(spec, "scale", (int, float), where)
-                if not (math.isfinite(scale) and scale > 0 and float(np.float32(scale)) == scale):
-                    raise self.fail(f"{where}: int8 scale {scale!r} is not a positive finite float32")
-                scale = float(scale)
+                scale = self.int8_scale(spec, stored, where)
             spaces[name] = Space(name=name, size=size, dtype=dtype, tensor=tensor, scale=scale)
         return spaces
+
+    def int8_scale(self, spec: dict, stored: np.ndarray, where: str) -> float:
+        scale = self.field(spec, "scale", (int, float), where)
+        if not (0 < scale <= FLOAT32_MAX and float(np.float32(scale)) == scale):  # also rejects NaN
+            raise self.fail(f"{where}: int8 scale {_show(scale)} is not a positive finite float32")
+        peak = float(np.abs(stored.astype(np.float32)).max()) * scale
+        if peak > FLOAT32_MAX:
+            raise self.fail(f"{where}: int8 scale {scale!r} makes bucket values overflow float32")
+        return float(scale)
 
     def params(self, meta: dict, spaces: dict[str, Space]) -> dict[str, Param]:
         from .schemes import SCHEMES  # schemes import this module's types
@@ -318,12 +343,12 @@ class _Validator:
         params = {}
         total_virtual = 0
         for name, spec in self.field(meta, "params", dict, "metadata").items():
-            where = f"param {name!r}"
+            where = f"param {_show(name)}"
             scheme_name = self.field(spec, "scheme", str, where)
             scheme = SCHEMES.get(scheme_name)
             if scheme is None:
                 raise self.fail(
-                    f"{where}: unknown compression scheme {scheme_name!r} (known: {', '.join(SCHEMES)})"
+                    f"{where}: unknown compression scheme {_show(scheme_name)} (known: {', '.join(SCHEMES)})"
                 )
             shape = self.shape(spec.get("shape"), where)
             param = Param(
@@ -346,44 +371,70 @@ class _Validator:
             params[name] = param
         return params
 
-    def nodes(self, meta: dict, params: dict[str, Param], graph_input: str, graph_output: str) -> list[Node]:
+    def nodes(
+        self, meta: dict, params: dict[str, Param], graph_input: ValueInfo, graph_output: ValueInfo
+    ) -> list[Node]:
         from .ops import OPS
 
         raw_nodes = self.field(meta, "nodes", list, "metadata")
         if len(raw_nodes) > MAX_NODES:
             raise self.fail(f"{len(raw_nodes)} nodes exceed the {MAX_NODES} limit")
-        available = {graph_input}
+        shapes: dict[str, tuple[int | None, ...]] = {graph_input.name: graph_input.shape}
+        activations = math.prod(graph_input.shape[1:])  # type: ignore[arg-type]
+        if activations > MAX_ACTIVATIONS:
+            raise self.fail(f"inputs: {activations} elements per sample exceed the {MAX_ACTIVATIONS} limit")
+        work = 0
         nodes = []
         for index, raw in enumerate(raw_nodes):
             where = f"node #{index}"
             op = self.field(raw, "op", str, where)
             name = self.field(raw, "name", str, where)
-            where = f"node {name!r} ({op})"
+            where = f"node {_show(name)} ({_show(op)})"
             definition = OPS.get(op)
             if definition is None:
-                raise self.fail(f"{where}: unknown op {op!r}")
+                raise self.fail(f"{where}: unknown op {_show(op)}")
             inputs = self.field(raw, "inputs", list, where)
             outputs = self.field(raw, "outputs", list, where)
             node_params = self.field(raw, "params", dict, where)
             attrs = self.field(raw, "attrs", dict, where)
             for value in inputs:
-                if not isinstance(value, str) or value not in available:
-                    raise self.fail(f"{where}: input {value!r} is not produced by an earlier node")
+                if not isinstance(value, str) or value not in shapes:
+                    raise self.fail(f"{where}: input {_show(value)} is not produced by an earlier node")
             if len(outputs) != 1 or not isinstance(outputs[0], str):
                 raise self.fail(f"{where}: must have exactly one output name")
-            if outputs[0] in available:
-                raise self.fail(f"{where}: output {outputs[0]!r} is produced twice")
+            if outputs[0] in shapes:
+                raise self.fail(f"{where}: output {_show(outputs[0])} is produced twice")
             for slot, param_name in node_params.items():
                 if not isinstance(param_name, str) or param_name not in params:
-                    raise self.fail(f"{where}: param {slot!r} refers to unknown param {param_name!r}")
+                    raise self.fail(
+                        f"{where}: param {_show(slot)} refers to unknown param {_show(param_name)}"
+                    )
             node = Node(op, name, tuple(inputs), tuple(outputs), dict(node_params), dict(attrs))
-            message = definition.check(node, {k: params[v] for k, v in node_params.items()})
+            node_param_values = {k: params[v] for k, v in node_params.items()}
+            message = definition.check(node, node_param_values)
             if message:
                 raise self.fail(f"{where}: {message}")
-            available.add(outputs[0])
+            try:
+                shape, cost = definition.infer([shapes[i] for i in inputs], node.attrs, node_param_values)
+            except ValueError as exc:
+                raise self.fail(f"{where}: {exc}") from None
+            activations += math.prod(shape[1:])  # type: ignore[arg-type]
+            work += cost
+            if activations > MAX_ACTIVATIONS or work > MAX_WORK:
+                raise self.fail(
+                    f"{where}: the graph needs more than {MAX_ACTIVATIONS} values or {MAX_WORK} "
+                    "operations per sample up to here"
+                )
+            shapes[outputs[0]] = shape
             nodes.append(node)
-        if graph_output not in available or graph_output == graph_input:
-            raise self.fail(f"graph output {graph_output!r} is not produced by any node")
+        if graph_output.name not in shapes or graph_output.name == graph_input.name:
+            raise self.fail(f"graph output {_show(graph_output.name)} is not produced by any node")
+        computed = shapes[graph_output.name]
+        if computed != graph_output.shape:
+            raise self.fail(
+                f"outputs: {_show(graph_output.name)} is declared {_show(list(graph_output.shape))} "
+                f"but the graph computes {_show(list(computed))}"
+            )
         return nodes
 
     def golden(self, meta: dict, graph_input: ValueInfo, graph_output: ValueInfo) -> dict[str, str] | None:
@@ -395,8 +446,18 @@ class _Validator:
         array = self.container.tensors.get(inputs_name)
         count = array.shape[0] if array is not None and array.ndim >= 1 else 0
         if count < 1:
-            raise self.fail(f"golden: inputs tensor {inputs_name!r} is missing or empty")
+            raise self.fail(f"golden: inputs tensor {_show(inputs_name)} is missing or empty")
         f32 = np.dtype("<f4")
         self.tensor(inputs_name, f32, (count, *graph_input.shape[1:]), "golden inputs")  # type: ignore[arg-type]
         self.tensor(outputs_name, f32, (count, *graph_output.shape[1:]), "golden outputs")  # type: ignore[arg-type]
         return {"inputs": inputs_name, "outputs": outputs_name}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: object, limit: int = 80) -> str:
+    """``repr`` clipped for error messages (a hostile file may hold megabyte-long values)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -15,6 +15,10 @@ from .hpk import HpkFile, Node, read_hpk
 from .ops import OPS
 from .schemes import decode_param
 
+# What a kernel or decoder raises on inputs it cannot handle; read_hpk's checks should make these
+# unreachable, and the evaluator turns any that slip through into the one documented error.
+_KERNEL_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
+
 
 class Model:
     """A loaded .hpk model. ``run(x)`` takes a float32 batch shaped ``(N, *input_shape[1:])``."""
@@ -44,7 +48,13 @@ class Model:
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
         """Every param, decompressed to float32 (computed once, on first use)."""
-        return {name: decode_param(self.hpk, name) for name in self.hpk.params}
+        weights = {}
+        for name, param in self.hpk.params.items():
+            try:
+                weights[name] = decode_param(self.hpk, name)
+            except _KERNEL_ERRORS as exc:
+                raise HpkFormatError(f"{self.hpk.source}: param {name!r} ({param.scheme}): {exc}") from None
+        return weights
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -65,7 +75,7 @@ class Model:
         kwargs.update(node.attrs)
         try:
             result = OPS[node.op].kernel(*(values[name] for name in node.inputs), **kwargs)
-        except (ValueError, IndexError) as exc:
+        except _KERNEL_ERRORS as exc:
             raise HpkFormatError(f"{self.hpk.source}: node {node.name!r} ({node.op}): {exc}") from None
         return np.asarray(result, dtype=np.float32)
 

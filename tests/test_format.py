@@ -135,3 +135,12 @@ def test_error_names_the_file(tmp_path: Path) -> None:
         read_hpk(path)
     with pytest.raises(HpkFormatError, match="directory"):
         read_hpk(tmp_path)
+
+
+def test_tensor_name_with_trailing_newline_rejected(tmp_path: Path, hpk_bytes: bytes) -> None:
+    """`$` in a regex also matches before a final newline; names must match the whole pattern."""
+    header, data = _split(hpk_bytes)
+    name = next(key for key in header if key != "__metadata__")
+    header[name + "\n"] = header.pop(name)
+    with pytest.raises(HpkFormatError, match="tensor name"):
+        read_hpk(_write(tmp_path, _join(header, data)))

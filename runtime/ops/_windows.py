@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._registry import Shape, check_elements, require_rank, show_shape
+
 
 def windows(
     x: np.ndarray,
@@ -29,3 +31,36 @@ def windows(
         )
     view = sliding_window_view(x, (span_h, span_w), axis=(2, 3))
     return view[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def window_output(
+    x: Shape,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """(H_out, W_out) of ``windows`` over an input of shape ``x``; ValueError if it cannot run."""
+    require_rank(x, (4,))
+    if min(*kernel, *stride, *dilation) < 1:
+        raise ValueError(
+            f"kernel {list(kernel)}, stride {list(stride)} and dilation {list(dilation)} must be positive"
+        )
+    channels, height, width = x[1], x[2], x[3]
+    padded_h, padded_w = height + 2 * padding[0], width + 2 * padding[1]  # type: ignore[operator]
+    check_elements(channels * padded_h * padded_w, "the padded input")  # type: ignore[operator]
+    span_h = dilation[0] * (kernel[0] - 1) + 1
+    span_w = dilation[1] * (kernel[1] - 1) + 1
+    if padded_h < span_h or padded_w < span_w:
+        raise ValueError(
+            f"kernel {list(kernel)} (dilation {list(dilation)}) is larger than the padded input "
+            f"{show_shape(x)} + padding {list(padding)}"
+        )
+    return (padded_h - span_h) // stride[0] + 1, (padded_w - span_w) // stride[1] + 1
+
+
+def pool_padding_error(kernel: list[int], padding: list[int]) -> str | None:
+    """torch's rule for pooling: padding at most half the kernel (no all-padding window)."""
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        return f"padding {padding} exceeds half the kernel {kernel}"
+    return None

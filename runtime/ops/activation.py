@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ._registry import register
+from ._registry import Shape, elementwise, per_sample, register
 
 
-@register("Relu")
+@register("Relu", infer=elementwise)
 def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, np.float32(0))
 
 
-@register("Relu6")
+@register("Relu6", infer=elementwise)
 def relu6(x: np.ndarray) -> np.ndarray:
     return np.clip(x, np.float32(0), np.float32(6))
 
 
-@register("Sigmoid")
+@register("Sigmoid", infer=elementwise)
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
 
-@register("Tanh")
+@register("Tanh", infer=elementwise)
 def tanh(x: np.ndarray) -> np.ndarray:
     return np.tanh(x)
 
 
-@register("Softmax", attrs={"axis": "int"})
+def _softmax_shape(shapes: list[Shape], attrs: dict[str, Any], params: dict) -> tuple[Shape, int]:
+    (x,) = shapes
+    if not -len(x) <= attrs["axis"] < len(x):
+        raise ValueError(f"axis {attrs['axis']} is out of range for rank {len(x)}")
+    return x, per_sample(x)
+
+
+@register("Softmax", attrs={"axis": "int"}, infer=_softmax_shape)
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     shifted = x - x.max(axis=axis, keepdims=True)
     e = np.exp(shifted)

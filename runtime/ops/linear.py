@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ._registry import register
+from ._registry import Shape, register, require_rank, show_shape
 
 
-@register("Linear", params={"weight": 2}, optional_params={"bias": 1})
+def _check(attrs: dict, params: dict) -> str | None:
+    out_features = params["weight"].shape[0]
+    if "bias" in params and params["bias"].shape != (out_features,):
+        return f"bias shape {list(params['bias'].shape)} does not fit {out_features} output features"
+    return None
+
+
+def _shape(shapes: list[Shape], attrs: dict[str, Any], params: dict) -> tuple[Shape, int]:
+    (x,) = shapes
+    out_features, in_features = params["weight"].shape
+    require_rank(x, (2,))
+    if x[1] != in_features:
+        raise ValueError(f"input {show_shape(x)} does not fit weight {[out_features, in_features]}")
+    return (None, out_features), out_features * in_features
+
+
+@register("Linear", params={"weight": 2}, optional_params={"bias": 1}, validate=_check, infer=_shape)
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"input {list(x.shape)} does not fit weight {list(weight.shape)}")
