@@ -29,25 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fuzz_tools as ft
 
 Generated = Iterator[tuple[str, bytes, bool]]  # (label, file bytes, trace allocations)
-SPECIAL_FLOATS = [np.nan, np.inf, -np.inf, 3.4e38, -0.0, 1e-45, 65504.0]
-TABLE_VALUES = [
-    None,
-    -1,
-    0,
-    1,
-    2**31,
-    2**64,
-    1.5,
-    "F32",
-    "F16",
-    "I8",
-    "x",
-    [],
-    [0],
-    [2**62],
-    [0, 0],
-    [2**31 - 1] * 3,
-]
 
 
 def field_lies(seeds: dict[str, bytes], rng: random.Random, per_seed: int | None) -> Generated:
@@ -86,7 +67,7 @@ def table_lies(seeds: dict[str, bytes], rng: random.Random, count: int) -> Gener
         tensor = rng.choice(sorted(parts.table))
         key = rng.choice(["dtype", "shape", "data_offsets"])
         if rng.random() < 0.5:
-            value = rng.choice(TABLE_VALUES)
+            value = rng.choice(ft.TABLE_VALUES)
         else:
             value = [rng.choice([0, 1, 7, 2**31 - 1, 2**32, 2**62, -1]) for _ in range(rng.randint(0, 9))]
         parts.table[tensor][key] = value
@@ -101,7 +82,7 @@ def value_lies(seeds: dict[str, bytes], rng: random.Random, count: int) -> Gener
         tensor = rng.choice(sorted(t for t, e in parts.table.items() if e["dtype"] != "I8"))
         array = parts.tensor(tensor)
         index = rng.randrange(array.size)
-        value = rng.choice(SPECIAL_FLOATS)
+        value = rng.choice(ft.SPECIAL_FLOATS)
         with np.errstate(over="ignore"):
             array.reshape(-1)[index] = value
         parts.set_tensor(tensor, array)

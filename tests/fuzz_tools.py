@@ -1141,3 +1141,25 @@ def expect_outcome(case: Case, outcome: Outcome) -> str | None:
     if not re.search(case.expect, outcome.message[len(SOURCE) + 2 :]):
         return f"message {outcome.message!r} does not match {case.expect!r}"
     return None
+
+
+# Hostile values shared by tests/test_fuzz_reader.py and benchmarks/fuzz_reader.py.
+SPECIAL_FLOATS: list[float] = [np.nan, np.inf, -np.inf, 3.4e38, -0.0, 1e-45, 65504.0]
+TABLE_VALUES: list[Any] = [
+    None,
+    -1,
+    0,
+    1,
+    2**31,
+    2**64,
+    1.5,
+    "F32",
+    "F16",
+    "I8",
+    "x",
+    [],
+    [0],
+    [2**62],
+    [0, 0],
+    [2**31 - 1] * 3,
+]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import fuzz_tools as ft
 import numpy as np
@@ -129,9 +128,6 @@ def test_truncated_files_are_rejected(seeds: dict[str, bytes], data: st.DataObje
     assert outcome.kind in ("truncated", "not a .hpk file", "tensor table"), (length, outcome.message)
 
 
-SPECIAL_FLOATS = [np.nan, np.inf, -np.inf, 3.4e38, -0.0, 1e-45, 65504.0]
-
-
 @FUZZ
 @given(data=st.data())
 def test_tensor_values(seeds: dict[str, bytes], data: st.DataObject) -> None:
@@ -140,7 +136,7 @@ def test_tensor_values(seeds: dict[str, bytes], data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(sorted(n for n, e in parts.table.items() if e["dtype"] != "I8")))
     array = parts.tensor(name)
     index = data.draw(st.integers(0, array.size - 1))
-    value = data.draw(st.sampled_from(SPECIAL_FLOATS))
+    value = data.draw(st.sampled_from(ft.SPECIAL_FLOATS))
     with np.errstate(over="ignore"):
         array.reshape(-1)[index] = value
     parts.set_tensor(name, array)
@@ -148,25 +144,6 @@ def test_tensor_values(seeds: dict[str, bytes], data: st.DataObject) -> None:
     _assert_ok(outcome, f"{name}[{index}] = {value}")
     if not np.isfinite(array.reshape(-1)[index]):
         assert "NaN or infinite" in outcome.message, outcome
-
-
-TABLE_VALUES: list[Any] = [
-    None,
-    -1,
-    0,
-    1,
-    2**31,
-    2**64,
-    1.5,
-    "F32",
-    "F16",
-    "I8",
-    "x",
-    [],
-    [0],
-    [2**62],
-    [0, 0],
-]
 
 
 @FUZZ
@@ -177,7 +154,7 @@ def test_tensor_table_lies(seeds: dict[str, bytes], data: st.DataObject) -> None
     parts = ft.Parts.split(blob)
     name = data.draw(st.sampled_from(sorted(parts.table)))
     key = data.draw(st.sampled_from(["dtype", "shape", "data_offsets"]))
-    value = data.draw(st.sampled_from(TABLE_VALUES) | st.lists(st.integers(-2, 2**40), max_size=9))
+    value = data.draw(st.sampled_from(ft.TABLE_VALUES) | st.lists(st.integers(-2, 2**40), max_size=9))
     parts.table[name][key] = value
     _assert_ok(ft.check(parts.build(sign=False), trace=True), f"{name}.{key} = {value!r}")
 
