@@ -7,7 +7,7 @@ the cases tried and their outcomes by category and message kind; exits 1 on any 
 
     python benchmarks/fuzz_reader.py                 # ~10k cases, a few minutes
     python benchmarks/fuzz_reader.py --full          # every field x every hostile value of every seed
-    python benchmarks/fuzz_reader.py --atheris 20000 # coverage-guided (pip install atheris)
+    python benchmarks/fuzz_reader.py --atheris 20000 # coverage-guided (pip install -e ".[fuzz]")
 
 The mutation toolkit is tests/fuzz_tools.py (shared with tests/test_fuzz_reader.py).
 """

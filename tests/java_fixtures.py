@@ -1,21 +1,34 @@
 """Write the fixtures the Java decoder's tests check against (android_demo/hashpack-java).
 
-Usage: ``python tests/java_fixtures.py OUT_DIR``. Torch models are compressed and packed into
-``.hpk`` files; for each, the numpy runtime (``hashpack.runtime``) supplies the reference the Java
-side must match: every decompressed param (raw float32, compared bit for bit) and the outputs for a
-fixed input batch (compared within 1e-5). Everything is deterministic (fixed seeds).
+Usage: ``python tests/java_fixtures.py OUT_DIR``. Torch models are compressed (every method:
+hashed, fresh, funhash, fsnet) and packed into ``.hpk`` files, with float32, float16 and int8
+spaces; for each, the numpy runtime (``hashpack.runtime``) supplies the reference the Java side
+must match: every decompressed param (raw float32) and the outputs for a fixed input batch
+(compared within 1e-5). Everything is deterministic (fixed seeds).
+
+Params are compared bit for bit wherever docs/FORMAT.md makes them exact (``dense``, ``hashed``,
+``fsnet``, ``funhash`` with g = identity). Where it leaves the float32 summation order free
+(``fresh``'s inverse DCT, ``funhash``'s MLP g), the exact intermediate is written and compared bit
+for bit instead (``fresh``: the DCT coefficients C; ``funhash``: the fetched values z), and the
+weights are compared within the rounding bound of the dot products.
 
 Files written, all raw arrays little-endian float32 (or uint32 where noted):
 
-- ``manifest.json``: ``{"models": [...], "f16_table": ..., "parity": ...}``; per model its files, input shape
-  and batch, and ``params``: name, shape, offset and count (in floats) into the weights file;
-- ``<model>.hpk``, ``<model>.weights.bin``, ``<model>.input.bin``, ``<model>.output.bin``;
+- ``manifest.json``: ``{"models": [...], "f16_table": ..., "fresh_bases": ..., "parity": ...}``; per
+  model its files, input shape and batch, and ``params``: name, scheme, shape, offset and count (in
+  floats) into the weights file, ``exact`` (false where the summation order is free) and for those
+  ``intermediate``: offset and count into the intermediates file (C, or z as [numel, D] row-major);
+- ``<model>.hpk``, ``<model>.weights.bin``, ``<model>.intermediates.bin``, ``<model>.input.bin``,
+  ``<model>.output.bin``;
+- ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
+  ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
   numpy (the Java half-to-float conversion is checked against all of them);
 - ``parity/``: damaged copies of the fixtures (random edits of the metadata or the tensor table,
-  re-signed so the edit, not the checksum, decides) with the Python reader's verdict in
-  ``parity.json``, and for files it accepts, the numpy outputs for a random batch: both readers must
-  accept the same files and compute the same outputs.
+  and targeted edits of every field of the fresh, funhash and fsnet schemes, re-signed so the edit,
+  not the checksum, decides) with the Python reader's verdict in ``parity.json``, and for files it
+  accepts, the numpy outputs for a random batch: both readers must accept the same files and compute
+  the same outputs.
 """
 
 from __future__ import annotations
@@ -38,15 +51,29 @@ from torch import nn
 
 import hashpack
 from hashpack.nn.layers import HashedModule
+from hashpack.nn.quantize import quantize
 from hashpack.runtime import HpkFormatError, Model, load, parse_hpk, read_hpk, write_hpk
+from hashpack.runtime.hashing import SIGN_BIT, hash_range
+from hashpack.runtime.schemes import fresh as fresh_scheme
+from hashpack.runtime.schemes import funhash as funhash_scheme
 
 BATCH = 3
-PARITY_BASES = ("mlp", "lenet5", "mixed", "rescnn", "lenet5_int8")
+PARITY_BASES = (
+    "mlp",
+    "lenet5",
+    "mixed",
+    "rescnn",
+    "lenet5_int8",
+    "lenet5_fresh",
+    "mlp_funhash_hops_int8",
+    "lenet5_funhash",
+    "rescnn_fsnet_fp16",
+)
 PARITY_PER_BASE = 50
 PARITY_MAX_VIRTUAL = 20_000_000  # accepted files above this are not run (too slow for a test)
 # values the parity edits put into the JSON trees: wrong types, edge integers, near-miss strings
 _SCALARS = (None, True, False, 0.5, -0.0, 1e39, 1e-45, 1e300)
-_INTEGERS = (0, 1, -1, 2, 3, 7, 64, 2**31 - 1, 2**31, 2**32, 2**63, 10**29, -(2**31))
+_INTEGERS = (0, 1, -1, 2, 3, 7, 16, 17, 64, 256, 257, 2**30, 2**31 - 1, 2**31, 2**32, 2**63, 10**29, -(2**31))
 _STRINGS = (
     "",
     "x",
@@ -54,6 +81,9 @@ _STRINGS = (
     "Gelu",
     "hashed",
     "dense",
+    "fresh",
+    "funhash",
+    "fsnet",
     "float16",
     "int8",
     "F16",
@@ -61,7 +91,7 @@ _STRINGS = (
     "golden/inputs",
     "fc1",
 )
-_STRUCTURES = ([], {}, [0, 1], [None, 10], [2, 2])
+_STRUCTURES = ([], {}, [0, 1], [None, 10], [2, 2], ["fc1"], ["fc1", "fc1"], [1, 0, 3])
 PALETTE: tuple[Any, ...] = _SCALARS + _INTEGERS + _STRINGS + _STRUCTURES
 
 
@@ -204,8 +234,38 @@ def _store_spaces(path: Path, dtype: str, stored: dict[str, tuple[np.ndarray, fl
     write_hpk(hpk, path)
 
 
+def _store_g_spaces(path: Path, dtype: str) -> None:
+    """Rewrite every funhash g space of the .hpk at ``path`` as ``dtype`` storage (hashpack writes g
+    as float32, but a decoder must accept any dtype for any space). Drops the golden pair: torch
+    computed it with the float32 g."""
+    hpk = read_hpk(path)
+    g_names = {p.spec["g"] for p in hpk.params.values() if p.scheme == "funhash" and p.spec.get("hidden")}
+    for name in g_names:
+        space = hpk.spaces[name]
+        values = hpk.space_values(name)
+        if dtype == "float16":
+            raw: np.ndarray = values.astype(np.float16)
+            scale = None
+        else:
+            scale32 = np.float32(np.abs(values).max() / 127)
+            raw = np.clip(np.rint(values / scale32), -127, 127).astype(np.int8)
+            scale = float(scale32)
+        hpk.spaces[name] = replace(space, dtype=dtype, scale=scale)
+        hpk.tensors[space.tensor] = raw
+    if hpk.golden is not None:
+        for tensor in hpk.golden.values():
+            del hpk.tensors[tensor]
+        hpk.golden = None
+    write_hpk(hpk, path)
+
+
 def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], dict]]:
-    """(name, constructor, sample input shape, options)."""
+    """(name, constructor, sample input shape, options).
+
+    Options: ``keep_dense`` (layer paths left uncompressed), ``method`` and ``method_options`` (of
+    ``hashpack.compress``), ``space_dtype`` (hashed spaces rewritten by this script, the original
+    fixtures), ``quantize`` (``hashpack.nn.quantize.quantize`` mode: every bucket space of every
+    method), ``g_dtype`` (funhash g spaces rewritten after packing), ``golden`` (samples)."""
     return [
         ("mlp", MLP, (64,), {"keep_dense": {"fc3"}}),
         ("lenet5", LeNet5, (1, 28, 28), {}),
@@ -214,7 +274,122 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ("mlp_fp16", MLP, (64,), {"space_dtype": "float16"}),
         ("lenet5_int8", LeNet5, (1, 28, 28), {"space_dtype": "int8"}),
         ("mlp_nogolden", MLP, (64,), {"golden": 0}),
+        # fresh: 5×5 kernels in 9 bands with a steep allocation (the top bands get no buckets), a
+        # depthwise 3×3; uniform allocation (one band) in float16; 3 bands over 3×3, 3×2 (dilated,
+        # strided) and 1×1 kernels, grouped and depthwise, in int8. Linear layers are hashed.
+        ("lenet5_fresh", LeNet5, (1, 28, 28), {"method": "fresh", "method_options": {"beta": 6.0}}),
+        (
+            "lenet5_fresh_fp16",
+            LeNet5,
+            (1, 28, 28),
+            {"method": "fresh", "method_options": {"allocation": "uniform"}, "quantize": "fp16"},
+        ),
+        (
+            "rescnn_fresh_int8",
+            ResCNN,
+            (3, 16, 12),
+            {"method": "fresh", "method_options": {"bands": 3}, "quantize": "int8"},
+        ),
+        # funhash: the default (U = 4, H = 8); g = identity (U = 1, H = 0, bit-exact); dual-space in
+        # float16; two hops in int8; conv layers with everything at once (U = 2, two hops, two int8
+        # spaces, H = 4); and g itself stored as int8 and float16 (not what hashpack writes).
+        ("mlp_funhash", MLP, (64,), {"method": "funhash"}),
+        (
+            "mlp_funhash_identity",
+            MLP,
+            (64,),
+            {"method": "funhash", "method_options": {"hashes": 1, "hidden": 0}},
+        ),
+        (
+            "mlp_funhash_dual_fp16",
+            MLP,
+            (64,),
+            {"method": "funhash", "method_options": {"dual_space": True}, "quantize": "fp16"},
+        ),
+        (
+            "mlp_funhash_hops_int8",
+            MLP,
+            (64,),
+            {"method": "funhash", "method_options": {"hops": 2, "hashes": 3}, "quantize": "int8"},
+        ),
+        (
+            "lenet5_funhash",
+            LeNet5,
+            (1, 28, 28),
+            {
+                "method": "funhash",
+                "method_options": {"hashes": 2, "hops": 2, "hidden": 4, "dual_space": True},
+                "quantize": "int8",
+            },
+        ),
+        (
+            "mlp_funhash_g_int8",
+            MLP,
+            (64,),
+            {"method": "funhash", "method_options": {"hops": 2, "dual_space": True}, "g_dtype": "int8"},
+        ),
+        (
+            "lenet5_funhash_g_fp16",
+            LeNet5,
+            (1, 28, 28),
+            {"method": "funhash", "method_options": {"hashes": 3}, "quantize": "int8", "g_dtype": "float16"},
+        ),
+        # fsnet: conv and linear layers as filter summaries; float16 on the residual CNN (depthwise,
+        # grouped, 1×1 and 3×2 kernels); int8 convs with hashed linear layers.
+        ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet"}),
+        ("rescnn_fsnet_fp16", ResCNN, (3, 16, 12), {"method": "fsnet", "quantize": "fp16"}),
+        (
+            "lenet5_fsnet_int8",
+            LeNet5,
+            (1, 28, 28),
+            {"method": "fsnet", "method_options": {"fc": "hashed"}, "quantize": "int8"},
+        ),
     ]
+
+
+def _fresh_coefficients(hpk: Any, param: Any) -> np.ndarray:
+    """The exact DCT coefficients C of a ``fresh`` param (flat float32), as the numpy runtime's
+    ``decode`` computes them before its matmul (docs/FORMAT.md §4 ``fresh``, step 2)."""
+    _, _, kh, kw = param.shape
+    sizes = np.asarray(param.spec["bands"], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    table = fresh_scheme.band_table(kh, kw, len(sizes))
+    modulus = np.maximum(sizes[table], 1).astype(np.uint32)
+    live = sizes[table] > 0
+    values = hpk.space_values(param.spec["space"])
+    h = hash_range(0, param.numel, param.spec["seed"]).reshape(-1, kh * kw)
+    bucket = offsets[table] + (h % modulus).astype(np.int64)
+    coeffs = np.where(live, values[np.where(live, bucket, 0)], np.float32(0))
+    coeffs = np.where(h & np.uint32(SIGN_BIT), -coeffs, coeffs).astype(np.float32)
+    weight = coeffs @ fresh_scheme.idct_basis(kh, kw)
+    reference = np.asarray(fresh_scheme.decode(param, hpk)).reshape(weight.shape)
+    assert np.allclose(weight, reference, rtol=1e-5, atol=1e-6), (
+        f"{param.name}: C does not give the runtime's W"
+    )
+    return coeffs.reshape(-1)
+
+
+def _funhash_fetches(hpk: Any, param: Any) -> np.ndarray:
+    """The exact fetched values z ([numel, D] float32) of a ``funhash`` param, from the numpy
+    runtime's own fetch code (docs/FORMAT.md §4 ``funhash``)."""
+    z = funhash_scheme._fetches(param, funhash_scheme._fetch_plan(param, hpk), 0, param.numel)
+    inputs, hidden = param.spec["hashes"] * param.spec["hops"], param.spec["hidden"]
+    w1, b1, w2, b2 = funhash_scheme.split_g(hpk.space_values(param.spec["g"]), inputs, hidden)
+    weight = np.maximum(z @ w1.T + b1, np.float32(0)) @ w2 + b2[0]
+    reference = np.asarray(funhash_scheme.decode(param, hpk)).reshape(-1)
+    assert np.allclose(weight, reference, rtol=1e-5, atol=1e-6), (
+        f"{param.name}: z does not give the runtime's W"
+    )
+    return np.ascontiguousarray(z, dtype="<f4").reshape(-1)
+
+
+def _intermediate(hpk: Any, param: Any) -> np.ndarray | None:
+    """The exact intermediate of a param whose last step has a free summation order, else None."""
+    if param.scheme == "fresh":
+        return _fresh_coefficients(hpk, param)
+    if param.scheme == "funhash" and param.spec["hidden"] > 0:
+        return _funhash_fetches(hpk, param)
+    return None
 
 
 def write_model(
@@ -225,8 +400,16 @@ def write_model(
     model = make()
     _randomise_batchnorm(model)
     keep_dense = options.get("keep_dense", set())
-    hashpack.compress(model, compression=1 / 8, filter_fn=lambda _m, path: path not in keep_dense)
+    hashpack.compress(
+        model,
+        method=options.get("method", "hashed"),
+        compression=1 / 8,
+        filter_fn=lambda _m, path: path not in keep_dense,
+        **options.get("method_options", {}),
+    )
     model.eval()
+    if "quantize" in options:
+        quantize(model, options["quantize"])
     space_dtype = options.get("space_dtype")
     stored = _quantize_spaces(model, space_dtype) if space_dtype else {}
     example = torch.randn(8, *shape)
@@ -234,19 +417,36 @@ def write_model(
     hashpack.pack(model, example, hpk_path, golden=options.get("golden", 8))
     if space_dtype:
         _store_spaces(hpk_path, space_dtype, stored)
+    if "g_dtype" in options:
+        _store_g_spaces(hpk_path, options["g_dtype"])
 
     runtime = load(hpk_path)
     params = []
     chunks = []
+    extra_chunks = []
     offset = 0
+    extra_offset = 0
     for param_name, param in runtime.hpk.params.items():
         values = np.ascontiguousarray(runtime.weights[param_name], dtype="<f4").reshape(-1)
-        params.append(
-            {"name": param_name, "shape": list(param.shape), "offset": offset, "count": values.size}
-        )
+        entry: dict[str, Any] = {
+            "name": param_name,
+            "scheme": param.scheme,
+            "shape": list(param.shape),
+            "offset": offset,
+            "count": values.size,
+            "exact": True,
+        }
+        intermediate = _intermediate(runtime.hpk, param)
+        if intermediate is not None:
+            entry["exact"] = False
+            entry["intermediate"] = {"offset": extra_offset, "count": intermediate.size}
+            extra_chunks.append(intermediate.astype("<f4").tobytes())
+            extra_offset += intermediate.size
+        params.append(entry)
         chunks.append(values.tobytes())
         offset += values.size
     (out / f"{name}.weights.bin").write_bytes(b"".join(chunks))
+    (out / f"{name}.intermediates.bin").write_bytes(b"".join(extra_chunks))
     x = np.random.default_rng(len(name)).standard_normal((BATCH, *shape)).astype("<f4")
     y = runtime.run(x).astype("<f4")
     (out / f"{name}.input.bin").write_bytes(x.tobytes())
@@ -258,6 +458,7 @@ def write_model(
         "name": name,
         "hpk": hpk_path.name,
         "weights": f"{name}.weights.bin",
+        "intermediates": f"{name}.intermediates.bin",
         "input": f"{name}.input.bin",
         "output": f"{name}.output.bin",
         "batch": BATCH,
@@ -266,10 +467,41 @@ def write_model(
         "ops": sorted({node.op for node in runtime.hpk.nodes}),
         "space_dtypes": sorted({space.dtype for space in runtime.hpk.spaces.values()}),
         "schemes": sorted({param.scheme for param in runtime.hpk.params.values()}),
+        "scheme_dtypes": sorted(
+            {
+                f"{param.scheme}:{runtime.hpk.spaces[space].dtype}"
+                for param in runtime.hpk.params.values()
+                for space in _spaces_of(param)
+            }
+        ),
         "has_golden": runtime.golden_inputs is not None,
         "numpy_golden_max_error": golden_error,
         "params": params,
     }
+
+
+def _spaces_of(param: Any) -> list[str]:
+    """Every space a param reads (bucket spaces and funhash's g)."""
+    if param.scheme == "funhash":
+        return list(param.spec["spaces"]) + ([param.spec["g"]] if param.spec["hidden"] else [])
+    if param.scheme in ("hashed", "fresh", "fsnet"):
+        return [param.spec["space"]]
+    return []
+
+
+FRESH_BASIS_SIZES = [(kh, kw) for kh in range(1, 9) for kw in range(1, 9)] + [
+    (11, 11),
+    (16, 16),
+    (32, 1),
+    (1, 32),
+]
+
+
+def write_fresh_bases(out: Path) -> dict[str, Any]:
+    """numpy's inverse-DCT bases M for a range of kernel sizes (Java must compute the same bits)."""
+    chunks = [fresh_scheme.idct_basis(kh, kw).astype("<f4").tobytes() for kh, kw in FRESH_BASIS_SIZES]
+    (out / "fresh_bases.bin").write_bytes(b"".join(chunks))
+    return {"file": "fresh_bases.bin", "sizes": [list(size) for size in FRESH_BASIS_SIZES]}
 
 
 def write_f16_table(out: Path) -> str:
@@ -323,6 +555,91 @@ def _container_bytes(table: dict[str, Any], meta_text: str, data: bytes) -> byte
     return struct.pack("<Q", len(raw)) + raw + data
 
 
+# Targeted parity edits: every scheme-specific field of one param per scheme, set to each value of
+# FIELD_VALUES in turn (and removed). Both readers must agree on each file.
+PARITY_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lenet5_fresh": ("c1.weight", ("shape", "space", "seed", "bands")),
+    "lenet5_funhash": ("fc1.weight", ("shape", "spaces", "seed", "hashes", "hops", "hidden", "g")),
+    "mlp_funhash_identity": ("fc2.weight", ("spaces", "hashes", "hops", "hidden", "g")),
+    "lenet5_fsnet": ("c1.weight", ("shape", "space", "stride")),
+}
+_REMOVE = object()
+FIELD_VALUES: tuple[Any, ...] = (
+    _REMOVE,
+    None,
+    True,
+    0,
+    1,
+    2,
+    3,
+    4,
+    16,
+    17,
+    19,
+    256,
+    257,
+    -1,
+    2**30,
+    2**32,
+    10**29,
+    1.0,
+    0.5,
+    "",
+    "fc1",
+    "fc2",
+    "fc1.g",
+    "c1",
+    "c1.g",
+    "fc1.space2",
+    [],
+    [19],
+    [0, 0, 19],
+    [10, 9],
+    [6, 1, 5, 5],
+    [6, 25],
+    [120, 400],
+    [100, 300],
+    [3, 4, 1, 1],
+    ["fc1"],
+    ["fc2"],
+    ["fc1", "fc1"],
+    ["fc1", "fc1.space2"],
+    ["fc1.space2", "fc1"],
+    {},
+)
+
+
+def _parity_case(corpus: Path, name: str, payload: bytes, what: str, seed: int) -> dict[str, Any]:
+    """Write one damaged file and the Python reader's verdict (and outputs, if it accepts)."""
+    (corpus / f"{name}.hpk").write_bytes(payload)
+    case: dict[str, Any] = {"file": f"parity/{name}.hpk", "edit": what}
+    try:
+        hpk = parse_hpk(payload, name)
+    except HpkFormatError as exc:
+        return {**case, "accepted": False, "message": str(exc)}
+    case["accepted"] = True
+    if sum(p.numel for p in hpk.params.values()) <= PARITY_MAX_VIRTUAL:
+        model = Model(hpk)
+        x = np.random.default_rng(seed).standard_normal((2, *hpk.input.shape[1:])).astype("<f4")
+        try:
+            y = model.run(x)
+        except HpkFormatError as exc:  # a file the reader accepted but cannot run
+            case["run_error"] = str(exc)
+        else:
+            (corpus / f"{name}.input.bin").write_bytes(x.tobytes())
+            (corpus / f"{name}.output.bin").write_bytes(np.asarray(y, dtype="<f4").tobytes())
+            case["input"], case["output"] = f"parity/{name}.input.bin", f"parity/{name}.output.bin"
+    return case
+
+
+def _split_hpk(blob: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """(tensor table, metadata document, data buffer) of a .hpk file."""
+    (length,) = struct.unpack_from("<Q", blob)
+    header = json.loads(blob[8 : 8 + length])
+    meta = json.loads(header.pop("__metadata__")["hashpack"])
+    return header, meta, blob[8 + length :]
+
+
 def write_parity_corpus(out: Path) -> str:
     """Damaged fixtures with the Python reader's verdict (and outputs when it accepts)."""
     corpus = out / "parity"
@@ -330,37 +647,30 @@ def write_parity_corpus(out: Path) -> str:
     rng = random.Random(20240601)
     cases = []
     for base in PARITY_BASES:
-        blob = (out / f"{base}.hpk").read_bytes()
-        (length,) = struct.unpack_from("<Q", blob)
-        header = json.loads(blob[8 : 8 + length])
-        meta = json.loads(header.pop("__metadata__")["hashpack"])
-        data = blob[8 + length :]
+        header, meta, data = _split_hpk((out / f"{base}.hpk").read_bytes())
         for index in range(PARITY_PER_BASE):
             table, edited = copy.deepcopy(header), copy.deepcopy(meta)
             on_table = rng.random() < 0.25
             what = ("table: " if on_table else "") + _mutate(table if on_table else edited, rng)
             payload = _container_bytes(table, json.dumps(edited, sort_keys=True, separators=(",", ":")), data)
-            name = f"{base}_{index:03d}"
-            (corpus / f"{name}.hpk").write_bytes(payload)
-            case: dict[str, Any] = {"file": f"parity/{name}.hpk", "edit": what}
-            try:
-                hpk = parse_hpk(payload, name)
-            except HpkFormatError as exc:
-                cases.append({**case, "accepted": False, "message": str(exc)})
-                continue
-            case["accepted"] = True
-            if sum(p.numel for p in hpk.params.values()) <= PARITY_MAX_VIRTUAL:
-                model = Model(hpk)
-                x = np.random.default_rng(index).standard_normal((2, *hpk.input.shape[1:])).astype("<f4")
-                try:
-                    y = model.run(x)
-                except HpkFormatError as exc:  # a file the reader accepted but cannot run
-                    case["run_error"] = str(exc)
+            cases.append(_parity_case(corpus, f"{base}_{index:03d}", payload, what, index))
+    for base, (param, fields) in PARITY_FIELDS.items():
+        header, meta, data = _split_hpk((out / f"{base}.hpk").read_bytes())
+        index = 0
+        for key in fields:
+            for value in FIELD_VALUES:
+                edited = copy.deepcopy(meta)
+                if value is _REMOVE:
+                    edited["params"][param].pop(key, None)
+                    what = f"remove params/{param}/{key}"
                 else:
-                    (corpus / f"{name}.input.bin").write_bytes(x.tobytes())
-                    (corpus / f"{name}.output.bin").write_bytes(np.asarray(y, dtype="<f4").tobytes())
-                    case["input"], case["output"] = f"parity/{name}.input.bin", f"parity/{name}.output.bin"
-            cases.append(case)
+                    edited["params"][param][key] = copy.deepcopy(value)
+                    what = f"set params/{param}/{key} = {value!r}"
+                payload = _container_bytes(
+                    header, json.dumps(edited, sort_keys=True, separators=(",", ":")), data
+                )
+                cases.append(_parity_case(corpus, f"{base}_field_{index:03d}", payload, what, index))
+                index += 1
     (out / "parity.json").write_text(json.dumps({"cases": cases}, indent=1) + "\n")
     return "parity.json"
 
@@ -373,12 +683,19 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     models = [write_model(out, *case) for case in _model_cases()]
-    manifest = {"models": models, "f16_table": write_f16_table(out), "parity": write_parity_corpus(out)}
+    manifest = {
+        "models": models,
+        "f16_table": write_f16_table(out),
+        "fresh_bases": write_fresh_bases(out),
+        "parity": write_parity_corpus(out),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     covered = sorted({op for m in models for op in m["ops"]})
     parity = json.loads((out / "parity.json").read_text())["cases"]
     accepted = sum(case["accepted"] for case in parity)
+    schemes = sorted({pair for m in models for pair in m["scheme_dtypes"]})
     print(f"wrote {len(models)} models to {out}; ops covered: {', '.join(covered)}")
+    print(f"schemes and space dtypes covered: {', '.join(schemes)}")
     print(f"parity corpus: {len(parity)} damaged files, {accepted} accepted by the Python reader")
     return 0
 

@@ -2,8 +2,9 @@ package org.hashpack;
 
 /**
  * A compression scheme (docs/FORMAT.md §4): how one param's values are stored and regenerated.
- * Adding a scheme (FreshNets, FunHashNN, FSNet, ...) is one class implementing this interface plus
- * one {@link Schemes#register} line.
+ * Version 1's schemes ({@code dense}, {@code hashed}, {@code fresh}, {@code funhash}, {@code fsnet})
+ * are registered in {@link Schemes}; adding one is a class implementing this interface plus one
+ * {@link Schemes#register} line.
  */
 public interface Scheme {
     /** The {@code scheme} string of the metadata. */

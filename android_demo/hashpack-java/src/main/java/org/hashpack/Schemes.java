@@ -13,6 +13,9 @@ public final class Schemes {
     static {
         register(new DenseScheme());
         register(new HashedScheme());
+        register(new FreshScheme());
+        register(new FunHashScheme());
+        register(new FsnetScheme());
     }
 
     private Schemes() {}

@@ -301,7 +301,8 @@ public class CorruptFileTest {
     public void unknownScheme() {
         TestHpk hpk = mlp();
         hpk.param("fc1.weight").put("scheme", "freshnets");
-        rejects(hpk, "param 'fc1.weight': unknown compression scheme 'freshnets' (known: dense, hashed)");
+        rejects(hpk, "param 'fc1.weight': unknown compression scheme 'freshnets' (known: dense, hashed, fresh, "
+                + "funhash, fsnet)");
     }
 
     @Test

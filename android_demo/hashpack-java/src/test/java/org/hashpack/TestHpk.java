@@ -250,6 +250,30 @@ final class TestHpk {
             return this;
         }
 
+        /** A float16 space from raw half bit patterns. */
+        Builder spaceF16(String name, short... bits) {
+            tensor("spaces/" + name, "F16", new int[] {bits.length}, f16(bits));
+            hpk.section("spaces").put(name, TestSupport.obj("size", bits.length, "dtype", "float16",
+                    "tensor", "spaces/" + name));
+            return this;
+        }
+
+        /** An int8 space: codes and a scale (bucket j is {@code codes[j] * scale}). */
+        Builder spaceI8(String name, double scale, byte... codes) {
+            tensor("spaces/" + name, "I8", new int[] {codes.length}, codes.clone());
+            hpk.section("spaces").put(name, TestSupport.obj("size", codes.length, "dtype", "int8",
+                    "tensor", "spaces/" + name, "scale", scale));
+            return this;
+        }
+
+        /** A param of any scheme: {@code fields} are its scheme's fields (besides scheme and shape). */
+        Builder param(String name, String scheme, int[] shape, Map<String, Object> fields) {
+            Map<String, Object> spec = TestSupport.obj("scheme", scheme, "shape", TestSupport.ints(shape));
+            spec.putAll(fields);
+            hpk.section("params").put(name, spec);
+            return this;
+        }
+
         Builder hashed(String name, String space, long seed, int... shape) {
             hpk.section("params").put(name, TestSupport.obj("scheme", "hashed", "shape", TestSupport.ints(shape),
                     "space", space, "seed", seed));
