@@ -18,6 +18,17 @@ import java.util.List;
 final class FreshScheme implements Scheme {
     /** kh, kw at most 32: the basis is (kh·kw)^2 floats, at most 4 MiB. */
     static final int MAX_KERNEL = 32;
+    /**
+     * T_n for n = 1 … 32 (11,440 cosines, computed once): a file's params then cost no cosines, so a
+     * file of many small fresh params decodes in time proportional to its multiply-adds.
+     */
+    private static final double[][] DCT = new double[MAX_KERNEL + 1][];
+
+    static {
+        for (int n = 1; n <= MAX_KERNEL; n++) {
+            DCT[n] = dctMatrix(n);
+        }
+    }
 
     @Override
     public String name() {
@@ -127,7 +138,7 @@ final class FreshScheme implements Scheme {
             size = new long[taps];
             for (int u = 0; u < kh; u++) {
                 for (int v = 0; v < kw; v++) {
-                    int b = Math.min(u + v, nb - 1) == nb - 1 && nb > 2 ? nb - 2 : Math.min(u + v, nb - 1);
+                    int b = Math.min(u + v, nb - 1);
                     offset[u * kw + v] = bandOffset[b];
                     size[u * kw + v] = bandSize[b];
                 }
@@ -153,8 +164,8 @@ final class FreshScheme implements Scheme {
      * T_kh[u, x]·T_kw[v, y]}, computed in float64 and rounded to float32 once.
      */
     static float[] idctBasis(int kh, int kw) {
-        double[] th = dctMatrix(kh);
-        double[] tw = dctMatrix(kw);
+        double[] th = kh <= MAX_KERNEL ? DCT[kh] : dctMatrix(kh);
+        double[] tw = kw <= MAX_KERNEL ? DCT[kw] : dctMatrix(kw);
         int taps = kh * kw;
         float[] m = new float[taps * taps];
         for (int u = 0; u < kh; u++) {

@@ -19,8 +19,10 @@ final class FunHashScheme implements Scheme {
     static final int MAX_HIDDEN = 256;
     /**
      * Hop 2 reads a table of the {@code K_u} hop-2 buckets of hash u when {@code K_u} is at most this
-     * (4 bytes a bucket, 16 MiB at most over the 16 hashes); a larger space hashes each fetched bucket
-     * index on the fly instead, so the table never costs more memory than this.
+     * (4 bytes a bucket, 16 MiB at most over the 16 hashes) and at most the param's element count
+     * (so building it never costs more hashing than it saves); otherwise each fetched bucket index is
+     * hashed on the fly. Either way a param costs O(numel·U) hashes and bounded memory, whatever the
+     * space sizes.
      */
     static final int HOP_TABLE_LIMIT = 1 << 18;
     private static final int CHUNK = 1 << 12;
@@ -166,7 +168,7 @@ final class FunHashScheme implements Scheme {
                 if (hops == 2) {
                     second[u] = new Hp32(seed, hashes + u);
                     int size = values[u].length;
-                    if (size <= tableLimit) {
+                    if (size <= tableLimit && size <= param.numel()) {
                         int[] t = new int[size];
                         for (int b = 0; b < size; b++) {
                             long h2 = second[u].hash(b);

@@ -106,7 +106,8 @@ public class FixtureModelsTest {
                 assertBitIdentical(name + " z (hop 2 hashed on the fly)", expected,
                         FunHashScheme.fetches(p, model.file(), 0, numel, 0));
                 int tail = Math.min(numel, 37); // a range that does not start at 0
-                float[] part = FunHashScheme.fetches(p, model.file(), numel - tail, tail, FunHashScheme.HOP_TABLE_LIMIT);
+                float[] part = FunHashScheme.fetches(p, model.file(), numel - tail, tail,
+                        FunHashScheme.HOP_TABLE_LIMIT);
                 assertBitIdentical(name + " z tail", Arrays.copyOfRange(expected, expected.length - part.length,
                         expected.length), part);
             }

@@ -201,7 +201,8 @@ public class SchemeFieldsTest {
 
     @Test
     public void fsnetShape() {
-        rejects("lenet5_fsnet", "c1.weight", "shape", list(), "fsnet needs a shape with a filter dimension, got a scalar");
+        rejects("lenet5_fsnet", "c1.weight", "shape", list(),
+                "fsnet needs a shape with a filter dimension, got a scalar");
     }
 
     @Test

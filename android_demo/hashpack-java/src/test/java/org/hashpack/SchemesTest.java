@@ -188,7 +188,8 @@ public class SchemesTest {
             assertEquals("weight " + i, y, weight[i], 1e-5);
         }
         FixtureModelsTest.assertBitIdentical("z", expectedZ, z);
-        FixtureModelsTest.assertBitIdentical("z, hop 2 on the fly", expectedZ, FunHashScheme.fetches(p, file, 0, 12, 0));
+        FixtureModelsTest.assertBitIdentical("z, hop 2 on the fly", expectedZ,
+                FunHashScheme.fetches(p, file, 0, 12, 0));
     }
 
     /** U = 1, hops = 1, H = 0 with one space is bit-for-bit hashed (FORMAT.md §4 funhash). */
