@@ -77,6 +77,16 @@ def hash_range(start: int, stop: int, seed: int, function: int = 0) -> np.ndarra
     return x
 
 
+def hash_indices(indices: np.ndarray, seed: int, function: int = 0) -> np.ndarray:
+    """h(i) for each i of an array of indices in [0, 2^31), as uint32 (same function as hash_range)."""
+    key, multiplier = hash_key(seed, function)
+    x = np.asarray(indices).astype(np.uint32)
+    x ^= np.uint32(key)
+    x *= np.uint32(multiplier)
+    _mix32_inplace(x)
+    return x
+
+
 def _mod(h: np.ndarray, num_buckets: int) -> np.ndarray:
     # h - (h // K) * K: numpy divides uint32 by a scalar with libdivide, ~10x faster than `%`.
     k = np.uint32(num_buckets)

@@ -35,6 +35,7 @@ METADATA_KEY = "hashpack"
 CHECKSUM_KEY = "hashpack.sha256"
 MAX_TOTAL_VIRTUAL = 2**28
 MAX_EXPANSION = 2**16
+MAX_DECODE_WORK = 2**32  # operations to regenerate every weight: seconds, not hours
 MAX_NODES = 100_000
 # What running the graph may cost per sample: the evaluator keeps every value (1 GiB of float32)
 # and does at most ~2^34 multiply-adds, so a tiny file cannot declare a graph that exhausts memory
@@ -338,10 +339,11 @@ class _Validator:
         return float(scale)
 
     def params(self, meta: dict, spaces: dict[str, Space]) -> dict[str, Param]:
-        from .schemes import SCHEMES  # schemes import this module's types
+        from .schemes import SCHEMES, decode_work  # schemes import this module's types
 
         params = {}
         total_virtual = 0
+        total_work = 0
         for name, spec in self.field(meta, "params", dict, "metadata").items():
             where = f"param {_show(name)}"
             scheme_name = self.field(spec, "scheme", str, where)
@@ -368,6 +370,12 @@ class _Validator:
             total_virtual += param.numel
             if total_virtual > MAX_TOTAL_VIRTUAL:
                 raise self.fail(f"virtual parameters exceed the {MAX_TOTAL_VIRTUAL} limit at {where}")
+            total_work += decode_work(param)
+            if total_work > MAX_DECODE_WORK:
+                raise self.fail(
+                    f"regenerating the weights would take more than {MAX_DECODE_WORK} operations "
+                    f"(limit reached at {where})"
+                )
             params[name] = param
         return params
 

@@ -671,6 +671,13 @@ def write_parity_corpus(out: Path) -> str:
                 )
                 cases.append(_parity_case(corpus, f"{base}_field_{index:03d}", payload, what, index))
                 index += 1
+    # A file within every size limit whose weights would take too long to regenerate (§6 work limit).
+    header, meta, data = _split_hpk((out / "lenet5_funhash.hpk").read_bytes())
+    meta["params"]["fc1.weight"]["shape"] = [3 * 2**26]  # x (4 fetches + 25 for g) > 2^32 operations
+    payload = _container_bytes(header, json.dumps(meta, sort_keys=True, separators=(",", ":")), data)
+    case = _parity_case(corpus, "lenet5_funhash_decode_work", payload, "decode work over 2^32", 0)
+    assert "operations" in case.get("message", ""), case
+    cases.append({**case, "java_must_mention": "operations"})
     (out / "parity.json").write_text(json.dumps({"cases": cases}, indent=1) + "\n")
     return "parity.json"
 

@@ -4,7 +4,9 @@ the display fields ``hashpack inspect`` shows (``describe``)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from models import DIGITS_SHAPE, build, single_thread  # noqa: F401 (autouse fixture)
@@ -12,7 +14,7 @@ from models import DIGITS_SHAPE, build, single_thread  # noqa: F401 (autouse fix
 import hashpack
 from hashpack.nn.quantize import quantize
 from hashpack.runtime import HpkFormatError, parse_hpk, serialize_hpk
-from hashpack.runtime.schemes import describe_param
+from hashpack.runtime.schemes import describe_param, funhash
 from hashpack.runtime.summary import summarize
 
 
@@ -154,3 +156,40 @@ def test_summary_counts_g_and_shows_details(files) -> None:
     expected = sum(hpk.spaces[n].size for n in ("classifier.0", "classifier.0.space2", "classifier.0.g"))
     assert layer["stored_values"] == expected
     assert layer["details"]["bucket_dtype"] == "int8" and layer["details"]["weight"]["U"] == 4
+
+
+def _funhash_param(hpk) -> str:
+    return next(name for name, p in hpk.params.items() if p.scheme == "funhash" and p.spec["hidden"])
+
+
+def test_decode_work_limit_rejects_a_small_file_that_would_take_hours(files) -> None:
+    """U = 16, two hops and H = 256 cost ~8,700 operations per weight: 2^27 weights would take an
+    hour to regenerate, from a file of a few KB. The reader refuses before decoding anything."""
+    bad = copy.deepcopy(files["funhash"])
+    name = _funhash_param(bad)
+    spec = dict(bad.params[name].spec, hashes=16, hops=2, hidden=256)
+    g = bad.spaces[spec["g"]]
+    size = 16 * 2 * 256 + 2 * 256 + 1
+    spec["g"] = "evil.g"
+    bad.spaces["evil.g"] = dataclasses.replace(g, name="evil.g", size=size, tensor="spaces/evil.g")
+    bad.tensors["spaces/evil.g"] = np.zeros(size, dtype=bad.tensors[g.tensor].dtype)
+    buckets = sum(bad.spaces[space].size for space in spec["spaces"])
+    count = min(buckets * 2**16, 2**27)  # within the expansion and virtual-size limits
+    assert count * (32 + size) > 2**32
+    bad.params[name] = dataclasses.replace(bad.params[name], shape=(count,), spec=spec)
+    with pytest.raises(HpkFormatError, match=r"more than 4294967296 operations \(limit reached at param"):
+        parse_hpk(serialize_hpk(bad), "bad.hpk")
+
+
+def test_two_hop_fetches_without_tables_match_the_tables(files) -> None:
+    """A param smaller than its space hashes its hop-1 buckets directly instead of tabulating hop 2
+    over the whole space; both paths must give the same z bit for bit."""
+    hpk = files["funhash"]
+    param = hpk.params[_funhash_param(hpk)]
+    assert param.spec["hops"] == 2
+    tabled = funhash._fetch_plan(param, hpk)
+    direct = [(values, None, None) for values, _, _ in tabled]
+    stop = min(param.numel, 5000)
+    np.testing.assert_array_equal(
+        funhash._fetches(param, tabled, 0, stop), funhash._fetches(param, direct, 0, stop)
+    )

@@ -1,7 +1,8 @@
 """Compression schemes: how a param's values are stored and regenerated (docs/FORMAT.md §4).
 
 Each scheme is one module exposing ``validate(param, spaces, validator) -> stored count | None``
-and ``decode(param, hpk) -> float32 array of param.shape``; optionally ``describe(param, hpk) ->
+and ``decode(param, hpk) -> float32 array of param.shape``; optionally ``decode_work(param) ->
+operations per weight`` (1 if absent; the reader caps the file's total, FORMAT.md §6), ``describe(param, hpk) ->
 dict`` (what ``hashpack inspect`` shows) and ``spaces_of(param)``. Adding a scheme is adding a
 module and a line here.
 """
@@ -26,6 +27,12 @@ def decode_param(hpk, name: str):
     """The float32 values of param ``name`` of ``hpk``."""
     param = hpk.params[name]
     return SCHEMES[param.scheme].decode(param, hpk)
+
+
+def decode_work(param) -> int:
+    """Operations the reader budgets to regenerate ``param`` (numel × the scheme's per-weight cost)."""
+    per_weight = getattr(SCHEMES[param.scheme], "decode_work", None)
+    return param.numel * (per_weight(param) if per_weight else 1)
 
 
 def describe_param(hpk, name: str) -> dict[str, Any]:

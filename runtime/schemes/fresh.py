@@ -80,6 +80,11 @@ def validate(param: Param, spaces: dict[str, Space], validator) -> int:
     return spaces[space].size
 
 
+def decode_work(param: Param) -> int:
+    """Operations to regenerate one weight (FORMAT.md §6): one fetch and a kh·kw inverse DCT."""
+    return 1 + param.shape[2] * param.shape[3]
+
+
 def decode(param: Param, hpk: HpkFile) -> np.ndarray:
     out_channels, in_channels, kh, kw = param.shape
     sizes = np.asarray(param.spec["bands"], dtype=np.int64)

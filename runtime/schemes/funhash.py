@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..hashing import MASK32, SIGN_BIT, check_num_buckets, hash_range
+from ..hashing import MASK32, SIGN_BIT, check_num_buckets, hash_indices, hash_range
 
 if TYPE_CHECKING:
     from ..hpk import HpkFile, Param, Space
@@ -90,9 +90,17 @@ def validate(param: Param, spaces: dict[str, Space], validator) -> int:
     return sum(spaces[name].size for name in names)
 
 
+def decode_work(param: Param) -> int:
+    """Operations to regenerate one weight (FORMAT.md §6): D fetches, and g's D·H + 2H + 1."""
+    inputs, hidden = param.spec["hashes"] * param.spec["hops"], param.spec["hidden"]
+    return inputs + g_size(inputs, hidden)
+
+
 def _fetch_plan(param: Param, hpk: HpkFile) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """Per hash u: its space's float32 values and, with two hops, the hop-2 bucket and sign tables
-    over that space's K bucket indices (hop 2 hashes a bucket index, so K entries suffice)."""
+    over that space's K bucket indices (hop 2 hashes a bucket index, so K entries suffice). The
+    tables are built only when K is at most the param's size: a small param reading a big shared
+    space hashes its own buckets instead, so decoding never costs more than the param justifies."""
     spec = param.spec
     hashes, seed = spec["hashes"], spec["seed"]
     spaces = [hpk.space_values(name) for name in spec["spaces"]]
@@ -101,7 +109,7 @@ def _fetch_plan(param: Param, hpk: HpkFile) -> list[tuple[np.ndarray, np.ndarray
         values = spaces[u % len(spaces)]
         size = int(values.shape[0])
         check_num_buckets(size)
-        if spec["hops"] == 2:
+        if spec["hops"] == 2 and size <= param.numel:
             h2 = hash_range(0, size, seed, hashes + u)
             plan.append((values, (h2 % np.uint32(size)).astype(np.int64), h2 & np.uint32(SIGN_BIT)))
         else:
@@ -119,9 +127,13 @@ def _fetches(param: Param, plan: list, start: int, stop: int) -> np.ndarray:
         bucket = (h % np.uint32(values.shape[0])).astype(np.int64)
         sign = h & sign_bit
         z[:, u] = np.where(sign, -values[bucket], values[bucket])
-        if table2 is not None and signs2 is not None:
-            bucket2 = table2[bucket]
-            sign2 = sign ^ signs2[bucket]
+        if param.spec["hops"] == 2:
+            if table2 is not None and signs2 is not None:
+                bucket2, sign2 = table2[bucket], sign ^ signs2[bucket]
+            else:
+                h2 = hash_indices(bucket, seed, hashes + u)
+                bucket2 = (h2 % np.uint32(values.shape[0])).astype(np.int64)
+                sign2 = sign ^ (h2 & sign_bit)
             z[:, hashes + u] = np.where(sign2, -values[bucket2], values[bucket2])
     return z
 

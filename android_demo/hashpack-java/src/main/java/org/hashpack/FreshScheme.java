@@ -30,6 +30,12 @@ final class FreshScheme implements Scheme {
         }
     }
 
+    /** One fetch and a kh·kw inverse DCT per weight (§6). */
+    @Override
+    public long decodeWorkPerWeight(Param param) {
+        return 1 + (long) param.shape()[2] * param.shape()[3];
+    }
+
     @Override
     public String name() {
         return "fresh";

@@ -33,6 +33,13 @@ final class FunHashScheme implements Scheme {
     }
 
     /** Values of g's space: W1 [H, D], b1 [H], w2 [H], b2 [1] (0 for the identity). */
+    /** D fetches and g's D·H + 2H + 1 multiply-adds (§6). */
+    @Override
+    public long decodeWorkPerWeight(Param param) {
+        long inputs = SchemeFields.checkedLong(param, "hashes") * SchemeFields.checkedLong(param, "hops");
+        return inputs + gSize(inputs, SchemeFields.checkedLong(param, "hidden"));
+    }
+
     static long gSize(long inputs, long hidden) {
         return hidden == 0 ? 0 : inputs * hidden + 2 * hidden + 1;
     }

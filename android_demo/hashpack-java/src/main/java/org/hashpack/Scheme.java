@@ -18,6 +18,14 @@ public interface Scheme {
     long validate(Param param, Validator v) throws HpkFormatException;
 
     /**
+     * Operations to regenerate one weight of a validated {@code param}, for the decode-work limit of
+     * §6 ({@link Validator#MAX_DECODE_WORK}). Most schemes fetch one value per weight.
+     */
+    default long decodeWorkPerWeight(Param param) {
+        return 1;
+    }
+
+    /**
      * The param's float32 values, row-major, {@code param.numel()} of them. Called only on params
      * that passed {@link #validate}.
      */

@@ -31,6 +31,8 @@ public final class Validator {
     public static final long MAX_TOTAL_VIRTUAL = 1L << 28;
     /** A virtual tensor has at most this many elements per stored value it is generated from. */
     public static final long MAX_EXPANSION = 1L << 16;
+    /** Operations to regenerate every weight of a file (§6): seconds, not hours. */
+    public static final long MAX_DECODE_WORK = 1L << 32;
     public static final int MAX_NODES = 100_000;
 
     private final Container container;
@@ -309,6 +311,7 @@ public final class Validator {
     private Map<String, Param> checkParams(Map<String, Object> meta) throws HpkFormatException {
         Map<String, Param> params = new LinkedHashMap<>();
         long totalVirtual = 0;
+        long totalWork = 0;
         for (Map.Entry<String, Object> e : object(meta, "params", "metadata").entrySet()) {
             String name = e.getKey();
             Object spec = e.getValue();
@@ -339,6 +342,12 @@ public final class Validator {
             totalVirtual += numel; // < 2^31 per param, and we stop at 2^28: no overflow
             if (totalVirtual > MAX_TOTAL_VIRTUAL) {
                 throw fail("virtual parameters exceed the " + MAX_TOTAL_VIRTUAL + " limit at " + where);
+            }
+            // numel < 2^31 and at most ~2^14 operations a weight: no overflow before we stop at 2^32
+            totalWork += numel * scheme.decodeWorkPerWeight(param);
+            if (totalWork > MAX_DECODE_WORK) {
+                throw fail("regenerating the weights would take more than " + MAX_DECODE_WORK
+                        + " operations (limit reached at " + where + ")");
             }
             params.put(name, param);
         }

@@ -42,6 +42,11 @@ public class ParityTest {
                 continue;
             }
             if (parsed == null) {
+                Object mustMention = spec.get("java_must_mention");
+                if (mustMention != null && !javaMessage.contains((String) mustMention)) {
+                    problems.add(file + " [" + spec.get("edit") + "]: java's message does not mention '"
+                            + mustMention + "': " + javaMessage);
+                }
                 continue;
             }
             accepted++;
