@@ -17,13 +17,13 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hashpack.runtime.hashing import MASK32, SIGN_BIT, derive_seed
 from hashpack.runtime.hpk import Param
 from hashpack.runtime.schemes.fresh import MAX_KERNEL, band_counts, band_table, idct_basis
 
+from .conv_geometry import ConvGeometry
 from .entries import CompressedLayer, HpkEntries
 from .hashing import hash_indices
 from .layers import _random_seed, signed_gather
@@ -70,7 +70,7 @@ def allocate(counts: list[int], total: int, weights: list[float]) -> list[int]:
     return sizes
 
 
-class FreshConv2d(CompressedLayer):
+class FreshConv2d(ConvGeometry, CompressedLayer):
     """A Conv2d whose filters are inverse DCTs of coefficients hashed into per-band bucket pools.
 
     compression: stored bucket values / weight values (the bias, if any, is kept dense and is not
@@ -102,18 +102,12 @@ class FreshConv2d(CompressedLayer):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        pair = nn.modules.utils._pair
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            )
+        self.weight_shape = self._init_geometry(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups
+        )
         kh, kw = self.kernel_size
         if max(kh, kw) > MAX_KERNEL:
             raise ValueError(f"FreshNets supports kernels up to {MAX_KERNEL}×{MAX_KERNEL}, got {kh}×{kw}")
-        self.weight_shape = (out_channels, in_channels // groups, kh, kw)
         self.band_buckets = self._allocate(compression, band_buckets, bands, allocation, alpha, beta)
         self.num_buckets = sum(self.band_buckets)
         self.layer_seed = (_random_seed() if seed is None else seed) & MASK32
@@ -124,8 +118,7 @@ class FreshConv2d(CompressedLayer):
         self.register_buffer("_basis", torch.from_numpy(idct_basis(kh, kw)), persistent=False)
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self._build_index()
-        fan_in = (in_channels // groups) * kh * kw
-        bound = 1.0 / math.sqrt(fan_in)
+        bound = 1.0 / math.sqrt(self.fan_in)
         # Orthonormal DCT: coefficients of uniform(-bound, bound) pixels have the same variance.
         nn.init.uniform_(self.space, -bound, bound)
         if self.bias is not None:
@@ -193,7 +186,7 @@ class FreshConv2d(CompressedLayer):
         return (flat @ self._basis).view(self.weight_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.filters(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv(x, self.filters(), self.bias)
 
     @torch.no_grad()
     def init_from_dense(self, dense: dict[str, torch.Tensor]) -> None:
@@ -225,7 +218,4 @@ class FreshConv2d(CompressedLayer):
         return self.num_buckets + (self.out_channels if self.bias is not None else 0)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, groups={self.groups}, bands={self.band_buckets}, seed={self.layer_seed}"
-        )
+        return f"{self._geometry_repr()}, bands={self.band_buckets}, seed={self.layer_seed}"

@@ -22,6 +22,7 @@ from torch import nn
 from hashpack.runtime.hpk import Param
 from hashpack.runtime.schemes.fsnet import filter_positions
 
+from .conv_geometry import ConvGeometry
 from .entries import CompressedLayer, HpkEntries
 from .layers import budget as values_for
 
@@ -130,7 +131,7 @@ class FSLinear(FSModule):
         return f"{self.in_features}, {self.out_features}, {self._describe()}"
 
 
-class FSConv2d(FSModule):
+class FSConv2d(ConvGeometry, FSModule):
     """A Conv2d whose filters are overlapping segments of one filter summary."""
 
     hpk_op = "Conv2d"
@@ -151,23 +152,11 @@ class FSConv2d(FSModule):
         filter_stride: int | None = None,
     ) -> None:
         super().__init__()
-        pair = nn.modules.utils._pair
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            )
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        fan_in = (in_channels // groups) * self.kernel_size[0] * self.kernel_size[1]
-        self._init_summary(shape, bias, fan_in, compression, summary_length, filter_stride)
+        shape = self._init_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
+        self._init_summary(shape, bias, self.fan_in, compression, summary_length, filter_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.filters(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv(x, self.filters(), self.bias)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, groups={self.groups}, {self._describe()}"
-        )
+        return f"{self._geometry_repr()}, {self._describe()}"

@@ -27,6 +27,7 @@ from hashpack.runtime.hashing import MASK32, derive_seed
 from hashpack.runtime.hpk import Param
 from hashpack.runtime.schemes.funhash import MAX_HASHES, MAX_HIDDEN, g_size, split_g
 
+from .conv_geometry import ConvGeometry
 from .entries import CompressedLayer, HpkEntries
 from .hashing import bucket_and_sign
 from .layers import _random_seed, signed_gather
@@ -294,7 +295,7 @@ class FunHashLinear(FunHashModule):
         return f"{self.in_features}, {self.out_features}, {self._describe()}"
 
 
-class FunHashConv2d(FunHashModule):
+class FunHashConv2d(ConvGeometry, FunHashModule):
     """A Conv2d whose weight and bias are FunHashNN virtual tensors sharing one space and g."""
 
     hpk_op = "Conv2d"
@@ -319,20 +320,15 @@ class FunHashConv2d(FunHashModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        pair = nn.modules.utils._pair
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            )
-        shapes = {"weight": (out_channels, in_channels // groups, *self.kernel_size)}
+        weight_shape = self._init_geometry(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups
+        )
+        shapes = {"weight": weight_shape}
         if bias:
             shapes["bias"] = (out_channels,)
         self._init_funhash(
             shapes,
-            (in_channels // groups) * self.kernel_size[0] * self.kernel_size[1],
+            self.fan_in,
             compression=compression,
             num_buckets=num_buckets,
             hashes=hashes,
@@ -344,12 +340,7 @@ class FunHashConv2d(FunHashModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = self.virtual_tensors()
-        return F.conv2d(
-            x, tensors["weight"], tensors.get("bias"), self.stride, self.padding, self.dilation, self.groups
-        )
+        return self._conv(x, tensors["weight"], tensors.get("bias"))
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, groups={self.groups}, {self._describe()}"
-        )
+        return f"{self._geometry_repr()}, {self._describe()}"

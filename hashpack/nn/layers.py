@@ -16,6 +16,7 @@ from torch import nn
 from hashpack.runtime.hashing import MASK32, derive_seed
 from hashpack.runtime.hpk import Param
 
+from .conv_geometry import ConvGeometry
 from .entries import CompressedLayer, HpkEntries
 from .hashing import bucket_and_sign
 
@@ -150,7 +151,7 @@ class HashedLinear(HashedModule):
         return f"{self.in_features}, {self.out_features}, buckets={self.num_buckets}, seed={self.layer_seed}"
 
 
-class HashedConv2d(HashedModule):
+class HashedConv2d(ConvGeometry, HashedModule):
     """A Conv2d whose weight [out, in/groups, kh, kw] and bias [out] are hashed into one space."""
 
     hpk_op = "Conv2d"
@@ -171,31 +172,21 @@ class HashedConv2d(HashedModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        pair = nn.modules.utils._pair
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation, self.groups = pair(padding), pair(dilation), groups
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            )
-        shapes = {"weight": (out_channels, in_channels // groups, *self.kernel_size)}
+        weight_shape = self._init_geometry(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups
+        )
+        shapes = {"weight": weight_shape}
         if bias:
             shapes["bias"] = (out_channels,)
         self._init_hashing(shapes, _resolve_buckets(shapes, compression, num_buckets), seed)
-        self._uniform_init((in_channels // groups) * self.kernel_size[0] * self.kernel_size[1])
+        self._uniform_init(self.fan_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = self.virtual_tensors()
-        return F.conv2d(
-            x, tensors["weight"], tensors.get("bias"), self.stride, self.padding, self.dilation, self.groups
-        )
+        return self._conv(x, tensors["weight"], tensors.get("bias"))
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, groups={self.groups}, buckets={self.num_buckets}, seed={self.layer_seed}"
-        )
+        return f"{self._geometry_repr()}, buckets={self.num_buckets}, seed={self.layer_seed}"
 
 
 def _resolve_buckets(
