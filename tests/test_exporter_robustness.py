@@ -16,10 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hashpack.exporter.onnx import export_onnx
+from hashpack.exporter.tflite import export_tflite
 from hashpack.runtime import HpkFormatError, parse_hpk
 
-onnx_export = pytest.importorskip("hashpack.exporter.onnx").export_onnx
-tflite_export = pytest.importorskip("hashpack.exporter.tflite").export_tflite
+onnx_export = export_onnx
+tflite_export = export_tflite
 EXPORTERS: dict[str, Callable[..., object]] = {"onnx": onnx_export, "tflite": tflite_export}
 
 

@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from models import DIGITS_SHAPE, LeNet5, mlp, single_thread  # noqa: F401 (autouse fixture)
+from sklearn import datasets
 
 import hashpack
 from hashpack.nn.quantize import fake_quantize, quantize
-
-datasets = pytest.importorskip("sklearn.datasets")
 
 TRAIN = 1400
 BATCH = 32

@@ -25,20 +25,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
-
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-import hashpack  # noqa: E402
-from hashpack.exporter.onnx import WEIGHT_MODES, build_onnx, export_onnx, save_optimized  # noqa: E402
-from hashpack.exporter.onnx import functions as hf  # noqa: E402
-from hashpack.models import MobileNetTiny, ResNet20, build_model  # noqa: E402
-from hashpack.nn.quantize import quantize  # noqa: E402
-from hashpack.runtime import HpkFile, HpkFormatError, Model, parse_hpk, read_hpk, serialize_hpk  # noqa: E402
+import hashpack
+from hashpack.exporter.onnx import WEIGHT_MODES, build_onnx, export_onnx, save_optimized
+from hashpack.exporter.onnx import functions as hf
+from hashpack.models import MobileNetTiny, ResNet20, build_model
+from hashpack.nn.quantize import quantize
+from hashpack.runtime import HpkFile, HpkFormatError, Model, parse_hpk, read_hpk, serialize_hpk
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 SIZE_FACTOR, SIZE_SLACK = 1.05, 16 * 1024

@@ -11,15 +11,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from hashpack.exporter.onnx import functions as hf  # noqa: E402
-from hashpack.runtime.hashing import gather_signed  # noqa: E402
+from hashpack.exporter.onnx import functions as hf
+from hashpack.runtime.hashing import gather_signed
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "hash_vectors.json").read_text())
 MODES = ["function", "inline"]

@@ -113,11 +113,6 @@ def _skipped(report: dict, name: str) -> bool:
 
 
 def test_tflite_backend_is_profiled_when_the_exporter_exists(model_path: Path) -> None:
-    pytest.importorskip("hashpack.exporter.tflite", reason="LiteRT exporter not installed")
-    from hashpack.exporter import tflite
-
-    if not hasattr(tflite, "export_tflite"):
-        pytest.skip("hashpack.exporter.tflite.export_tflite not available yet")
     report = _profile(str(model_path), "--backends", "tflite", "--batch", "2", "--runs", "3", "--no-memory")
     assert {row["name"] for row in report["sizes"]} >= {"tflite:once", "tflite:inline", "tflite:expanded"}
     assert [(row["backend"], row["batch"]) for row in report["speed"]] == [("tflite:once", 2)]

@@ -20,10 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("ai_edge_litert")
-pytest.importorskip("torch")
-
 import torch
 from ai_edge_litert.interpreter import Interpreter
 from torch import nn
@@ -203,7 +199,8 @@ def test_once_model_initializes_once_and_serves_any_sequence_of_inputs(arch: str
 
 def test_once_file_regenerates_weights_instead_of_storing_them(workdir: Path) -> None:
     """once holds buckets and seeds: far smaller than expanded, and an init subgraph run by CALL_ONCE."""
-    tflite = pytest.importorskip("tflite")
+    import tflite
+
     path, _, _ = _case("hashed", "lenet5", str(workdir))
     once, expanded = _export(path, "once").data, _export(path, "expanded").data
     assert len(once) * 3 < len(expanded)
@@ -391,3 +388,29 @@ def test_large_params_are_decompressed_in_chunks_bit_identically(tmp_path: Path)
         want = use.reference(runtime.weights[use.param])
         assert np.array_equal(interpreter.get_tensor(index[name]).view(np.uint32), want.view(np.uint32)), name
     assert math.prod(runtime.hpk.params["1.weight"].shape) > 3000
+
+
+def test_falls_back_to_tflite_runtime_when_ai_edge_litert_is_missing(workdir: Path, monkeypatch) -> None:
+    """Platforms without ai-edge-litert: ``make_interpreter`` takes ``tflite_runtime``'s Interpreter
+    (the same API). Simulated: ai_edge_litert unimportable, a tflite_runtime exposing LiteRT's class."""
+    import types
+
+    used: list[str] = []
+
+    class FallbackInterpreter(Interpreter):
+        def __init__(self, *args, **kwargs) -> None:
+            used.append("tflite_runtime")
+            super().__init__(*args, **kwargs)
+
+    fallback = types.ModuleType("tflite_runtime.interpreter")
+    fallback.Interpreter = FallbackInterpreter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fallback)
+    path, _, _ = _case("hashed", "mlp", str(workdir))
+    exported = _export(path, "once")
+    x = np.zeros((1, *load(path).input_shape[1:]), dtype=np.float32)
+    runner = make_interpreter(exported.data).get_signature_runner()
+    assert used == ["tflite_runtime"]
+    assert runner(**{exported.input_name: x})[exported.output_name].shape[0] == 1
