@@ -28,6 +28,7 @@ import gzip
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from hashpack.runtime import HpkFile, load, read_hpk
+from hashpack.runtime.container import atomic_write_bytes
 from hashpack.runtime.summary import summarize
 from hashpack.validation import (
     EXPORT_MODES,
@@ -396,7 +398,9 @@ def plot_profile(report: dict[str, Any], out_path: str | os.PathLike[str]) -> Pa
     )
     _plot_sizes(size_axes, sizes)
     _plot_speed(speed_axes, speed, backends, batches)
-    figure.savefig(out_path, format="png")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(out_path, buffer.getvalue())  # a failed or killed run leaves no half PNG
     return Path(out_path)
 
 
