@@ -149,17 +149,8 @@ def test_train_missing_or_bad_output(tmp_path: Path, files: dict[str, Path]) -> 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (a directory nobody can write in)")
 def test_train_unwritable_output_fails_before_training() -> None:
+    """/proc refuses new files even to root (CI runs as root, so a chmod'ed directory would not do)."""
     assert_one_line_error(invoke("train", "-o", "/proc/m.hpk"), r"/proc/m\.hpk: cannot write in /proc")
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes in read-only directories")
-def test_train_read_only_directory(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    try:
-        assert_one_line_error(invoke("train", "-o", str(locked / "m.hpk")), r"cannot write in")
-    finally:
-        locked.chmod(0o700)
 
 
 def test_unknown_command_and_option() -> None:
