@@ -47,6 +47,15 @@ def _fail(source: str, message: str) -> HpkFormatError:
     return HpkFormatError(f"{source}: {message}")
 
 
+def _other_format(blob: bytes) -> str:
+    """Name the format of a file that is clearly not a .hpk (a common mix-up), for the error message."""
+    if blob[4:8] in (b"TFL3", b"TFL2"):  # the TFLite flatbuffer file identifier
+        return " (it is a TFLite flatbuffer)"
+    if blob[0] == 0x08 and 3 <= blob[1] < 0x80:  # ModelProto's field 1, ir_version, comes first
+        return " (it looks like an ONNX model)"
+    return ""
+
+
 def parse_container(blob: bytes, source: str = "<bytes>") -> Container:
     """Parse container bytes, checking every size and offset before touching tensor data."""
     if len(blob) < 8:
@@ -55,7 +64,8 @@ def parse_container(blob: bytes, source: str = "<bytes>") -> Container:
     if header_len > MAX_HEADER_BYTES:
         raise _fail(
             source,
-            f"not a .hpk file: header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit",
+            f"not a .hpk file{_other_format(blob)}: header length {header_len} exceeds the "
+            f"{MAX_HEADER_BYTES}-byte limit",
         )
     if 8 + header_len > len(blob):
         raise _fail(

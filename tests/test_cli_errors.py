@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 from click.testing import CliRunner, Result
+from onnx import TensorProto, helper
 
 from hashpack.cli import main
 
@@ -38,25 +40,22 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "onnx": tmp_path / "model.onnx",
         "json": tmp_path / "model.hpk.json",
         "a_file": tmp_path / "plain",
+        "tflite": tmp_path / "model.tflite",
     }
     paths["text"].write_text("hello, this is not a model\n")
     paths["empty"].write_bytes(b"")
     paths["json"].write_text('{"format": "hashpack"}')
     paths["a_file"].write_text("x")
-    try:
-        import onnx
-        from onnx import TensorProto, helper
-
-        graph = helper.make_graph(
-            [helper.make_node("Relu", ["x"], ["y"])],
-            "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        )
-        paths["onnx"].write_bytes(helper.make_model(graph).SerializeToString())
-        onnx.checker.check_model(str(paths["onnx"]))
-    except ImportError:  # any protobuf-looking bytes will do
-        paths["onnx"].write_bytes(b"\x08\x07\x12\x08hashpack:\x4a\x02\x10\x12" * 8)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    paths["onnx"].write_bytes(helper.make_model(graph).SerializeToString())
+    onnx.checker.check_model(str(paths["onnx"]))
+    # a flatbuffer root offset, then the TFLite file identifier, then zeros
+    paths["tflite"].write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
     return paths
 
 
@@ -65,7 +64,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     [
         ("text", r"notes\.txt: not a \.hpk file: header length"),
         ("empty", r"empty\.hpk: truncated: 0 bytes"),
-        ("onnx", r"model\.onnx: (not a \.hpk file|truncated)"),
+        ("onnx", r"model\.onnx: not a \.hpk file \(it looks like an ONNX model\)"),
+        ("tflite", r"model\.tflite: not a \.hpk file \(it is a TFLite flatbuffer\)"),
         ("json", r"model\.hpk\.json: not a \.hpk file"),
     ],
 )
