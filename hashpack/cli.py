@@ -168,10 +168,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--alpha", type=float, default=None, help="fresh: Beta-curve alpha of the band allocation.")
 @click.option("--beta", type=float, default=None, help="fresh: Beta-curve beta of the band allocation.")
 @click.option(
-    "--hashes", type=click.IntRange(1, 64), default=None, help="funhash: hash functions U per weight."
+    "--hashes", type=click.IntRange(1, 16), default=None, help="funhash: hash functions U per weight."
 )
 @click.option(
-    "--hidden", type=click.IntRange(0, 1024), default=None, help="funhash: hidden width of g (0: identity)."
+    "--hidden", type=click.IntRange(0, 256), default=None, help="funhash: hidden width of g (0: identity)."
 )
 @click.option("--hops", type=click.IntRange(1, 2), default=None, help="funhash: 2 for multi-hop hashing.")
 @click.option("--dual-space", is_flag=True, default=False, help="funhash: fetch from two compression spaces.")
@@ -199,7 +199,7 @@ def train(
     """Train a compressed model and write it as a .hpk file."""
     from hashpack.models import ARCHITECTURES
     from hashpack.nn.compress import METHODS
-    from hashpack.workflow import method_options_from_flags, train_and_pack
+    from hashpack.workflow import ModelOptionError, method_options_from_flags, train_and_pack
 
     if arch not in ARCHITECTURES:
         _fail(f"--arch {arch!r}: unknown architecture (choose from {', '.join(ARCHITECTURES)})")
@@ -213,23 +213,26 @@ def train(
     if fake_quant and quantize == "none":
         _fail("--fake-quant needs --quantize fp16 or int8")
     target = _writable_target(output)
-    with _progress(quiet=as_json) as on_step:
-        report = train_and_pack(
-            arch=arch,
-            method=method,
-            compression=compression,
-            dataset=dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            golden=golden,
-            path=target,
-            on_step=on_step,
-            options=options,
-            quantize=quantize,
-            fake_quant=fake_quant,
-        )
+    try:
+        with _progress(quiet=as_json) as on_step:
+            report = train_and_pack(
+                arch=arch,
+                method=method,
+                compression=compression,
+                dataset=dataset,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                golden=golden,
+                path=target,
+                on_step=on_step,
+                options=options,
+                quantize=quantize,
+                fake_quant=fake_quant,
+            )
+    except ModelOptionError as exc:
+        _fail(str(exc))
     if as_json:
         _emit_json(report)
     else:
@@ -255,16 +258,17 @@ class _progress:
             TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
             TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True,
         )  # fmt: skip
-        self.bar.start()
         task = self.bar.add_task("train", total=None, loss=float("nan"))
 
         def on_step(step: int, total: int, loss: float) -> None:
+            if not self.bar.live.is_started:  # started on the first step: early errors print alone
+                self.bar.start()
             self.bar.update(task, completed=step, total=total, loss=loss)
 
         return on_step
 
     def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.bar.live.is_started:
             self.bar.stop()
 
 

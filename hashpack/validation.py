@@ -18,7 +18,9 @@ so near-zero logits do not inflate it), the share of the tolerance used by the w
 
 Backends (``Backend``/``open_backend``/``export_model``, also used by ``hashpack.profiling``):
 ``pytorch``, ``numpy``, ``onnx`` (onnxruntime) and ``tflite`` (LiteRT), the last two on given
-files or on exports made on the fly in every weights mode. A backend that cannot run here (its
+files or on exports made on the fly in every weights mode. Files the user names are untrusted: they
+load and run in a child process (``hashpack.isolation``), so a file that crashes ONNX Runtime or
+LiteRT is reported as bad input instead of taking the process down. A backend that cannot run here (its
 runtime or exporter is missing, or the exporter does not support a scheme/op of this model) is
 *skipped* with the reason; skips do not fail validation, disagreements and crashes do.
 """
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from hashpack.isolation import BackendCrashed, BackendRejected, IsolatedRunner
 from hashpack.runtime import HpkFile, HpkFormatError, read_hpk
 
 DEFAULT_ATOL = 1e-4
@@ -409,11 +412,15 @@ class _Session:
         except Exception as exc:  # an exporter crash is a failure of that backend
             return self._error(result, f"export failed: {short_error(exc)}")
         try:
-            runner = open_backend(backend.kind, backend.path)
+            runner = IsolatedRunner(backend.kind, backend.path) if backend.given else None
+            run = runner or open_backend(backend.kind, backend.path)
+        except BackendCrashed as exc:  # a user's file took the runtime down: bad input
+            raise ValidationInputError(f"{exc}: the file is corrupt or hostile") from None
         except Exception as exc:
             if backend.given:
+                why = exc if isinstance(exc, BackendRejected) else short_error(exc)
                 raise ValidationInputError(
-                    f"{backend.path}: cannot be loaded as {ARTICLES[backend.kind]} model ({short_error(exc)})"
+                    f"{backend.path}: cannot be loaded as {ARTICLES[backend.kind]} model ({why})"
                 ) from None
             if backend.kind == "pytorch":  # torch is installed here, so this import is cheap
                 from hashpack.torch_eval import TorchEvalError
@@ -423,10 +430,10 @@ class _Session:
             return self._error(result, f"load failed: {short_error(exc)}")
         try:
             if self.golden is not None:
-                outputs = runner(np.array(self.golden[0]))
+                outputs = run(np.array(self.golden[0]))
                 result.checks.append(self._compare(outputs, self.golden[1], "golden", STORED))
             if self.x_random is not None:
-                outputs = runner(self.x_random.copy())
+                outputs = run(self.x_random.copy())
                 if self.reference is None:
                     self.reference, self.reference_name = np.asarray(outputs), backend.kind
                     result.is_reference = True
@@ -434,8 +441,14 @@ class _Session:
                     result.checks.append(
                         self._compare(outputs, self.reference, "random", self.reference_name)
                     )
+        except BackendCrashed as exc:
+            raise ValidationInputError(f"{exc}: the file is corrupt or hostile") from None
         except Exception as exc:
-            return self._error(result, f"run failed: {short_error(exc)}")
+            why = exc if isinstance(exc, BackendRejected) else short_error(exc)
+            return self._error(result, f"run failed: {why}")
+        finally:
+            if runner is not None:
+                runner.close()
         result.status = "pass" if all(c.passed for c in result.checks) else "fail"
         return result
 

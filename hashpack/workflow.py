@@ -21,6 +21,10 @@ from .packer import pack
 from .train import ProgressHook, evaluate, train
 
 
+class ModelOptionError(ValueError):
+    """The architecture, method or method options cannot build a model (a user error, caught early)."""
+
+
 def method_options_from_flags(method: str, flags: dict[str, Any]) -> dict[str, Any]:
     """The CLI flags that were given (not None/False), checked against ``method``'s options."""
     given = {name: value for name, value in flags.items() if value is not None and value is not False}
@@ -43,15 +47,21 @@ def build_compressed(
     seed: int,
     options: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
-    """A fresh ``arch`` model with its layers compressed by ``method`` ('dense' keeps it dense)."""
+    """A fresh ``arch`` model with its layers compressed by ``method`` ('dense' keeps it dense).
+
+    Raises ``ModelOptionError`` when ``compress`` rejects the method's options for this model.
+    """
     torch.manual_seed(seed)
     model = build_model(arch, input_shape, num_classes)
     if method != "dense":
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r} (known: dense, {', '.join(METHODS)})")
-        compress(
-            model, method=method, compression=compression, seed=seed, from_dense=False, **(options or {})
-        )
+        try:
+            compress(
+                model, method=method, compression=compression, seed=seed, from_dense=False, **(options or {})
+            )
+        except ValueError as exc:
+            raise ModelOptionError(f"--method {method}: {exc}") from None
     return model
 
 

@@ -130,6 +130,22 @@ def test_inspect_corrupt_hpk(tmp_path: Path) -> None:
         (["--seed", "-1"], r"Invalid value for '--seed'"),
         (["--lr", "0"], r"Invalid value for '--lr'"),
         (["--nope"], r"No such option '--nope'"),
+        (
+            ["--hashes", "20", "--method", "funhash"],
+            r"Invalid value for '--hashes': 20 is not in the range 1<=x<=16",
+        ),
+        (
+            ["--method", "funhash", "--dual-space", "--hashes", "1"],
+            r"--method funhash: dual_space needs hashes",
+        ),
+        (
+            ["--method", "funhash", "--hidden", "0"],
+            r"--method funhash: hidden=0 \(g = identity\) needs hashes=1",
+        ),
+        (
+            ["--arch", "lenet5", "--method", "fresh", "--alpha", "-1"],
+            r"--method fresh: alpha and beta must be positive",
+        ),
     ],
 )
 def test_train_bad_options(tmp_path: Path, args: list[str], pattern: str) -> None:
