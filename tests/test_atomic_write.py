@@ -3,6 +3,7 @@ temporary file behind; a failed write cleans up; new files get the usual permiss
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,8 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="kills writers with S
 OLD = b"the old file, complete\n" * 100
 
 # Writes ``size`` bytes to argv[1] with atomic_write_bytes (or a .hpk with write_hpk); with
-# "slow", os.write writes 4 KiB at a time and says "writing" after the first chunk, then dawdles.
+# "slow", os.write writes 4 KiB at a time and says "writing" after the first chunk, then dawdles;
+# otherwise it says "start" just before writing. It says "done" when the write returned.
 WRITER = textwrap.dedent(
     """
     import os, sys, time
@@ -44,6 +47,8 @@ WRITER = textwrap.dedent(
             return written
 
         os.write = slow_write
+    else:
+        print("start", flush=True)  # imports done: the write begins now
     if what == "bytes":
         container.atomic_write_bytes(target, b"\\x01" * size)
     else:
@@ -62,6 +67,29 @@ WRITER = textwrap.dedent(
 def start_writer(target: Path, what: str, size: int, slow: bool) -> subprocess.Popen[str]:
     args = [sys.executable, "-c", WRITER, str(target), what, str(size), "slow" if slow else "fast"]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def spy_on_tmpfile_opens(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Record the file descriptors of successful ``os.open(..., O_TMPFILE)`` calls.
+
+    Without it the O_TMPFILE cases could silently run the named-file fallback (a filesystem
+    without O_TMPFILE) and test the same path twice.
+    """
+    real_open, opened = os.open, []
+    flag = getattr(os, "O_TMPFILE", 0)
+
+    def spying_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        fd = real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+        if flag and flags & flag == flag:
+            opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(os, "open", spying_open)
+    try:
+        yield opened
+    finally:
+        monkeypatch.setattr(os, "open", real_open)
 
 
 def assert_no_temporary_files(directory: Path, target: Path) -> None:
@@ -86,29 +114,42 @@ def test_writer_killed_mid_write_leaves_old_file_and_no_temp(tmp_path: Path, wha
 
 
 def test_writer_killed_at_random_moments(tmp_path: Path) -> None:
-    """Old file or complete new file, never a mix, never a stray temporary file."""
+    """Old file or complete new file, never a mix, never a stray temporary file.
+
+    Kills land at random moments of the write itself: after the writer says "start" (its
+    imports are done), within 1.2x the duration of an uninterrupted write measured first.
+    """
     target = tmp_path / "model.hpk"
     size = 64 << 20
+    calibration = start_writer(target, "bytes", size, slow=False)
+    assert calibration.stdout is not None
+    assert calibration.stdout.readline().strip() == "start"
+    began = time.monotonic()
+    assert calibration.stdout.readline().strip() == "done"
+    duration = time.monotonic() - began
+    calibration.wait(timeout=30)
     rng = random.Random(0)
-    outcomes = set()
+    mid_write = 0
     for _ in range(5):
         container.atomic_write_bytes(target, OLD)
         writer = start_writer(target, "bytes", size, slow=False)
-        time.sleep(rng.uniform(0.0, 0.5))
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "start"
+        time.sleep(rng.uniform(0.0, 1.2 * duration))
         writer.send_signal(signal.SIGKILL)
-        writer.wait(timeout=30)
+        rest = writer.communicate(timeout=30)[0]
+        mid_write += writer.returncode == -signal.SIGKILL and "done" not in rest
         data = target.read_bytes()
         assert data == OLD or (len(data) == size and data == b"\x01" * size)
-        outcomes.add("old" if data == OLD else "new")
         assert_no_temporary_files(tmp_path, target)
-    assert outcomes  # which ones depends on timing; both are correct
+    assert mid_write >= 1, f"no kill landed during a {duration:.3f} s write"
 
 
 def test_writer_that_finishes_replaces_the_file(tmp_path: Path) -> None:
     target = tmp_path / "model.hpk"
     container.atomic_write_bytes(target, OLD)
     writer = start_writer(target, "hpk", 1 << 16, slow=False)
-    assert writer.communicate(timeout=120)[0].strip() == "done"
+    assert writer.communicate(timeout=120)[0].split() == ["start", "done"]
     assert read_hpk(target).params["w"].shape == (256, 64)
     assert_no_temporary_files(tmp_path, target)
 
@@ -118,7 +159,9 @@ def test_failed_write_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     if not unnamed:
         monkeypatch.setattr(container, "_O_TMPFILE", 0)
     target = tmp_path / "model.hpk"
-    container.atomic_write_bytes(target, OLD)
+    with spy_on_tmpfile_opens(monkeypatch) as unnamed_opens:
+        container.atomic_write_bytes(target, OLD)
+    assert len(unnamed_opens) == (1 if unnamed else 0)  # the O_TMPFILE path really ran (or not)
     real_write = os.write
     calls = []
 
@@ -145,9 +188,11 @@ def test_new_files_get_the_usual_permissions(
         monkeypatch.setattr(container, "_O_TMPFILE", 0)
     previous = os.umask(0o022)
     try:
-        container.atomic_write_bytes(tmp_path / "a.hpk", b"x")
+        with spy_on_tmpfile_opens(monkeypatch) as unnamed_opens:
+            container.atomic_write_bytes(tmp_path / "a.hpk", b"x")
     finally:
         os.umask(previous)
+    assert len(unnamed_opens) == (1 if unnamed else 0)
     assert stat.S_IMODE((tmp_path / "a.hpk").stat().st_mode) == 0o644
     assert (tmp_path / "a.hpk").read_bytes() == b"x"
     assert_no_temporary_files(tmp_path, tmp_path / "a.hpk")

@@ -48,7 +48,14 @@ def test_inspect_table(tmp_path: Path) -> None:
     _invoke("train", "--epochs", "1", "-o", str(out), "--json")
     result = CliRunner().invoke(main, ["inspect", str(out)])
     assert result.exit_code == 0
-    assert "hashed" in result.output and "smaller" in result.output
+    rows = [line for line in result.output.splitlines() if "│ Linear" in line]
+    assert len(rows) == 3  # LeNet-300-100's three layers, each hashed at 1/8
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+        assert cells[1:3] == ["Linear", "hashed"] and cells[6] == "8.0x"
+        virtual, stored = (int(cells[i].replace(",", "")) for i in (3, 4))
+        assert stored == round(virtual / 8)
+    assert f"file {out.stat().st_size:,} bytes" in result.output and "smaller" in result.output
 
 
 def test_demo_agrees_with_torch(tmp_path: Path) -> None:

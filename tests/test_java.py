@@ -8,7 +8,9 @@ a skip: CI installs them, and a silently skipped cross-language check is no chec
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,8 +47,22 @@ def test_java_decoder_junit_suite() -> None:
             f"{RUN_TESTS} did not finish within {TIMEOUT_SECONDS} s:\n{exc.stdout or ''}", pytrace=False
         )
     output = result.stdout + result.stderr
-    if result.returncode != 0 or "OK (" not in result.stdout:
+    passed = re.search(r"^OK \((\d+) tests?\)", result.stdout, re.MULTILINE)
+    if result.returncode != 0 or not passed:
         pytest.fail(
             f"{RUN_TESTS} failed (exit status {result.returncode}):\n{output[-20000:]}",
             pytrace=False,
         )
+    # JUnitCore prints "OK (0 tests)" for an empty run: require every test the sources declare
+    assert int(passed.group(1)) == expected_junit_tests(), result.stdout[-2000:]
+
+
+def expected_junit_tests() -> int:
+    """@Test methods in the sources, the fixture-driven class counted once per fixture model."""
+    sources = list((JAVA_DIR / "src" / "test").rglob("*Test.java"))
+    assert sources, "no JUnit test classes found"
+    per_class = {path.stem: path.read_text().count("@Test") for path in sources}
+    manifest = json.loads((JAVA_DIR / "build" / "fixtures" / "manifest.json").read_text())
+    models = len(manifest["models"])
+    assert models >= 10, f"only {models} fixture models"
+    return sum(per_class.values()) + per_class["FixtureModelsTest"] * (models - 1)

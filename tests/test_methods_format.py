@@ -49,9 +49,14 @@ def _drop(key):
     return lambda spec: spec.pop(key)
 
 
-def test_good_files_parse(files) -> None:
+def test_good_files_parse_back_to_the_same_model(files) -> None:
     for hpk in files.values():
-        parse_hpk(serialize_hpk(hpk))
+        back = parse_hpk(serialize_hpk(hpk))
+        assert back.params == hpk.params and back.spaces == hpk.spaces and back.nodes == hpk.nodes
+        assert sorted(back.tensors) == sorted(hpk.tensors)
+        for name, tensor in hpk.tensors.items():
+            np.testing.assert_array_equal(back.tensors[name], tensor)
+            assert back.tensors[name].dtype == tensor.dtype
 
 
 FRESH_CASES = [

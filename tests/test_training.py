@@ -29,10 +29,12 @@ def test_one_epoch_on_digits_lowers_the_loss() -> None:
     model = hashpack.compress(mlp(data.input_shape, 10), compression=1 / 8, from_dense=False)
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     before = _loss(model.eval(), x, y)
-    result = train(model, data, epochs=1, seed=0)
+    result = train(model, data, epochs=1, lr=1e-2, seed=0)
     after = _loss(model.eval(), x, y)
-    assert after < 0.92 * before  # one epoch is 23 Adam steps at lr 1e-3: 2.30 -> ~2.06 here
-    assert result.test_accuracy > 0.3  # chance is 0.1
+    # one epoch is 23 Adam steps; at lr 1e-2 the loss falls far below chance level (ln 10 = 2.30),
+    # so this margin does not depend on the seed or the initialisation details
+    assert after < 0.6 * before
+    assert result.test_accuracy > 0.5  # chance is 0.1
 
 
 def test_a_few_epochs_reach_useful_accuracy() -> None:
