@@ -346,6 +346,12 @@ EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "i
 @click.option("-o", "--output", default=None, help="Output file (default: FILE with the format's suffix).")
 @click.option("--save-optimized", default=None, help="onnx: also write the model as ONNX Runtime folded it.")
 @click.option(
+    "--materializable",
+    is_flag=True,
+    help="tflite once: also store what an app needs to turn the file into constant weights on the "
+    "device (XNNPACK speed; see docs/TFLITE.md).",
+)
+@click.option(
     "--android-assets",
     default=None,
     help="Also copy the .hpk and the export into this directory as model.hpk / model.onnx / model.tflite.",
@@ -357,6 +363,7 @@ def export(
     weights: str | None,
     output: str | None,
     save_optimized: str | None,
+    materializable: bool,
     android_assets: str | None,
     as_json: bool,
 ) -> None:
@@ -367,6 +374,8 @@ def export(
         _fail(f"--weights {mode!r} is not a {fmt} mode (choose from {', '.join(EXPORT_MODES[fmt])})")
     if save_optimized and fmt != "onnx":
         _fail("--save-optimized applies to --format onnx only")
+    if materializable and (fmt, mode) != ("tflite", "once"):
+        _fail("--materializable applies to --format tflite --weights once only")
     target = _writable_target(output or str(source.with_suffix(f".{fmt}")))
     written = {"source": str(source), "format": fmt, "weights": mode, "output": str(target)}
     if fmt == "onnx":
@@ -382,7 +391,8 @@ def export(
     else:
         from hashpack.exporter.tflite import export_tflite
 
-        export_tflite(source, target, weights=mode)
+        export_tflite(source, target, weights=mode, materializable=materializable)
+        written["materializable"] = materializable
     written["bytes"] = target.stat().st_size
     written["hpk_bytes"] = source.stat().st_size
     if android_assets:

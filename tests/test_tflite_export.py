@@ -152,7 +152,7 @@ def test_weights_litert_computes_are_numpy_runtime_weights(scheme: str, arch: st
             warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging"
             interpreter = Interpreter(model_content=exported.data, experimental_preserve_all_tensors=True)
         interpreter.allocate_tensors()
-        interpreter.get_signature_runner()(**{exported.input_name: _inputs(shape, 2, 2)})
+        interpreter.get_signature_runner("serving_default")(**{exported.input_name: _inputs(shape, 2, 2)})
         index = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
         assert exported.weights, "no weights exported"
         for name, use in exported.weights.items():
@@ -182,7 +182,7 @@ def test_once_model_initializes_once_and_serves_any_sequence_of_inputs(arch: str
     path, _, shape = _case("hashed", arch, str(workdir))
     runtime = load(path)
     exported = _export(path, "once")
-    runner = make_interpreter(exported.data).get_signature_runner()
+    runner = make_interpreter(exported.data).get_signature_runner("serving_default")
     x = _inputs(shape, 3, 3)
     first = runner(**{exported.input_name: x})[exported.output_name].copy()
     again = runner(**{exported.input_name: x})[exported.output_name].copy()
@@ -193,7 +193,7 @@ def test_once_model_initializes_once_and_serves_any_sequence_of_inputs(arch: str
             runner(**{exported.input_name: xs})[exported.output_name], runtime.run(xs), f"seed {seed}"
         )
     assert np.array_equal(runner(**{exported.input_name: x})[exported.output_name], first)
-    other = make_interpreter(exported.data).get_signature_runner()  # a second interpreter inits its own
+    other = make_interpreter(exported.data).get_signature_runner("serving_default")  # a second interpreter inits its own
     assert np.array_equal(other(**{exported.input_name: x})[exported.output_name], first)
 
 
@@ -272,7 +272,7 @@ def test_every_op_and_layout_path_matches(workdir: Path) -> None:
         expected = model(x).numpy()
     for mode in WEIGHT_MODES:
         exported = build_tflite(path, mode)
-        got = make_interpreter(exported.data).get_signature_runner()(**{exported.input_name: x.numpy()})
+        got = make_interpreter(exported.data).get_signature_runner("serving_default")(**{exported.input_name: x.numpy()})
         _assert_close(got[exported.output_name], want, f"{mode} vs numpy runtime")
         _assert_close(got[exported.output_name], expected, f"{mode} vs torch")
 
@@ -285,7 +285,7 @@ def test_signature_layout_and_dynamic_batch(workdir: Path) -> None:
     assert interpreter.get_signature_list() == {
         "serving_default": {"inputs": [hpk.input.name], "outputs": [hpk.output.name]}
     }
-    detail = interpreter.get_signature_runner().get_input_details()[hpk.input.name]
+    detail = interpreter.get_signature_runner("serving_default").get_input_details()[hpk.input.name]
     assert list(detail["shape_signature"]) == [-1, *shape]  # PyTorch's NCHW, batch dynamic
     assert (exported.input_name, exported.output_name) == (hpk.input.name, hpk.output.name)
 
@@ -381,7 +381,7 @@ def test_large_params_are_decompressed_in_chunks_bit_identically(tmp_path: Path)
     interpreter.allocate_tensors()
     runtime = load(path)
     x = np.ones((1, 1, 8, 8), np.float32)
-    out = interpreter.get_signature_runner()(**{chunked.input_name: x})[chunked.output_name]
+    out = interpreter.get_signature_runner("serving_default")(**{chunked.input_name: x})[chunked.output_name]
     _assert_close(out, runtime.run(x), "chunked")
     index = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
     for name, use in chunked.weights.items():
@@ -411,6 +411,6 @@ def test_falls_back_to_tflite_runtime_when_ai_edge_litert_is_missing(workdir: Pa
     path, _, _ = _case("hashed", "mlp", str(workdir))
     exported = _export(path, "once")
     x = np.zeros((1, *load(path).input_shape[1:]), dtype=np.float32)
-    runner = make_interpreter(exported.data).get_signature_runner()
+    runner = make_interpreter(exported.data).get_signature_runner("serving_default")
     assert used == ["tflite_runtime"]
     assert runner(**{exported.input_name: x})[exported.output_name].shape[0] == 1

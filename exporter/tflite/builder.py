@@ -298,6 +298,11 @@ class ModelBuilder:
         self._buffers: list[bytes] = [b""]  # buffer 0: the empty buffer of every non-constant tensor
         self._buffer_index: dict[bytes, int] = {b"": 0}
         self._signatures: list[schema.SignatureDefT] = []
+        self._metadata: dict[str, int] = {}
+
+    def add_metadata(self, name: str, data: bytes) -> None:
+        """A named Model.metadata entry holding ``data`` (replaces an earlier entry of that name)."""
+        self._metadata[name] = self.add_buffer(data)
 
     def add_subgraph(self, name: str) -> SubgraphBuilder:
         sg = SubgraphBuilder(self, len(self._subgraphs), name)
@@ -376,6 +381,12 @@ class ModelBuilder:
         model.subgraphs = [sg._to_object() for sg in self._subgraphs]
         model.buffers = [_AlignedBufferT(b, self.buffer_alignment) for b in self._buffers]
         model.signatureDefs = list(self._signatures) or None
+        entries = []
+        for name, index in self._metadata.items():
+            entry = schema.MetadataT()
+            entry.name, entry.buffer = name, index
+            entries.append(entry)
+        model.metadata = entries or None
         builder = flatbuffers.Builder(total + (1 << 16))
         builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
         return bytes(builder.Output())

@@ -14,14 +14,16 @@ import numpy as np
 from .builder import RESOURCE, ModelBuilder, SubgraphBuilder, TensorHandle
 from .schema import schema
 
-__all__ = ["OnceInitializer"]
+__all__ = ["WEIGHTS_SIGNATURE", "OnceInitializer"]
+
+WEIGHTS_SIGNATURE = "hashpack_weights"  # no inputs; one output per variable, named by shared name
 
 
-def _var_handle(sg: SubgraphBuilder, shared_name: str) -> TensorHandle:
+def _var_handle(sg: SubgraphBuilder, shared_name: str, named: bool = True) -> TensorHandle:
     options = schema.VarHandleOptionsT()
     options.container = ""
     options.sharedName = shared_name
-    return sg.op("VAR_HANDLE", [], RESOURCE, [], options, name=f"{shared_name}/handle")
+    return sg.op("VAR_HANDLE", [], RESOURCE, [], options, name=f"{shared_name}/handle" if named else None)
 
 
 class OnceInitializer:
@@ -51,6 +53,18 @@ class OnceInitializer:
         sg.add_op("CALL_ONCE", [], [], options, position=0)
         self._callers.add(sg.index)
 
+    def add_weights_signature(self) -> None:
+        """A signature with no inputs that returns every variable (``materialize.py`` uses it).
+
+        Its subgraph reads the variables after its own CALL_ONCE, so it works on a fresh
+        interpreter as well as after inference has run.
+        """
+        sg = self.model.add_subgraph(WEIGHTS_SIGNATURE)
+        outputs = {name: self.read(name, sg, named=False) for name in self._variables}
+        for handle in outputs.values():
+            sg.mark_output(handle)
+        self.model.add_signature(sg, WEIGHTS_SIGNATURE, {}, outputs)
+
     @property
     def variables(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the variables assigned so far, by shared name."""
@@ -66,8 +80,12 @@ class OnceInitializer:
         self.subgraph.add_op("ASSIGN_VARIABLE", [handle, value], [], schema.AssignVariableOptionsT())
         self._variables[shared_name] = value
 
-    def read(self, shared_name: str, subgraph: SubgraphBuilder | None = None) -> TensorHandle:
+    def read(
+        self, shared_name: str, subgraph: SubgraphBuilder | None = None, named: bool = True
+    ) -> TensorHandle:
         """The variable's value in ``subgraph`` (default: main); one READ_VARIABLE per subgraph.
+
+        ``named=False`` leaves the handle and value tensors unnamed (smaller file).
 
         Reading from another subgraph (e.g. a second signature) gives it its own CALL_ONCE; the
         runtime still runs the init subgraph only once per interpreter.
@@ -79,13 +97,13 @@ class OnceInitializer:
         key = (sg.index, shared_name)
         if key not in self._reads:
             value = self._variables[shared_name]
-            handle = _var_handle(sg, shared_name)
+            handle = _var_handle(sg, shared_name, named)
             self._reads[key] = sg.op(
                 "READ_VARIABLE",
                 [handle],
                 np.dtype(value.dtype),
                 value.shape,
                 schema.ReadVariableOptionsT(),
-                name=f"{shared_name}/value",
+                name=f"{shared_name}/value" if named else None,
             )
         return self._reads[key]

@@ -178,6 +178,11 @@ class WeightStore:
             self._init = OnceInitializer(self.model, self.main)
         return self._init.subgraph
 
+    @property
+    def initializer(self) -> OnceInitializer | None:
+        """The CALL_ONCE initializer (once mode, when any weight is computed), else None."""
+        return self._init
+
     def scheme(self, param: Param) -> SchemeExport:
         scheme = SCHEMES.get(param.scheme)
         if scheme is None:

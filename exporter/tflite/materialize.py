@@ -1,0 +1,179 @@
+"""Turn a ``once`` model into one with constant weights, on the device, with stock LiteRT.
+
+Why: LiteRT's XNNPACK delegate accelerates convolutions only when their filters are constant and
+pre-packs only constant FULLY_CONNECTED weights; weights read from resource variables run on the
+slower builtin kernels (docs/TFLITE.md). So every ``once`` file also carries, in its
+``Model.metadata``:
+
+- ``hashpack_template``: the main subgraph as a standalone model in which each weight that
+  ``once`` keeps in a resource variable is a constant whose buffer lies *outside* the flatbuffer
+  (``Buffer.offset``/``size``, the mechanism LiteRT uses for models over 2 GiB). The template
+  holds no weight data; the init subgraph, buckets and variables are gone.
+- ``hashpack_slots``: JSON ``[{"variable": name, "offset": bytes, "size": bytes}, ...]``.
+
+:func:`materialize` runs the ``once`` model's ``hashpack_weights`` signature (the init subgraph,
+then every variable as an output), writes each variable's bytes at its slot's offset after the
+template and returns the result: a model LiteRT loads from memory with constant weights, so
+inference runs at the speed of the ``expanded`` export. An app does the same in ~20 lines (see
+android_demo/README.md): it needs only the LiteRT interpreter and a byte array. The weights are
+the ones ``once`` computes on the device, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import flatbuffers
+import numpy as np
+
+from .builder import _AlignedBufferT
+from .schema import TFLITE_FILE_IDENTIFIER, schema
+
+__all__ = ["SLOTS_METADATA", "TEMPLATE_METADATA", "make_template", "materialize", "read_metadata"]
+
+TEMPLATE_METADATA = "hashpack_template"
+SLOTS_METADATA = "hashpack_slots"
+WEIGHT_ALIGNMENT = 64  # each external weight starts on a cache line
+
+
+class _ExternalBufferT(_AlignedBufferT):
+    """A buffer whose bytes live at ``offset`` from the start of the model, outside the flatbuffer."""
+
+    def __init__(self, offset: int, size: int) -> None:
+        super().__init__(b"", 16)
+        self.offset, self.size = offset, size
+
+    def Pack(self, builder: flatbuffers.Builder) -> int:
+        schema.BufferStart(builder)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
+        return schema.BufferEnd(builder)
+
+
+def _ops(model: Any, subgraph: Any) -> list[tuple[int, Any]]:
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    return [(codes[op.opcodeIndex], op) for op in subgraph.operators]
+
+
+def make_template(once: bytes) -> tuple[bytes, list[dict[str, Any]]]:
+    """The template model and its slots (see the module docstring) for a ``once`` model's bytes."""
+    model = schema.ModelT.InitFromPackedBuf(once, 0)
+    main = model.subgraphs[0]
+    ops = _ops(model, main)
+    handles = {  # VAR_HANDLE output tensor -> shared name
+        int(op.outputs[0]): op.builtinOptions.sharedName.decode()
+        for code, op in ops
+        if code == schema.BuiltinOperator.VAR_HANDLE
+    }
+    dropped = {schema.BuiltinOperator.VAR_HANDLE, schema.BuiltinOperator.CALL_ONCE}
+    reads = {
+        int(op.outputs[0]): handles[int(op.inputs[0])]
+        for code, op in ops
+        if code == schema.BuiltinOperator.READ_VARIABLE
+    }
+    dropped.add(schema.BuiltinOperator.READ_VARIABLE)
+    main.operators = [op for code, op in ops if code not in dropped]
+
+    # keep the tensors the remaining ops and the signature use, renumbered; buffers likewise
+    used: list[int] = []
+    for op in main.operators:
+        used += [int(i) for i in (*op.inputs, *op.outputs) if i >= 0]
+    used += [int(i) for i in (*main.inputs, *main.outputs)]
+    keep = sorted(set(used))
+    renumber = {old: new for new, old in enumerate(keep)}
+    buffers: list[Any] = [_AlignedBufferT(b"", 16)]
+    slots: list[dict[str, Any]] = []
+    externals: list[_ExternalBufferT] = []
+    tensors = []
+    for old in keep:
+        tensor = main.tensors[old]
+        if old in reads:
+            size = int(np.prod(tensor.shape, dtype=np.int64)) * 4  # float32, as once stores them
+            external = _ExternalBufferT(1, size)  # offset fixed below, once the flatbuffer size is known
+            tensor.buffer = len(buffers)
+            buffers.append(external)
+            externals.append(external)
+            slots.append({"variable": reads[old], "offset": 0, "size": size})
+        elif tensor.buffer:
+            data = model.buffers[tensor.buffer].data
+            tensor.buffer = len(buffers)
+            buffers.append(_AlignedBufferT(b"" if data is None else np.asarray(data, np.uint8).tobytes(), 16))
+        tensors.append(tensor)
+    main.tensors = tensors
+    for op in main.operators:
+        op.inputs = [renumber[int(i)] if i >= 0 else int(i) for i in op.inputs]
+        op.outputs = [renumber[int(i)] for i in op.outputs]
+    main.inputs = [renumber[int(i)] for i in main.inputs]
+    main.outputs = [renumber[int(i)] for i in main.outputs]
+    codes = sorted({op.opcodeIndex for op in main.operators})  # only the operators main still uses
+    recode = {old: new for new, old in enumerate(codes)}
+    model.operatorCodes = [model.operatorCodes[i] for i in codes]
+    for op in main.operators:
+        op.opcodeIndex = recode[op.opcodeIndex]
+    model.subgraphs = [main]
+    signature = next(s for s in model.signatureDefs if s.subgraphIndex == 0)
+    for entry in (*signature.inputs, *signature.outputs):
+        entry.tensorIndex = renumber[int(entry.tensorIndex)]
+    interface = {int(i) for i in (*main.inputs, *main.outputs)}
+    for index, tensor in enumerate(main.tensors):
+        if index not in interface:
+            tensor.name = None  # names are optional; the template should cost the once file little
+    model.signatureDefs = [signature]
+    model.buffers = buffers
+    model.metadata = None
+    model.description = (model.description or b"").decode() + " (materialize template)"
+
+    def pack() -> bytes:
+        builder = flatbuffers.Builder(1 << 16)
+        builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
+        return bytes(builder.Output())
+
+    size = len(pack())  # offsets are fixed-width fields: setting them keeps the size
+    position = -(-size // WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT
+    for external, slot in zip(externals, slots, strict=True):
+        external.offset = slot["offset"] = position
+        position += -(-slot["size"] // WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT
+    template = pack()
+    if len(template) != size:
+        raise AssertionError("template size changed when its offsets were set")
+    return template, slots
+
+
+def read_metadata(data: bytes) -> dict[str, bytes]:
+    """A .tflite model's ``Model.metadata`` entries: name -> buffer bytes."""
+    model = schema.Model.GetRootAs(data, 0)
+    entries = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buffer = model.Buffers(entry.Buffer())
+        entries[entry.Name().decode()] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+    return entries
+
+
+def materialize(once: bytes, num_threads: int | None = None) -> bytes:
+    """A model with constant weights computed by running ``once``'s init subgraph in LiteRT.
+
+    Raises ``ValueError`` when ``once`` carries no template (not a hashpack ``once`` export, or
+    one without compressed weights).
+    """
+    from .once import WEIGHTS_SIGNATURE
+    from .runner import make_interpreter
+
+    metadata = read_metadata(once)
+    if TEMPLATE_METADATA not in metadata or SLOTS_METADATA not in metadata:
+        raise ValueError("this .tflite has no hashpack materialize template (not a 'once' export?)")
+    template, slots = metadata[TEMPLATE_METADATA], json.loads(metadata[SLOTS_METADATA])
+    interpreter = make_interpreter(once, num_threads=num_threads)
+    weights = interpreter.get_signature_runner(WEIGHTS_SIGNATURE)()
+    end = max((s["offset"] + s["size"] for s in slots), default=len(template))
+    out = bytearray(end)
+    out[: len(template)] = template
+    for slot in slots:
+        value = np.ascontiguousarray(weights[slot["variable"]], dtype="<f4").tobytes()
+        if len(value) != slot["size"]:
+            raise ValueError(
+                f"variable {slot['variable']!r}: {len(value)} bytes, its slot has {slot['size']}"
+            )
+        out[slot["offset"] : slot["offset"] + slot["size"]] = value
+    return bytes(out)
