@@ -682,6 +682,36 @@ def write_parity_corpus(out: Path) -> str:
     return "parity.json"
 
 
+def write_materialize_case(out: Path) -> dict[str, Any]:
+    """A --materializable once .tflite, the weights LiteRT computes for it, and materialize()'s bytes.
+
+    The Java Materializer must rebuild exactly those bytes from the file and the weights (what an
+    app gets from the ``hashpack_weights`` signature on the device).
+    """
+    from hashpack.exporter.tflite import build_tflite
+    from hashpack.exporter.tflite.materialize import materialize
+    from hashpack.exporter.tflite.once import WEIGHTS_SIGNATURE, WEIGHTS_TRIGGER
+    from hashpack.exporter.tflite.runner import make_interpreter
+    from hashpack.models import LeNet5
+
+    torch.manual_seed(0)
+    model = hashpack.compress(LeNet5((1, 12, 12), 10), compression=1 / 8, seed=3).eval()
+    path = out / "materialize.hpk"
+    hashpack.pack(model, torch.randn(2, 1, 12, 12), path)
+    once = build_tflite(path, "once", materializable=True).data
+    files = {"once": "materialize.once.tflite", "plain": "materialize.plain.tflite"}
+    (out / files["once"]).write_bytes(once)
+    (out / files["plain"]).write_bytes(build_tflite(path, "once").data)
+    (out / "materialize.expected.tflite").write_bytes(materialize(once))
+    runner = make_interpreter(once).get_signature_runner(WEIGHTS_SIGNATURE)
+    computed = runner(**{WEIGHTS_TRIGGER: np.zeros(1, np.float32)})
+    weights = {}
+    for index, name in enumerate(sorted(computed)):
+        weights[name] = f"materialize.w{index}.f32"
+        (out / weights[name]).write_bytes(np.ascontiguousarray(computed[name], dtype="<f4").tobytes())
+    return {**files, "expected": "materialize.expected.tflite", "weights": weights}
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(f"usage: {argv[0]} OUT_DIR", file=sys.stderr)
@@ -695,6 +725,7 @@ def main(argv: list[str]) -> int:
         "f16_table": write_f16_table(out),
         "fresh_bases": write_fresh_bases(out),
         "parity": write_parity_corpus(out),
+        "materialize": write_materialize_case(out),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     covered = sorted({op for m in models for op in m["ops"]})

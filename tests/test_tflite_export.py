@@ -193,7 +193,9 @@ def test_once_model_initializes_once_and_serves_any_sequence_of_inputs(arch: str
             runner(**{exported.input_name: xs})[exported.output_name], runtime.run(xs), f"seed {seed}"
         )
     assert np.array_equal(runner(**{exported.input_name: x})[exported.output_name], first)
-    other = make_interpreter(exported.data).get_signature_runner("serving_default")  # a second interpreter inits its own
+    other = make_interpreter(exported.data).get_signature_runner(
+        "serving_default"
+    )  # a second interpreter inits its own
     assert np.array_equal(other(**{exported.input_name: x})[exported.output_name], first)
 
 
@@ -272,7 +274,9 @@ def test_every_op_and_layout_path_matches(workdir: Path) -> None:
         expected = model(x).numpy()
     for mode in WEIGHT_MODES:
         exported = build_tflite(path, mode)
-        got = make_interpreter(exported.data).get_signature_runner("serving_default")(**{exported.input_name: x.numpy()})
+        got = make_interpreter(exported.data).get_signature_runner("serving_default")(
+            **{exported.input_name: x.numpy()}
+        )
         _assert_close(got[exported.output_name], want, f"{mode} vs numpy runtime")
         _assert_close(got[exported.output_name], expected, f"{mode} vs torch")
 

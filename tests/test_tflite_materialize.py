@@ -17,7 +17,7 @@ from test_tflite_export import CASES, _assert_close, _case, _exact, _export, _in
 from hashpack.cli import main
 from hashpack.exporter.tflite import build_tflite
 from hashpack.exporter.tflite.materialize import SLOTS_METADATA, materialize, read_metadata
-from hashpack.exporter.tflite.once import WEIGHTS_SIGNATURE
+from hashpack.exporter.tflite.once import WEIGHTS_SIGNATURE, WEIGHTS_TRIGGER
 from hashpack.exporter.tflite.runner import make_interpreter
 from hashpack.runtime import load
 
@@ -58,7 +58,8 @@ def test_materialized_model_matches_and_holds_the_once_weights(scheme: str, arch
                  tflite.BuiltinOperator.READ_VARIABLE, tflite.BuiltinOperator.ASSIGN_VARIABLE}  # fmt: skip
     assert not _opcodes(data) & machinery
 
-    computed = make_interpreter(once.data).get_signature_runner(WEIGHTS_SIGNATURE)()
+    runner = make_interpreter(once.data).get_signature_runner(WEIGHTS_SIGNATURE)
+    computed = runner(**{WEIGHTS_TRIGGER: np.zeros(1, np.float32)})
     slots = json.loads(read_metadata(once.data)[SLOTS_METADATA])
     assert sorted(s["variable"] for s in slots) == sorted(computed)
     for slot in slots:  # the materialized bytes are what once computed on this device

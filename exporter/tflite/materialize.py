@@ -157,7 +157,7 @@ def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     Raises ``ValueError`` when ``once`` carries no template (not a hashpack ``once`` export, or
     one without compressed weights).
     """
-    from .once import WEIGHTS_SIGNATURE
+    from .once import WEIGHTS_SIGNATURE, WEIGHTS_TRIGGER
     from .runner import make_interpreter
 
     metadata = read_metadata(once)
@@ -165,7 +165,8 @@ def materialize(once: bytes, num_threads: int | None = None) -> bytes:
         raise ValueError("this .tflite has no hashpack materialize template (not a 'once' export?)")
     template, slots = metadata[TEMPLATE_METADATA], json.loads(metadata[SLOTS_METADATA])
     interpreter = make_interpreter(once, num_threads=num_threads)
-    weights = interpreter.get_signature_runner(WEIGHTS_SIGNATURE)()
+    trigger = {WEIGHTS_TRIGGER: np.zeros(1, np.float32)}
+    weights = interpreter.get_signature_runner(WEIGHTS_SIGNATURE)(**trigger)
     end = max((s["offset"] + s["size"] for s in slots), default=len(template))
     out = bytearray(end)
     out[: len(template)] = template

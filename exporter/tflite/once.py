@@ -14,9 +14,10 @@ import numpy as np
 from .builder import RESOURCE, ModelBuilder, SubgraphBuilder, TensorHandle
 from .schema import schema
 
-__all__ = ["WEIGHTS_SIGNATURE", "OnceInitializer"]
+__all__ = ["WEIGHTS_SIGNATURE", "WEIGHTS_TRIGGER", "OnceInitializer"]
 
-WEIGHTS_SIGNATURE = "hashpack_weights"  # no inputs; one output per variable, named by shared name
+WEIGHTS_SIGNATURE = "hashpack_weights"  # one output per variable, named by shared name
+WEIGHTS_TRIGGER = "trigger"  # its one input, float32 [1], ignored: LiteRT's Java API needs an input
 
 
 def _var_handle(sg: SubgraphBuilder, shared_name: str, named: bool = True) -> TensorHandle:
@@ -54,16 +55,18 @@ class OnceInitializer:
         self._callers.add(sg.index)
 
     def add_weights_signature(self) -> None:
-        """A signature with no inputs that returns every variable (``materialize.py`` uses it).
+        """A signature that returns every variable (``materialize.py`` uses it).
 
         Its subgraph reads the variables after its own CALL_ONCE, so it works on a fresh
-        interpreter as well as after inference has run.
+        interpreter as well as after inference has run. Its one input is ignored: LiteRT's Java
+        ``runSignature`` refuses an empty input map.
         """
         sg = self.model.add_subgraph(WEIGHTS_SIGNATURE)
+        trigger = sg.add_input(WEIGHTS_TRIGGER, np.float32, [1])
         outputs = {name: self.read(name, sg, named=False) for name in self._variables}
         for handle in outputs.values():
             sg.mark_output(handle)
-        self.model.add_signature(sg, WEIGHTS_SIGNATURE, {}, outputs)
+        self.model.add_signature(sg, WEIGHTS_SIGNATURE, {WEIGHTS_TRIGGER: trigger}, outputs)
 
     @property
     def variables(self) -> dict[str, tuple[int, ...]]:

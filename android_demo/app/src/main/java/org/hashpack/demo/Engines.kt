@@ -8,6 +8,7 @@ import java.nio.ByteBuffer
 import java.nio.ByteOrder
 import java.nio.FloatBuffer
 import org.hashpack.HpkReader
+import org.hashpack.Materializer
 import org.hashpack.Model
 import org.tensorflow.lite.Interpreter
 
@@ -53,11 +54,38 @@ class OnnxEngine(bytes: ByteArray, private val sampleShape: IntArray) : Engine {
     override fun close() = session.close()
 }
 
+private fun direct(bytes: ByteArray): ByteBuffer =
+    ByteBuffer.allocateDirect(bytes.size).order(ByteOrder.nativeOrder()).put(bytes).also { it.rewind() }
+
+/**
+ * A `--materializable` once model with constant weights: LiteRT runs the file's init subgraph once
+ * (signature `hashpack_weights`), hashpack-java's Materializer writes the weights into the template
+ * the file carries, and the result loads like the expanded export (XNNPACK accelerates it).
+ * Returns the file unchanged when it is not materializable.
+ */
+fun materializeIfPossible(bytes: ByteArray): ByteArray {
+    val once = Interpreter(direct(bytes), Interpreter.Options().setNumThreads(1))
+    once.use {
+        if (Materializer.WEIGHTS_SIGNATURE !in it.signatureKeys) return bytes
+        val names = it.getSignatureOutputs(Materializer.WEIGHTS_SIGNATURE)
+        val outputs = names.associateWith { name ->
+            val count = it.getOutputTensorFromSignature(name, Materializer.WEIGHTS_SIGNATURE).numElements()
+            ByteBuffer.allocateDirect(4 * count).order(ByteOrder.nativeOrder())
+        }
+        val trigger = mapOf<String, Any>(Materializer.WEIGHTS_TRIGGER to FloatArray(1))
+        it.runSignature(trigger, outputs, Materializer.WEIGHTS_SIGNATURE)
+        val weights = outputs.mapValues { (_, buffer) ->
+            buffer.rewind()
+            FloatArray(buffer.capacity() / 4).also { values -> buffer.asFloatBuffer().get(values) }
+        }
+        return Materializer.materialize(bytes, weights)
+    }
+}
+
 /** LiteRT (TensorFlow Lite Interpreter, CPU) on the exported .tflite, which has a dynamic batch. */
 class LiteRtEngine(bytes: ByteArray, private val sampleShape: IntArray) : Engine {
     override val name = "LiteRT"
-    private val modelBuffer: ByteBuffer =
-        ByteBuffer.allocateDirect(bytes.size).order(ByteOrder.nativeOrder()).put(bytes).also { it.rewind() }
+    private val modelBuffer: ByteBuffer = direct(materializeIfPossible(bytes))
     private val interpreter = Interpreter(modelBuffer, Interpreter.Options().setNumThreads(1))
     private var batchAllocated = -1
 
