@@ -151,6 +151,33 @@ def read_metadata(data: bytes) -> dict[str, bytes]:
     return entries
 
 
+def _check_slots(slots: Any, template: bytes, weights: dict[str, np.ndarray]) -> None:
+    """Slots must be well-formed, after the template, and span no more than the weights need."""
+    if not isinstance(slots, list):
+        raise ValueError("hashpack_slots is not a JSON list")
+    budget = -(-len(template) // WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT + sum(
+        -(-np.asarray(v).nbytes // WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT for v in weights.values()
+    )
+    for slot in slots:
+        if (
+            isinstance(slot, dict)
+            and isinstance(slot.get("variable"), str)
+            and slot["variable"] not in weights
+        ):
+            raise ValueError(f"slot {slot['variable']!r} names no output of the weights signature")
+        if not (
+            isinstance(slot, dict)
+            and isinstance(slot.get("variable"), str)
+            and all(
+                isinstance(slot.get(k), int) and not isinstance(slot.get(k), bool) for k in ("offset", "size")
+            )
+            and len(template) <= slot["offset"]
+            and slot["size"] >= 0
+            and slot["offset"] + slot["size"] <= budget
+        ):
+            raise ValueError(f"bad slot {slot!r} (template {len(template)} bytes, weights end by {budget})")
+
+
 def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     """A model with constant weights computed by running ``once``'s init subgraph in LiteRT.
 
@@ -167,6 +194,7 @@ def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     interpreter = make_interpreter(once, num_threads=num_threads)
     trigger = {WEIGHTS_TRIGGER: np.zeros(1, np.float32)}
     weights = interpreter.get_signature_runner(WEIGHTS_SIGNATURE)(**trigger)
+    _check_slots(slots, template, weights)
     end = max((s["offset"] + s["size"] for s in slots), default=len(template))
     out = bytearray(end)
     out[: len(template)] = template

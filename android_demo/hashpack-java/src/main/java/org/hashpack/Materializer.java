@@ -92,16 +92,6 @@ public final class Materializer {
     public static byte[] materialize(byte[] onceModel, Map<String, float[]> weights) {
         List<Slot> slots = slots(onceModel);
         byte[] template = readMetadata(onceModel).get(TEMPLATE_METADATA);
-        long end = template.length;
-        for (Slot slot : slots) {
-            if (slot.offset < template.length) {
-                throw new IllegalArgumentException("slot " + slot.variable + " overlaps the template");
-            }
-            end = Math.max(end, (long) slot.offset + slot.size);
-        }
-        byte[] out = new byte[(int) end];
-        System.arraycopy(template, 0, out, 0, template.length);
-        ByteBuffer view = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
         for (Slot slot : slots) {
             float[] value = weights.get(slot.variable);
             if (value == null) {
@@ -111,8 +101,26 @@ public final class Materializer {
                 throw new IllegalArgumentException(
                         "weight " + slot.variable + ": " + value.length + " floats, its slot holds " + slot.size / 4);
             }
+        }
+        long end = template.length;
+        // the model cannot be larger than the aligned template plus the aligned weights
+        long budget = (template.length + 63L) / 64 * 64;
+        for (float[] value : weights.values()) {
+            budget += (4L * value.length + 63) / 64 * 64;
+        }
+        for (Slot slot : slots) {
+            if (slot.offset < template.length || (long) slot.offset + slot.size > budget) {
+                throw new IllegalArgumentException("slot " + slot.variable + " at " + slot.offset + "+" + slot.size
+                        + " lies outside template (" + template.length + " bytes) + weights (" + budget + ")");
+            }
+            end = Math.max(end, (long) slot.offset + slot.size);
+        }
+        byte[] out = new byte[(int) end];
+        System.arraycopy(template, 0, out, 0, template.length);
+        ByteBuffer view = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
+        for (Slot slot : slots) {
             view.position(slot.offset);
-            view.asFloatBuffer().put(value);
+            view.asFloatBuffer().put(weights.get(slot.variable));
         }
         return out;
     }
