@@ -44,10 +44,12 @@ from hashpack.runtime import HpkFile, HpkFormatError, read_hpk
 DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-4
 DEFAULT_RANDOM_INPUTS = 32
-# Same modes as ``hashpack export --weights``; the first of each is the exporter's default.
+# The modes of ``hashpack export --weights`` (the first of each is the exporter's default), and
+# tflite "materialized": a --materializable once file turned into constant weights by LiteRT and
+# ``materialize()``, the model an app builds on the device (docs/TFLITE.md).
 EXPORT_MODES: dict[str, tuple[str, ...]] = {
     "onnx": ("compact", "inline", "expanded"),
-    "tflite": ("once", "inline", "expanded"),
+    "tflite": ("once", "inline", "expanded", "materialized"),
 }
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 RUNTIME_MODULES = {
@@ -141,6 +143,8 @@ def export_model(kind: str, mode: str, source: str | os.PathLike[str], directory
     try:
         if kind == "onnx":
             from hashpack.exporter.onnx import export_onnx as exporter
+        elif mode == "materialized":
+            exporter = _export_materialized
         else:
             from hashpack.exporter.tflite import export_tflite as exporter
     except ImportError as exc:
@@ -154,6 +158,19 @@ def export_model(kind: str, mode: str, source: str | os.PathLike[str], directory
             raise
         raise BackendUnavailable(_without_source(str(exc), source)) from None
     return target
+
+
+def _export_materialized(source: str | os.PathLike[str], target: Path, weights: str) -> None:
+    """A --materializable once export, materialized here as an app would on the device."""
+    from hashpack.exporter.tflite import build_tflite
+    from hashpack.exporter.tflite.materialize import TEMPLATE_METADATA, materialize, read_metadata
+    from hashpack.runtime.container import atomic_write_bytes
+
+    if weights != "materialized":
+        raise ValueError(f"unexpected weights mode {weights!r}")
+    once = build_tflite(source, "once", materializable=True).data
+    # without a template every weight is already constant (e.g. a dense model): nothing to do
+    atomic_write_bytes(target, materialize(once) if TEMPLATE_METADATA in read_metadata(once) else once)
 
 
 def _without_source(message: str, source: str | os.PathLike[str]) -> str:
