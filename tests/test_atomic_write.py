@@ -117,32 +117,36 @@ def test_writer_killed_at_random_moments(tmp_path: Path) -> None:
     """Old file or complete new file, never a mix, never a stray temporary file.
 
     Kills land at random moments of the write itself: after the writer says "start" (its
-    imports are done), within 1.2x the duration of an uninterrupted write measured first.
+    imports are done), within 0.9x the shortest of three uninterrupted writes measured first
+    (the first write into a fresh directory is the slowest).
     """
     target = tmp_path / "model.hpk"
     size = 64 << 20
-    calibration = start_writer(target, "bytes", size, slow=False)
-    assert calibration.stdout is not None
-    assert calibration.stdout.readline().strip() == "start"
-    began = time.monotonic()
-    assert calibration.stdout.readline().strip() == "done"
-    duration = time.monotonic() - began
-    calibration.wait(timeout=30)
+    durations = []
+    for _ in range(3):
+        calibration = start_writer(target, "bytes", size, slow=False)
+        assert calibration.stdout is not None
+        assert calibration.stdout.readline().strip() == "start"
+        began = time.monotonic()
+        assert calibration.stdout.readline().strip() == "done"
+        durations.append(time.monotonic() - began)
+        calibration.wait(timeout=30)
+    duration = min(durations)
     rng = random.Random(0)
     mid_write = 0
-    for _ in range(5):
+    for _ in range(6):
         container.atomic_write_bytes(target, OLD)
         writer = start_writer(target, "bytes", size, slow=False)
         assert writer.stdout is not None
         assert writer.stdout.readline().strip() == "start"
-        time.sleep(rng.uniform(0.0, 1.2 * duration))
+        time.sleep(rng.uniform(0.0, 0.9 * duration))
         writer.send_signal(signal.SIGKILL)
         rest = writer.communicate(timeout=30)[0]
         mid_write += writer.returncode == -signal.SIGKILL and "done" not in rest
         data = target.read_bytes()
         assert data == OLD or (len(data) == size and data == b"\x01" * size)
         assert_no_temporary_files(tmp_path, target)
-    assert mid_write >= 1, f"no kill landed during a {duration:.3f} s write"
+    assert mid_write >= 1, f"no kill landed during a write (writes took {durations} s)"
 
 
 def test_writer_that_finishes_replaces_the_file(tmp_path: Path) -> None:
