@@ -132,3 +132,24 @@ def test_slots_that_overrun_the_weights_are_rejected_before_allocating(workdir: 
         builder.Finish(model.Pack(builder), b"TFL3")
         with pytest.raises(ValueError, match="slot"):
             materialize(bytes(builder.Output()))
+
+
+def test_damaged_files_give_value_error_only(workdir: Path) -> None:
+    """read_metadata (what materialize() parses itself) on truncated and bit-flipped files."""
+    import random
+
+    path, _, _ = _case("hashed", "lenet5", str(workdir))
+    once = build_tflite(path, "once", materializable=True).data
+    rng = random.Random(0)
+    rejected = 0
+    for case in range(600):
+        damaged = bytearray(once[: rng.randrange(len(once))] if case % 3 == 0 else once)
+        if case % 3:
+            for _ in range(rng.choice([1, 4, 16])):
+                damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        try:
+            read_metadata(bytes(damaged))
+        except ValueError as exc:
+            assert str(exc).startswith("not a valid .tflite"), exc
+            rejected += 1
+    assert rejected >= 150  # every truncation and many flips

@@ -22,6 +22,7 @@ the ones ``once`` computes on the device, bit for bit.
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 import flatbuffers
@@ -141,14 +142,32 @@ def make_template(once: bytes) -> tuple[bytes, list[dict[str, Any]]]:
 
 
 def read_metadata(data: bytes) -> dict[str, bytes]:
-    """A .tflite model's ``Model.metadata`` entries: name -> buffer bytes."""
-    model = schema.Model.GetRootAs(data, 0)
-    entries = {}
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        buffer = model.Buffers(entry.Buffer())
-        entries[entry.Name().decode()] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
-    return entries
+    """A .tflite model's ``Model.metadata`` entries: name -> buffer bytes.
+
+    Raises ``ValueError`` (only) for bytes that are not a readable .tflite.
+    """
+    data = bytes(data)
+    try:
+        if len(data) < 8 or data[4:8] != TFLITE_FILE_IDENTIFIER:
+            raise ValueError("no TFL3 file identifier")
+        model = schema.Model.GetRootAs(data, 0)
+        entries = {}
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            index = entry.Buffer()
+            if not 0 <= index < model.BuffersLength():
+                raise ValueError(f"metadata buffer {index} does not exist")
+            buffer = model.Buffers(index)
+            size = buffer.DataLength()
+            start = buffer.DataAsNumpy() if size else None
+            if size and (not isinstance(start, np.ndarray) or start.size != size):
+                raise ValueError(f"metadata buffer {index} runs past the end of the file")
+            entries[(entry.Name() or b"").decode()] = start.tobytes() if size else b""
+        return entries
+    except ValueError as exc:
+        raise ValueError(f"not a valid .tflite: {exc}") from None
+    except (IndexError, struct.error, UnicodeDecodeError, TypeError, OverflowError) as exc:
+        raise ValueError(f"not a valid .tflite ({type(exc).__name__}: {exc})") from None
 
 
 def _check_slots(slots: Any, template: bytes, weights: dict[str, np.ndarray]) -> None:
@@ -190,7 +209,11 @@ def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     metadata = read_metadata(once)
     if TEMPLATE_METADATA not in metadata or SLOTS_METADATA not in metadata:
         raise ValueError("this .tflite has no hashpack materialize template (not a 'once' export?)")
-    template, slots = metadata[TEMPLATE_METADATA], json.loads(metadata[SLOTS_METADATA])
+    template = metadata[TEMPLATE_METADATA]
+    try:
+        slots = json.loads(metadata[SLOTS_METADATA])
+    except ValueError as exc:
+        raise ValueError(f"hashpack_slots is not JSON: {exc}") from None
     interpreter = make_interpreter(once, num_threads=num_threads)
     trigger = {WEIGHTS_TRIGGER: np.zeros(1, np.float32)}
     weights = interpreter.get_signature_runner(WEIGHTS_SIGNATURE)(**trigger)
