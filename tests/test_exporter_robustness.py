@@ -82,6 +82,64 @@ def test_mutants_export_or_give_the_format_error(
     assert target.stat().st_size > 0
 
 
+def test_mutants_the_reader_accepts_export_or_name_the_problem(
+    seeds: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Random mutants mostly fail the reader; this draws until 12 pass it, then exports each."""
+    rng = random.Random(11)
+    accepted: list[tuple[str, bytes]] = []
+    for _ in range(3000):
+        seed = rng.choice(["allops", "mlp", "lenet5-int8"])
+        label, mutated = ft.random_tree_mutation(ft.Parts.split(seeds[seed]), rng)
+        blob = mutated.build()
+        try:
+            parse_hpk(blob)
+        except HpkFormatError:
+            continue
+        accepted.append((f"{seed}: {label}", blob))
+        if len(accepted) == 12:
+            break
+    assert len(accepted) == 12, f"only {len(accepted)} of 3000 mutants passed the reader"
+    exported = 0
+    for fmt in sorted(EXPORTERS):
+        for label, blob in accepted:
+            directory = tmp_path_factory.mktemp("accepted")
+            try:
+                target = export(fmt, blob, directory)
+            except HpkFormatError as exc:  # a valid file the format cannot express: named, nothing written
+                assert str(exc).startswith(str(directory / "model.hpk")), (label, exc)
+                assert not (directory / f"model.{fmt}").exists(), label
+                continue
+            assert target.stat().st_size > 0, label
+            exported += 1
+    assert exported >= len(accepted), f"only {exported} of {2 * len(accepted)} exports succeeded"
+
+
+@pytest.mark.parametrize("seed", ["allops", "lenet5-int8"])
+def test_duplicate_node_names_export_correctly(seeds: dict[str, bytes], seed: str, tmp_path: Path) -> None:
+    """Node names need not be unique (FORMAT.md §5: outputs must be). The TFLite exporter once keyed
+    its BatchNorm/activation fusion plan by name and looped forever on such a file (found by
+    test_mutants_the_reader_accepts_export_or_name_the_problem)."""
+    import numpy as np
+
+    from hashpack.exporter.tflite.runner import make_interpreter, run_signature
+    from hashpack.runtime import load
+
+    parts = ft.Parts.split(seeds[seed])
+    for node in parts.meta["nodes"]:
+        node["name"] = "layer"
+    source = tmp_path / "same-names.hpk"
+    source.write_bytes(parts.build())
+    model = load(source)
+    x = np.random.default_rng(0).standard_normal((2, *model.input_shape[1:])).astype(np.float32)
+    want = model.run(x)
+    tflite_file = export("tflite", source.read_bytes(), tmp_path)
+    interpreter = make_interpreter(tflite_file.read_bytes())
+    got = run_signature(interpreter, {model.hpk.input.name: x})[model.hpk.output.name]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert export("onnx", source.read_bytes(), tmp_path).stat().st_size > 0
+
+
 # Packs a small model with a fixed seed and exports it in every weights mode.
 DETERMINISM_SCRIPT = textwrap.dedent(
     """

@@ -24,7 +24,7 @@ from hashpack.runtime.schemes import decode_param
 
 from .schema import schema
 
-__all__ = ["FOLDS_INTO", "FUSES_INTO", "Fusions", "batch_norm_affine", "plan_fusions"]
+__all__ = ["FOLDS_INTO", "FUSES_INTO", "Fusions", "batch_norm_affine", "node_key", "plan_fusions"]
 
 FOLDS_INTO = ("Conv2d", "Linear")  # ops a following BatchNorm folds into
 FUSES_INTO = ("Conv2d", "Linear", "Add")  # ops whose TFLite op takes a fused activation
@@ -42,8 +42,13 @@ class Fusions:
 
     def fused_activation(self, node: Node) -> int:
         """The ``ActivationFunctionType`` code to put in ``node``'s options."""
-        name = self.activation.get(node.name, "NONE")
+        name = self.activation.get(node_key(node), "NONE")
         return int(getattr(schema.ActivationFunctionType, name))
+
+
+def node_key(node: Node) -> str:
+    """How the plan names a node: its output, unique in a valid file (FORMAT.md §5; names need not be)."""
+    return node.outputs[0]
 
 
 def plan_fusions(hpk: HpkFile, is_constant: Callable[[str], bool]) -> Fusions:
@@ -63,8 +68,8 @@ def plan_fusions(hpk: HpkFile, is_constant: Callable[[str], bool]) -> Fusions:
 
     def computed_by(value: str) -> Node | None:
         node = producer.get(value)
-        while node is not None and node.name in fusions.absorbed:
-            node = next(n for n in hpk.nodes if n.name == fusions.absorbed[node.name])
+        while node is not None and node_key(node) in fusions.absorbed:
+            node = producer[fusions.absorbed[node_key(node)]]
         return node
 
     for node in hpk.nodes:
@@ -72,14 +77,15 @@ def plan_fusions(hpk: HpkFile, is_constant: Callable[[str], bool]) -> Fusions:
         single = bool(node.inputs) and consumers.get(node.inputs[0], 0) == 1
         if source is None or not single:
             continue
-        if node.op == "BatchNorm" and source.op in FOLDS_INTO and source.name not in fusions.activation:
+        into, this = node_key(source), node_key(node)
+        if node.op == "BatchNorm" and source.op in FOLDS_INTO and into not in fusions.activation:
             params = [node.params[s] for s in ("weight", "bias", "running_mean", "running_var")]
-            if source.name not in fusions.batch_norm and all(is_constant(p) for p in params):
-                fusions.batch_norm[source.name] = _fold(hpk, params, node.attrs["eps"])
-                fusions.absorbed[node.name] = source.name
-        elif node.op in ACTIVATIONS and source.op in FUSES_INTO and source.name not in fusions.activation:
-            fusions.activation[source.name] = ACTIVATIONS[node.op]
-            fusions.absorbed[node.name] = source.name
+            if into not in fusions.batch_norm and all(is_constant(p) for p in params):
+                fusions.batch_norm[into] = _fold(hpk, params, node.attrs["eps"])
+                fusions.absorbed[this] = into
+        elif node.op in ACTIVATIONS and source.op in FUSES_INTO and into not in fusions.activation:
+            fusions.activation[into] = ACTIVATIONS[node.op]
+            fusions.absorbed[this] = into
     return fusions
 
 

@@ -20,7 +20,7 @@ from hashpack.runtime import HpkFormatError, Node
 
 from .builder import TensorHandle
 from .context import ExportContext, Shape
-from .fusion import batch_norm_affine
+from .fusion import batch_norm_affine, node_key
 from .layout import NHWC, TORCH, WeightView, conv_output_size, nhwc_axis, same_padding_matches
 from .schema import schema
 
@@ -46,7 +46,7 @@ def register_op(name: str) -> Callable[[Translator], Translator]:
 
 def translate(ctx: ExportContext, node: Node) -> None:
     """Append the LiteRT ops computing ``node``; shape or support problems name the node."""
-    if node.name in ctx.fusions.absorbed:  # a BatchNorm or activation computed by the op before it
+    if node_key(node) in ctx.fusions.absorbed:  # a BatchNorm or activation computed by the op before it
         ctx.alias(node.outputs[0], node.inputs[0])
         return
     translator = OPS.get(node.op)
@@ -95,7 +95,7 @@ def _linear(ctx: ExportContext, node: Node) -> None:
     out_features, in_features = _param_shape(ctx, node, "weight")
     if len(shape) != 2 or shape[1] != in_features:
         raise ValueError(f"input {list(shape)} does not fit weight [{out_features}, {in_features}]")
-    scale = ctx.fusions.batch_norm.get(node.name, (None, None))[0]
+    scale = ctx.fusions.batch_norm.get(node_key(node), (None, None))[0]
     # FULLY_CONNECTED wants [out, in], as stored. With non-constant weights it beat BATCH_MATMUL.
     weight = ctx.weights.weight(node.params["weight"], scale=None if scale is None else scale[:, None])
     bias = _bias(ctx, node, WeightView(), out_features, optional=True)
@@ -114,7 +114,7 @@ def _bias(
     A bias-free layer gets ``shift`` when a BatchNorm was folded into it, else zeros (LiteRT's
     convolutions require a bias tensor), or nothing if ``optional``.
     """
-    scale, shift = ctx.fusions.batch_norm.get(node.name, (None, None))
+    scale, shift = ctx.fusions.batch_norm.get(node_key(node), (None, None))
     rows = slice(*view.rows) if view.rows is not None else slice(None)
     if "bias" in node.params:
         if scale is None:
@@ -169,7 +169,7 @@ def _conv2d(ctx: ExportContext, node: Node) -> None:
     out, shape = node.outputs[0], (None, out_channels, ho, wo)
     x = ctx.get(node.inputs[0], NHWC)
     weight = node.params["weight"]
-    scale = ctx.fusions.batch_norm.get(node.name, (None, None))[0]
+    scale = ctx.fusions.batch_norm.get(node_key(node), (None, None))[0]
     activation = ctx.fusions.fused_activation(node)
     x, padding = _padding(ctx, x, (height, width), (kh, kw), stride, a["padding"], dilation)
 
