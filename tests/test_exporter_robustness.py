@@ -111,16 +111,33 @@ def test_mutants_the_reader_accepts_export_or_name_the_problem(
                 assert not (directory / f"model.{fmt}").exists(), label
                 continue
             assert target.stat().st_size > 0, label
+            load_export(fmt, target)  # and what was written is a model its runtime accepts
             exported += 1
     assert exported >= len(accepted), f"only {exported} of {2 * len(accepted)} exports succeeded"
+
+
+def load_export(fmt: str, path: Path) -> None:
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime as ort
+
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    else:
+        from hashpack.exporter.tflite.runner import make_interpreter
+
+        make_interpreter(path.read_bytes())
 
 
 @pytest.mark.parametrize("seed", ["allops", "lenet5-int8"])
 def test_duplicate_node_names_export_correctly(seeds: dict[str, bytes], seed: str, tmp_path: Path) -> None:
     """Node names need not be unique (FORMAT.md §5: outputs must be). The TFLite exporter once keyed
-    its BatchNorm/activation fusion plan by name and looped forever on such a file (found by
+    its BatchNorm/activation fusion plan by name and looped forever on such a file, and the ONNX
+    exporter copied the names, which ONNX Runtime rejects (found by
     test_mutants_the_reader_accepts_export_or_name_the_problem)."""
     import numpy as np
+    import onnx
+    import onnxruntime as ort
 
     from hashpack.exporter.tflite.runner import make_interpreter, run_signature
     from hashpack.runtime import load
@@ -137,7 +154,13 @@ def test_duplicate_node_names_export_correctly(seeds: dict[str, bytes], seed: st
     interpreter = make_interpreter(tflite_file.read_bytes())
     got = run_signature(interpreter, {model.hpk.input.name: x})[model.hpk.output.name]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    assert export("onnx", source.read_bytes(), tmp_path).stat().st_size > 0
+    for mode in ("compact", "inline", "expanded"):  # ONNX Runtime refuses repeated node names
+        onnx_file = tmp_path / f"model.{mode}.onnx"
+        onnx_export(source, onnx_file, weights=mode)
+        onnx.checker.check_model(onnx.load(onnx_file), full_check=True)
+        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=mode)
 
 
 # Packs a small model with a fixed seed and exports it in every weights mode.

@@ -84,6 +84,7 @@ class GraphBuilder:
         self._shared: dict[tuple, str] = {}
         self._emitters: dict[str, int] = {}
         self._constants: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
+        self._node_names: set[str] = set()
         self.hash_batch = HashBatch(self)
 
     def fail(self, message: str) -> HpkFormatError:
@@ -100,10 +101,19 @@ class GraphBuilder:
         domain: str = "",
         **attrs: Any,
     ) -> None:
-        """Append one node (attributes with a ``None`` value are left out)."""
+        """Append one node (attributes with a ``None`` value are left out).
+
+        ONNX Runtime rejects two nodes of one name, which a valid .hpk may have (FORMAT.md §5 makes
+        outputs unique, not names): a repeated name gets ``~1``, ``~2``, ...
+        """
         attrs = {key: value for key, value in attrs.items() if value is not None}
+        unique, counter = name, 0
+        while unique and unique in self._node_names:
+            counter += 1
+            unique = f"{name}~{counter}"
+        self._node_names.add(unique)
         self.nodes.append(
-            helper.make_node(op_type, list(inputs), list(outputs), name=name, domain=domain, **attrs)
+            helper.make_node(op_type, list(inputs), list(outputs), name=unique, domain=domain, **attrs)
         )
 
     def add_nodes(self, nodes: Iterable[onnx.NodeProto]) -> None:
