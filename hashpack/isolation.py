@@ -50,7 +50,14 @@ _LENGTH = struct.Struct("<I")
 
 
 class BackendCrashed(RuntimeError):
-    """The child process running a model died, ran out of memory or stopped answering."""
+    """The child process running a model died, ran out of memory or stopped answering.
+
+    ``cause``: the signal's name (e.g. ``"SIGSEGV"``), ``"exit"``, ``"timeout"`` or ``"malformed"``.
+    """
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class BackendRejected(Exception):
@@ -189,7 +196,7 @@ class IsolatedRunner:
         try:
             return _decode_array(header, payload)
         except ValueError as exc:
-            raise BackendCrashed(f"{self._what()} sent a malformed answer: {exc}") from None
+            raise BackendCrashed(f"{self._what()} sent a malformed answer: {exc}", "malformed") from None
 
     def close(self) -> None:
         """Stop the child (end of input, then kill if it lingers) and release its pipes."""
@@ -220,22 +227,27 @@ class IsolatedRunner:
         except TimeoutError:
             self._process.kill()
             self._process.wait()
-            raise BackendCrashed(f"{self._what()} did not finish {doing} within {self.timeout:g} s") from None
+            raise BackendCrashed(
+                f"{self._what()} did not finish {doing} within {self.timeout:g} s", "timeout"
+            ) from None
         except (EOFError, ValueError, OSError):
             message = None
         if message is None:
-            raise BackendCrashed(f"{self._what()} crashed while {doing} ({self._death()})")
+            cause, how = self._death()
+            raise BackendCrashed(f"{self._what()} crashed while {doing} ({how})", cause)
         return message
 
-    def _death(self) -> str:
+    def _death(self) -> tuple[str, str]:
+        """(cause, description) of the child's end: the signal's name or "exit", and a phrase."""
         code = self._process.wait()
         if code < 0:
             try:
-                how = f"killed by {signal.Signals(-code).name}"
+                cause = signal.Signals(-code).name
             except ValueError:
-                how = f"killed by signal {-code}"
+                cause = f"signal {-code}"
+            how = f"killed by {cause}"
         else:
-            how = f"exit code {code}"
+            cause, how = "exit", f"exit code {code}"
         self._stderr.seek(0)
         lines = [
             line.strip()
@@ -244,7 +256,7 @@ class IsolatedRunner:
         ]
         if lines and ("MemoryError" in lines[-1] or "bad_alloc" in lines[-1]):
             how += ", out of memory"
-        return f"{how}; last message: {lines[-1][:200]}" if lines else how
+        return cause, f"{how}; last message: {lines[-1][:200]}" if lines else how
 
 
 # -------------------------------------------------------------------------------------- child

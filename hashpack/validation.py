@@ -179,9 +179,13 @@ def _without_source(message: str, source: str | os.PathLike[str]) -> str:
 
 
 def short_error(exc: BaseException, limit: int = 240) -> str:
-    """One line of an exception (onnxruntime and LiteRT errors span many lines)."""
+    """One line of an exception (onnxruntime and LiteRT errors span many lines).
+
+    A ``BackendRejected`` already holds the child process's own one line ("ValueError: ...").
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = f"{type(exc).__name__}: {text}"
+    if not isinstance(exc, BackendRejected):
+        text = f"{type(exc).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -435,9 +439,8 @@ class _Session:
             raise ValidationInputError(f"{exc}: the file is corrupt or hostile") from None
         except Exception as exc:
             if backend.given:
-                why = exc if isinstance(exc, BackendRejected) else short_error(exc)
                 raise ValidationInputError(
-                    f"{backend.path}: cannot be loaded as {ARTICLES[backend.kind]} model ({why})"
+                    f"{backend.path}: cannot be loaded as {ARTICLES[backend.kind]} model ({short_error(exc)})"
                 ) from None
             if backend.kind == "pytorch":  # torch is installed here, so this import is cheap
                 from hashpack.torch_eval import TorchEvalError
@@ -461,8 +464,7 @@ class _Session:
         except BackendCrashed as exc:
             raise ValidationInputError(f"{exc}: the file is corrupt or hostile") from None
         except Exception as exc:
-            why = exc if isinstance(exc, BackendRejected) else short_error(exc)
-            return self._error(result, f"run failed: {why}")
+            return self._error(result, f"run failed: {short_error(exc)}")
         finally:
             if runner is not None:
                 runner.close()

@@ -173,13 +173,7 @@ def outcome(kind: str, blob: bytes, x: np.ndarray, timeout: float = 60.0) -> str
         except BackendRejected:
             return f"rejected at {stage}"
         except BackendCrashed as exc:
-            text = str(exc)
-            if "did not finish" in text:
-                return "timeout"
-            signal = (
-                text.split("killed by ")[1].split(")")[0].split(";")[0] if "killed by" in text else "exit"
-            )
-            return f"crashed at {stage} ({signal})"
+            return "timeout" if exc.cause == "timeout" else f"crashed at {stage} ({exc.cause})"
     if not isinstance(y, np.ndarray) or y.dtype != np.float32:
         raise AssertionError(f"the runner returned {type(y).__name__} {getattr(y, 'dtype', '')}")
     return "ran"

@@ -112,8 +112,8 @@ def test_materializable_needs_once_mode(tmp_path: Path, workdir: Path) -> None:
 
 def test_slots_that_overrun_the_weights_are_rejected_before_allocating(workdir: Path) -> None:
     """A hostile slot table cannot make materialize() allocate more than template + weights."""
-    from hashpack.exporter.tflite.builder import ModelBuilder  # noqa: F401 (the exporter is importable)
-    from hashpack.exporter.tflite.materialize import SLOTS_METADATA as SLOTS
+    import flatbuffers
+
     from hashpack.exporter.tflite.materialize import TEMPLATE_METADATA
     from hashpack.exporter.tflite.schema import schema
 
@@ -122,12 +122,10 @@ def test_slots_that_overrun_the_weights_are_rejected_before_allocating(workdir: 
     model = schema.ModelT.InitFromPackedBuf(once, 0)
     names = {entry.name.decode(): entry.buffer for entry in model.metadata}
     assert TEMPLATE_METADATA in names
-    slots = json.loads(bytes(model.buffers[names[SLOTS]].data))
+    slots = json.loads(bytes(model.buffers[names[SLOTS_METADATA]].data))
     for lie in ({"offset": 2**40}, {"size": 2**33}, {"offset": 0}, {"variable": "nope"}):
         bad = [dict(slots[0], **lie), *slots[1:]]
-        model.buffers[names[SLOTS]].data = list(json.dumps(bad).encode())
-        import flatbuffers
-
+        model.buffers[names[SLOTS_METADATA]].data = list(json.dumps(bad).encode())
         builder = flatbuffers.Builder(1024)
         builder.Finish(model.Pack(builder), b"TFL3")
         with pytest.raises(ValueError, match="slot"):

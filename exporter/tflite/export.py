@@ -73,15 +73,13 @@ def build_tflite(
         y = ctx.reshape(x, list(x.shape[1:]), hpk.output.name)
     main.mark_output(y)
     ctx.model.add_signature(main, SIGNATURE_KEY, {hpk.input.name: x}, {hpk.output.name: y})
-    data = ctx.model.to_bytes()
     initializer = ctx.weights.initializer
     if materializable and initializer is not None:  # (no initializer: every weight is constant already)
         initializer.add_weights_signature()
         template, slots = make_template(ctx.model.to_bytes())
         ctx.model.add_metadata(TEMPLATE_METADATA, template)
         ctx.model.add_metadata(SLOTS_METADATA, json.dumps(slots, separators=(",", ":")).encode())
-        data = ctx.model.to_bytes()
-    return TFLiteExport(data, dict(ctx.weights.exports), hpk.input.name, hpk.output.name)
+    return TFLiteExport(ctx.model.to_bytes(), dict(ctx.weights.exports), hpk.input.name, hpk.output.name)
 
 
 def export_tflite(

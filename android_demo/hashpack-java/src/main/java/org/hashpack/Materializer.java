@@ -51,7 +51,10 @@ public final class Materializer {
 
     /** The slots of {@code onceModel}: which signature output goes where, in bytes. */
     public static List<Slot> slots(byte[] onceModel) {
-        Map<String, byte[]> metadata = readMetadata(onceModel);
+        return slots(readMetadata(onceModel));
+    }
+
+    private static List<Slot> slots(Map<String, byte[]> metadata) {
         byte[] table = metadata.get(SLOTS_METADATA);
         if (table == null || !metadata.containsKey(TEMPLATE_METADATA)) {
             throw new IllegalArgumentException(
@@ -90,8 +93,9 @@ public final class Materializer {
      * @param weights the {@code hashpack_weights} signature's outputs, by name, as float32 values
      */
     public static byte[] materialize(byte[] onceModel, Map<String, float[]> weights) {
-        List<Slot> slots = slots(onceModel);
-        byte[] template = readMetadata(onceModel).get(TEMPLATE_METADATA);
+        Map<String, byte[]> metadata = readMetadata(onceModel);
+        List<Slot> slots = slots(metadata);
+        byte[] template = metadata.get(TEMPLATE_METADATA);
         for (Slot slot : slots) {
             float[] value = weights.get(slot.variable);
             if (value == null) {
