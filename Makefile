@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.hashpack-installed
 # The CPU build of torch that lies on this kind of machine's disk; the package itself asks for torch>=2.4.
 TORCH_PIN := torch==2.13.0
+# The torchvision release built against that torch (its model zoo is a test dependency).
+TORCHVISION_PIN := torchvision==0.28.0
 APT_PACKAGES := default-jdk-headless junit4 libhamcrest-java libgoogle-gson-java dataset-fashion-mnist
 
 .PHONY: demo test lint format setup system-deps clean accuracy accuracy-quick
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH_PIN)" "$(TORCHVISION_PIN)"
 	touch $(STAMP)
 
 # JDK + JUnit for the Java decoder's tests, Fashion-MNIST for the accuracy benchmark (Debian packages).
