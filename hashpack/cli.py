@@ -356,6 +356,11 @@ EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "i
     default=None,
     help="Also copy the .hpk and the export into this directory as model.hpk / model.onnx / model.tflite.",
 )
+@click.option(
+    "--web-demo",
+    default=None,
+    help="onnx: also write a static page that runs the compact export in the browser into this directory.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def export(
     file: str,
@@ -365,6 +370,7 @@ def export(
     save_optimized: str | None,
     materializable: bool,
     android_assets: str | None,
+    web_demo: str | None,
     as_json: bool,
 ) -> None:
     """Export a .hpk file to ONNX or TFLite (weights decompressed on the device by default)."""
@@ -376,6 +382,8 @@ def export(
         _fail("--save-optimized applies to --format onnx only")
     if materializable and (fmt, mode) != ("tflite", "once"):
         _fail("--materializable applies to --format tflite --weights once only")
+    if web_demo and fmt != "onnx":
+        _fail("--web-demo applies to --format onnx only")
     target = _writable_target(output or str(source.with_suffix(f".{fmt}")))
     written = {"source": str(source), "format": fmt, "weights": mode, "output": str(target)}
     if fmt == "onnx":
@@ -397,6 +405,8 @@ def export(
     written["hpk_bytes"] = source.stat().st_size
     if android_assets:
         written["assets"] = _copy_assets(source, target, Path(android_assets))
+    if web_demo:
+        written["web_demo"] = _write_web_demo(source, Path(web_demo))
     if as_json:
         _emit_json(written)
     else:
@@ -407,6 +417,8 @@ def export(
             click.echo(
                 f"wrote {written['optimized']} ({written['optimized_bytes']:,} bytes, folded by ONNX Runtime)"
             )
+        if web_demo:
+            click.echo(f"wrote the web demo to {web_demo} (serve it: python -m http.server -d {web_demo})")
 
 
 def _copy_assets(source: Path, exported: Path, directory: Path) -> list[str]:
@@ -419,6 +431,23 @@ def _copy_assets(source: Path, exported: Path, directory: Path) -> list[str]:
     for origin, destination in copies:
         atomic_write_bytes(destination, origin.read_bytes())
     return [str(destination) for _, destination in copies]
+
+
+def _write_web_demo(source: Path, directory: Path) -> str:
+    """Run web_demo/build.py of this source checkout (the page and its npm files live there, not in the wheel)."""
+    import importlib.util
+
+    builder = Path(__file__).resolve().parent.parent / "web_demo" / "build.py"
+    if not builder.is_file():
+        _fail(f"--web-demo needs hashpack's source checkout ({builder} not found)")
+    spec = importlib.util.spec_from_file_location("hashpack_web_demo_build", builder)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    try:
+        module.write_web_demo(source, directory)
+    except module.WebDemoError as exc:
+        _fail(str(exc))
+    return str(directory)
 
 
 # ------------------------------------------------------------------------------------------- demo
