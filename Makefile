@@ -7,14 +7,14 @@ STAMP := $(VENV)/.hashpack-installed
 TORCH_PIN := torch==2.13.0
 # The torchvision release built against that torch (its model zoo is a test dependency).
 TORCHVISION_PIN := torchvision==0.28.0
-APT_PACKAGES := default-jdk-headless junit4 libhamcrest-java libgoogle-gson-java dataset-fashion-mnist
+APT_PACKAGES := default-jdk-headless junit4 libhamcrest-java libgoogle-gson-java dataset-fashion-mnist chromium
 
-.PHONY: demo test lint format setup system-deps clean accuracy accuracy-quick
+.PHONY: demo test lint format setup system-deps clean accuracy accuracy-quick web-demo web-demo-deps web-demo-bench
 
 demo: $(STAMP)
 	$(BIN)/hashpack demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps web-demo-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -54,3 +54,23 @@ accuracy: $(STAMP) system-deps
 
 accuracy-quick: $(STAMP) system-deps
 	$(BIN)/python benchmarks/accuracy.py --quick --out out/accuracy-quick
+
+# The browser demo (web_demo/): onnxruntime-web at the version pinned in web_demo/package-lock.json.
+# `npm ci --omit=dev` skips onnxruntime-node, which only benchmarks/web_demo.py needs (web-demo-bench).
+WEB_DEMO_ORT := web_demo/node_modules/onnxruntime-web/package.json
+web-demo-deps: $(WEB_DEMO_ORT)
+
+$(WEB_DEMO_ORT): web_demo/package.json web_demo/package-lock.json
+	cd web_demo && npm ci --omit=dev --no-audit --no-fund
+	touch $@
+
+# Train the demo's model and write the page to out/web-demo (then serve that directory on 127.0.0.1).
+web-demo: $(STAMP) web-demo-deps
+	$(BIN)/hashpack demo --out out/demo
+	$(BIN)/hashpack export out/demo/digits_mlp_hashed.hpk --format onnx -o out/demo/digits_mlp_hashed.onnx --web-demo out/web-demo
+	@echo "serve it: $(BIN)/python -m http.server --bind 127.0.0.1 -d out/web-demo 8000  ->  http://127.0.0.1:8000/"
+
+# Browser vs onnxruntime-node vs Python ORT (onnxruntime-node's postinstall would fetch CUDA files: skipped).
+web-demo-bench: $(STAMP) system-deps
+	cd web_demo && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/web_demo.py

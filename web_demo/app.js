@@ -12,7 +12,7 @@ ort.env.wasm.numThreads = 1; // a plain static server sends no COOP/COEP headers
 ort.env.wasm.proxy = false;
 
 const $ = (id) => document.getElementById(id);
-const state = { manifest: null, session: null, input: null, padHoldsSample: false, timings: {} };
+const state = { manifest: null, session: null, input: null, strokes: [], padHoldsSample: false, timings: {} };
 
 function setStatus(text, kind) {
   const el = $('status');
@@ -79,7 +79,7 @@ function softmax(logits) {
   return exps.map((v) => v / sum);
 }
 
-const fmtMs = (ms) => (ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`);
+const fmtMs = (ms) => (ms >= 10 ? `${ms.toFixed(1)} ms` : ms >= 1 ? `${ms.toFixed(2)} ms` : `${(1000 * ms).toFixed(0)} µs`);
 const fmtBytes = (n) => `${n.toLocaleString('en-US')}`;
 
 // ------------------------------------------------------------------------------------------ prediction
@@ -141,45 +141,48 @@ function clearPad() {
   ctx.fillStyle = '#000';
   ctx.fillRect(0, 0, pad.width, pad.height);
   state.padHoldsSample = false;
+  state.strokes = [];
 }
 
 /**
- * Turn the drawing into a model input the way the training images were made: the ink's bounding box is
- * scaled (aspect kept) into a `box`-pixel square centred in a grid of `block` pixels per input pixel,
- * optionally thresholded, then each block is averaged. For scikit-learn's digits (UCI optdigits) that is
- * a 32×32 bitmap counted in 4×4 blocks, i.e. values 0..16 / 16.
+ * Turn the drawing into a model input the way the training images were made. The recorded strokes are
+ * drawn again, `stroke` grid pixels wide, with their bounding box scaled (aspect kept) into a `box`-pixel
+ * square centred in a grid of `block` pixels per input pixel; the grid is optionally thresholded and each
+ * block averaged. For scikit-learn's digits (UCI optdigits) that is a 32×32 bitmap counted in 4×4 blocks,
+ * i.e. values 0..16 / 16. Redrawing the strokes (not resampling the pad) keeps the stroke width the
+ * model was trained on whatever size the user draws at.
  */
-function padToInput() {
-  const pad = $('pad');
+function padToInput(strokes = state.strokes) {
   const [, h, w] = state.manifest.input_shape;
-  const { block, box, binary, threshold } = state.manifest.draw;
-  const { data, width, height } = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height);
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y += 1) {
-    for (let x = 0; x < width; x += 1) {
-      if (data[4 * (y * width + x)] > 32) {
-        x0 = Math.min(x0, x);
-        x1 = Math.max(x1, x);
-        y0 = Math.min(y0, y);
-        y1 = Math.max(y1, y);
-      }
-    }
-  }
-  if (x1 < 0) return null;
+  const { block, box, stroke, binary, threshold } = state.manifest.draw;
+  const points = strokes.flat();
+  if (!points.length) return null;
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  const [x0, y0] = [Math.min(...xs), Math.min(...ys)];
+  const [bw, bh] = [Math.max(...xs) - x0, Math.max(...ys) - y0];
   const gw = w * block;
   const gh = h * block;
-  const bw = x1 - x0 + 1;
-  const bh = y1 - y0 + 1;
-  const scale = box / Math.max(bw, bh);
+  const scale = Math.max(bw, bh) > 0 ? (box - stroke) / Math.max(bw, bh) : 0;
+  const ox = (gw - bw * scale) / 2;
+  const oy = (gh - bh * scale) / 2;
   const grid = new OffscreenCanvas(gw, gh);
   const g = grid.getContext('2d');
   g.fillStyle = '#000';
   g.fillRect(0, 0, gw, gh);
-  g.imageSmoothingEnabled = true;
-  g.drawImage(pad, x0, y0, bw, bh, (gw - bw * scale) / 2, (gh - bh * scale) / 2, bw * scale, bh * scale);
+  g.strokeStyle = '#fff';
+  g.lineWidth = stroke;
+  g.lineCap = 'round';
+  g.lineJoin = 'round';
+  for (const line of strokes) {
+    g.beginPath();
+    line.forEach(([x, y], i) => {
+      const [gx, gy] = [ox + (x - x0) * scale, oy + (y - y0) * scale];
+      if (i === 0) g.moveTo(gx, gy);
+      g.lineTo(gx, gy);
+    });
+    g.stroke();
+  }
   const pixels = g.getImageData(0, 0, gw, gh).data;
   const values = new Array(h * w).fill(0);
   for (let y = 0; y < gh; y += 1) {
@@ -209,14 +212,18 @@ function setUpPad() {
     ctx.lineWidth = pad.width / 14;
     ctx.lineCap = 'round';
     ctx.lineJoin = 'round';
+    const start = point(event);
+    state.strokes.push([start]);
     ctx.beginPath();
-    ctx.moveTo(...point(event));
-    ctx.lineTo(...point(event));
+    ctx.moveTo(...start);
+    ctx.lineTo(...start);
     ctx.stroke();
   });
   pad.addEventListener('pointermove', (event) => {
     if (!drawing) return;
-    ctx.lineTo(...point(event));
+    const next = point(event);
+    state.strokes[state.strokes.length - 1].push(next);
+    ctx.lineTo(...next);
     ctx.stroke();
   });
   const finish = async () => {
@@ -317,47 +324,63 @@ function showTiming(which, { bytes, createMs, latencyMs, note }) {
 }
 
 /**
- * Create each model's session `sessions` times (alternating, after one warm-up each) and time
- * `loops` batch-1 runs on the last session. The first creation in a page also starts the
- * WebAssembly runtime, so the warm-up keeps that out of the medians.
+ * Time both files the same way, interleaved so that a busy machine slows both alike: `sessions` session
+ * creations of each (after one warm-up each: the first creation in a page also starts WebAssembly), then
+ * `rounds` rounds of `loops` batch-1 runs on each file's last session. Reports medians and the medians of
+ * the per-round compact/expanded ratios.
  */
-async function measure({ sessions = 5, loops = 50 } = {}) {
+async function measure({ sessions = 7, rounds = 30, loops = 100 } = {}) {
   const m = state.manifest;
   const files = { compact: m.model, expanded: m.expanded };
+  const names = Object.keys(files);
   const downloads = {};
-  for (const [which, url] of Object.entries(files)) downloads[which] = await download(url);
+  for (const which of names) downloads[which] = await download(files[which]);
+  for (const which of names) await (await createSession(downloads[which].bytes)).session.release();
   const creates = { compact: [], expanded: [] };
-  const latencies = {};
-  const probe = state.samples.length ? state.samples[0].values : new Array(m.input_shape.reduce((a, b) => a * b)).fill(0);
-  for (const which of Object.keys(files)) (await createSession(downloads[which].bytes)).session.release();
+  const sessionsKept = {};
   for (let i = 0; i < sessions; i += 1) {
-    for (const which of Object.keys(files)) {
+    for (const which of i % 2 ? [...names].reverse() : names) {
       const { session, ms } = await createSession(downloads[which].bytes);
       creates[which].push(ms);
-      if (i === sessions - 1) latencies[which] = await batch1Latency(session, probe, loops);
-      await session.release();
+      if (sessionsKept[which]) await sessionsKept[which].release();
+      sessionsKept[which] = session;
     }
   }
-  const result = {};
-  for (const which of Object.keys(files)) {
+  const probe = state.samples.length ? state.samples[0].values : new Array(m.input_shape.reduce((a, b) => a * b)).fill(0);
+  const latencies = { compact: [], expanded: [] };
+  const latencyRatios = [];
+  for (const which of names) await batch1Latency(sessionsKept[which], probe, loops);
+  for (let r = 0; r < rounds; r += 1) {
+    for (const which of r % 2 ? [...names].reverse() : names) {
+      latencies[which].push(await batch1Latency(sessionsKept[which], probe, loops));
+    }
+    latencyRatios.push(latencies.compact[r] / latencies.expanded[r]);
+  }
+  for (const which of names) await sessionsKept[which].release();
+  const result = { sessions, rounds, loops };
+  for (const which of names) {
     result[which] = {
       file: files[which],
       bytes: downloads[which].bytes.byteLength,
       create_ms: creates[which],
       create_median_ms: median(creates[which]),
-      latency_ms: latencies[which],
+      latency_median_ms: median(latencies[which]),
     };
     showTiming(which, {
       bytes: result[which].bytes,
       createMs: result[which].create_median_ms,
-      latencyMs: result[which].latency_ms,
+      latencyMs: result[which].latency_median_ms,
     });
   }
+  result.ratios = {
+    bytes: result.compact.bytes / result.expanded.bytes,
+    create: result.compact.create_median_ms / result.expanded.create_median_ms,
+    latency: median(latencyRatios),
+  };
   $('timing-note').textContent =
-    `median of ${sessions} session creations; batch-1 inference = mean of ${loops} runs. ` +
-    `compact/expanded: bytes ${(result.compact.bytes / result.expanded.bytes).toFixed(3)}, ` +
-    `creation ${(result.compact.create_median_ms / result.expanded.create_median_ms).toFixed(2)}×, ` +
-    `inference ${(result.compact.latency_ms / result.expanded.latency_ms).toFixed(2)}×`;
+    `medians of ${sessions} session creations and of ${rounds} rounds of ${loops} batch-1 runs, interleaved. ` +
+    `compact/expanded: bytes ${result.ratios.bytes.toFixed(3)}, creation ${result.ratios.create.toFixed(1)}×, ` +
+    `inference ${result.ratios.latency.toFixed(2)}×`;
   return result;
 }
 
@@ -376,6 +399,7 @@ async function start() {
   setUpPad();
   setUpSamples();
   showTiming('expanded', { bytes: manifest.expanded_bytes });
+  $('runtime-bytes').textContent = fmtBytes(manifest.runtime_bytes);
 
   const { bytes, ms: downloadMs } = await download(manifest.model);
   const { session, ms: createMs } = await createSession(bytes);

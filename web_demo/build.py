@@ -36,11 +36,12 @@ ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-thr
 GOLDEN_ATOL = GOLDEN_RTOL = 1e-4
 COMPACT_FILE, EXPANDED_FILE = "model.onnx", "model.expanded.onnx"
 
-# How a drawing becomes an input, per input size (see padToInput in app.js). scikit-learn's digits
-# (UCI optdigits) are 32×32 binary bitmaps counted in 4×4 blocks; MNIST fits the digit in 20×20 of 28×28.
+# How a drawing becomes an input, per input size (see padToInput in app.js): grid pixels per input pixel,
+# the square the digit is fitted into, stroke width (grid pixels). scikit-learn's digits (UCI optdigits)
+# are 32×32 binary bitmaps counted in 4×4 blocks, strokes ~7 px wide; MNIST fits the digit in 20×20 of 28×28.
 DRAW_SPECS: dict[tuple[int, int], dict[str, Any]] = {
-    (8, 8): {"block": 4, "box": 32, "binary": True, "threshold": 0.5},
-    (28, 28): {"block": 1, "box": 20, "binary": False, "threshold": 0.5},
+    (8, 8): {"block": 4, "box": 32, "stroke": 7, "binary": True, "threshold": 0.5},
+    (28, 28): {"block": 1, "box": 20, "stroke": 2.5, "binary": False, "threshold": 0.5},
 }
 # Test images shipped with the page, per input size: the dataset and the split seed.
 SAMPLE_DATASETS = {(8, 8): "digits", (28, 28): "mnist5k"}
@@ -123,7 +124,9 @@ def write_web_demo(
     image_shape = _image_shape(model.input_shape, source)
     classes = model.output_shape[-1]
     if len(model.output_shape) != 2 or not isinstance(classes, int):
-        raise WebDemoError(f"{source}: the web demo needs a class-score output [N, C]; got {list(model.output_shape)}")
+        raise WebDemoError(
+            f"{source}: the web demo needs a class-score output [N, C]; got {list(model.output_shape)}"
+        )
     out.mkdir(parents=True, exist_ok=True)
 
     export_onnx(model.hpk, out / COMPACT_FILE, weights="compact")
@@ -155,8 +158,12 @@ def write_web_demo(
         "hpk_bytes": source.stat().st_size,
         "input_shape": list(image_shape),
         "labels": [str(i) for i in range(classes)],
-        "draw": DRAW_SPECS.get((h, w), {"block": 4, "box": 4 * min(h, w), "binary": False, "threshold": 0.5}),
+        "draw": DRAW_SPECS.get(
+            (h, w),
+            {"block": 4, "box": 4 * min(h, w), "stroke": min(h, w) / 2, "binary": False, "threshold": 0.5},
+        ),
         "onnxruntime_web": ort_version(),
+        "runtime_bytes": sum((ORT_PACKAGE / "dist" / name).stat().st_size for name in ORT_FILES),
         "golden_inputs": 0 if golden["inputs"] is None else golden["input_shape"][0],
     }
     atomic_write_bytes(out / "manifest.json", _json_bytes(manifest))
