@@ -46,10 +46,23 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _IsolatingHandler(_QuietHandler):
+    """Sends COOP/COEP, so the page is cross-origin isolated and performance.now() ticks in 5 µs, not 100 µs."""
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+
 @contextmanager
-def static_server(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1 at a free port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def static_server(directory: Path, isolated: bool = False) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 at a free port; yields the base URL.
+
+    ``isolated`` adds the cross-origin isolation headers (the benchmark's finer timer); the page itself
+    needs none and the test serves it plain, as any static server would.
+    """
+    handler = functools.partial(_IsolatingHandler if isolated else _QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

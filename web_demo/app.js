@@ -58,7 +58,7 @@ async function runLogits(session, values, batch) {
   return outputs[session.outputNames[0]].data;
 }
 
-/** Mean time of one batch-1 run, from `loops` timed runs (performance.now() is coarse without isolation). */
+/** Mean time of one batch-1 run over `loops` runs (performance.now() ticks in 100 µs without isolation). */
 async function batch1Latency(session, values, loops) {
   for (let i = 0; i < 5; i += 1) await runLogits(session, values, 1);
   const start = performance.now();
@@ -329,7 +329,7 @@ function showTiming(which, { bytes, createMs, latencyMs, note }) {
  * `rounds` rounds of `loops` batch-1 runs on each file's last session. Reports medians and the medians of
  * the per-round compact/expanded ratios.
  */
-async function measure({ sessions = 7, rounds = 30, loops = 100 } = {}) {
+async function measure({ sessions = 7, rounds = 100, loops = 10 } = {}) {
   const m = state.manifest;
   const files = { compact: m.model, expanded: m.expanded };
   const names = Object.keys(files);

@@ -1,0 +1,241 @@
+"""The web demo's model in the browser, in onnxruntime-node and in Python ONNX Runtime: compact vs expanded.
+
+Model: the `hashpack demo` model (HashedNets LeNet-300-100 at 1/8 on scikit-learn's digits, 8×8 inputs,
+50,610 virtual weights), trained here, or --hpk FILE. Its web demo is written with web_demo/build.py and
+the same two files are timed in three runtimes, each with one thread and the same method:
+- download bytes of model.onnx (compact: ai.hashpack ops, buckets only) and model.expanded.onnx (dense);
+- session creation (where the compact file's weights are decompressed): median of --sessions creations
+  from bytes in memory, after one warm-up each, the two files interleaved;
+- batch-1 latency: --rounds rounds of --loops runs on each file's session, interleaved; the median per
+  run, and the latency ratio as the median of per-round ratios (robust on a shared machine).
+Runtimes: headless Debian Chromium with onnxruntime-web (WebAssembly; the page's own measure()),
+onnxruntime-node, and Python onnxruntime. onnxruntime-node is a dev dependency of web_demo/package.json:
+`make web-demo-bench` installs it and runs this script.
+Usage: python benchmarks/web_demo.py [--hpk F] [--out DIR] [--sessions 7] [--rounds 200] [--loops 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from web_demo_tools import ROOT, chromium, load_builder, static_server
+
+NODE_SCRIPT = r"""
+const fs = require('fs');
+const path = require('path');
+const ort = require('onnxruntime-node');
+const [dir, sessions, rounds, loops] = process.argv.slice(1).map((v, i) => (i ? Number(v) : v));
+const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json')));
+const probe = JSON.parse(fs.readFileSync(path.join(dir, 'samples.json'))).samples[0].values;
+const options = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const median = (v) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+async function create(bytes) { const t = now(); const s = await ort.InferenceSession.create(bytes, options); return [s, now() - t]; }
+async function latency(session, loops) {
+  const [c, h, w] = manifest.input_shape;
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', Float32Array.from(probe), [1, c, h, w]) };
+  for (let i = 0; i < 5; i += 1) await session.run(feeds);
+  const t = now();
+  for (let i = 0; i < loops; i += 1) await session.run(feeds);
+  return (now() - t) / loops;
+}
+(async () => {
+  const files = { compact: manifest.model, expanded: manifest.expanded };
+  const names = Object.keys(files);
+  const bytes = {};
+  for (const n of names) bytes[n] = fs.readFileSync(path.join(dir, files[n]));
+  for (const n of names) await (await create(bytes[n]))[0].release();
+  const creates = { compact: [], expanded: [] };
+  const kept = {};
+  for (let i = 0; i < sessions; i += 1) {
+    for (const n of i % 2 ? [...names].reverse() : names) {
+      const [s, ms] = await create(bytes[n]);
+      creates[n].push(ms);
+      if (kept[n]) await kept[n].release();
+      kept[n] = s;
+    }
+  }
+  const lat = { compact: [], expanded: [] };
+  const ratios = [];
+  for (const n of names) await latency(kept[n], loops);
+  for (let r = 0; r < rounds; r += 1) {
+    for (const n of r % 2 ? [...names].reverse() : names) lat[n].push(await latency(kept[n], loops));
+    ratios.push(lat.compact[r] / lat.expanded[r]);
+  }
+  const out = { sessions, rounds, loops, version: ort.env.versions.node };
+  for (const n of names) out[n] = { bytes: bytes[n].length, create_ms: creates[n], create_median_ms: median(creates[n]), latency_median_ms: median(lat[n]) };
+  out.ratios = { bytes: out.compact.bytes / out.expanded.bytes, create: out.compact.create_median_ms / out.expanded.create_median_ms, latency: median(ratios) };
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(`onnxruntime-node: ${e.message}`); process.exit(1); });
+"""
+
+
+def browser_figures(site: Path, sessions: int, rounds: int, loops: int) -> dict[str, Any]:
+    """The page's first session (includes starting WebAssembly) and its measure() in headless Chromium."""
+    with static_server(site, isolated=True) as base, chromium() as browser:
+        page = browser.new_page()
+        page.goto(base + "index.html")
+        first = page.evaluate("window.hashpackDemo.ready")
+        if not page.evaluate("crossOriginIsolated"):
+            raise SystemExit("the page is not cross-origin isolated: performance.now() would tick in 100 µs")
+        if first["golden"]["state"] != "pass":
+            raise SystemExit(f"golden check in the browser: {first['golden']}")
+        result = page.evaluate(
+            "(o) => window.hashpackDemo.measure(o)", {"sessions": sessions, "rounds": rounds, "loops": loops}
+        )
+        result["version"] = page.evaluate("ort.env.versions.web")
+        result["first_session_ms"] = first["first"]["createMs"]
+    return result
+
+
+def node_figures(site: Path, sessions: int, rounds: int, loops: int) -> dict[str, Any]:
+    if not (ROOT / "web_demo" / "node_modules" / "onnxruntime-node").is_dir():
+        raise SystemExit(
+            "onnxruntime-node is not installed: run `make web-demo-bench` (npm ci with dev deps)"
+        )
+    completed = subprocess.run(
+        ["node", "-e", NODE_SCRIPT, str(site.resolve()), str(sessions), str(rounds), str(loops)],
+        cwd=ROOT / "web_demo",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(completed.stderr.strip() or "onnxruntime-node failed")
+    return json.loads(completed.stdout)
+
+
+def python_figures(site: Path, sessions: int, rounds: int, loops: int) -> dict[str, Any]:
+    manifest = json.loads((site / "manifest.json").read_text())
+    probe = json.loads((site / "samples.json").read_text())["samples"][0]["values"]
+    x = np.asarray(probe, dtype=np.float32).reshape(1, *manifest["input_shape"])
+    files = {"compact": manifest["model"], "expanded": manifest["expanded"]}
+    data = {name: (site / file).read_bytes() for name, file in files.items()}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+
+    def create(name: str) -> tuple[ort.InferenceSession, float]:
+        start = time.perf_counter()
+        session = ort.InferenceSession(data[name], options, providers=["CPUExecutionProvider"])
+        return session, (time.perf_counter() - start) * 1e3
+
+    def latency(session: ort.InferenceSession) -> float:
+        feeds = {session.get_inputs()[0].name: x}
+        for _ in range(5):
+            session.run(None, feeds)
+        start = time.perf_counter()
+        for _ in range(loops):
+            session.run(None, feeds)
+        return (time.perf_counter() - start) * 1e3 / loops
+
+    names = list(files)
+    for name in names:
+        create(name)
+    creates: dict[str, list[float]] = {name: [] for name in names}
+    kept: dict[str, ort.InferenceSession] = {}
+    for i in range(sessions):
+        for name in reversed(names) if i % 2 else names:
+            kept[name], ms = create(name)
+            creates[name].append(ms)
+    for name in names:
+        latency(kept[name])
+    lat: dict[str, list[float]] = {name: [] for name in names}
+    ratios = []
+    for r in range(rounds):
+        for name in reversed(names) if r % 2 else names:
+            lat[name].append(latency(kept[name]))
+        ratios.append(lat["compact"][r] / lat["expanded"][r])
+    result: dict[str, Any] = {
+        "sessions": sessions,
+        "rounds": rounds,
+        "loops": loops,
+        "version": ort.__version__,
+    }
+    for name in names:
+        result[name] = {
+            "bytes": len(data[name]),
+            "create_ms": creates[name],
+            "create_median_ms": statistics.median(creates[name]),
+            "latency_median_ms": statistics.median(lat[name]),
+        }
+    result["ratios"] = {
+        "bytes": result["compact"]["bytes"] / result["expanded"]["bytes"],
+        "create": result["compact"]["create_median_ms"] / result["expanded"]["create_median_ms"],
+        "latency": statistics.median(ratios),
+    }
+    return result
+
+
+def table(figures: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| runtime (1 thread) | session creation compact / expanded | ratio | batch-1 latency compact / expanded | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for label, f in figures.items():
+        c, e = f["compact"], f["expanded"]
+        lines.append(
+            f"| {label} {f['version']} | {c['create_median_ms']:.1f} ms / {e['create_median_ms']:.2f} ms | "
+            f"{f['ratios']['create']:.0f}× | {c['latency_median_ms'] * 1e3:.1f} µs / "
+            f"{e['latency_median_ms'] * 1e3:.1f} µs | {f['ratios']['latency']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--hpk", type=Path, default=None, help="model (default: train the `hashpack demo` model)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "web-demo-bench")
+    parser.add_argument("--sessions", type=int, default=7)
+    # Short blocks, many rounds: a rare 10-40 ms pause (GC, a busy shared machine) then spoils few blocks.
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--loops", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    hpk = args.hpk
+    if hpk is None:
+        from hashpack.workflow import run_demo
+
+        hpk = Path(run_demo(args.out / "model")["path"])
+    site = args.out / "site"
+    manifest = load_builder().write_web_demo(hpk, site)
+    runs = (args.sessions, args.rounds, args.loops)
+    figures = {
+        "Chromium, onnxruntime-web": browser_figures(site, *runs),
+        "onnxruntime-node": node_figures(site, *runs),
+        "Python onnxruntime": python_figures(site, *runs),
+    }
+    report = {"model": manifest["title"], "manifest": manifest, "figures": figures}
+    (args.out / "results.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return
+    browser = figures["Chromium, onnxruntime-web"]
+    print(f"model: {manifest['title']}")
+    print(
+        f"download: compact {manifest['model_bytes']:,} bytes, expanded {manifest['expanded_bytes']:,} bytes "
+        f"(ratio {manifest['model_bytes'] / manifest['expanded_bytes']:.3f}); .hpk {manifest['hpk_bytes']:,} bytes; "
+        f"onnxruntime-web runtime files {manifest['runtime_bytes']:,} bytes"
+    )
+    print(
+        f"browser: first session of the page (includes starting WebAssembly) {browser['first_session_ms']:.0f} ms"
+    )
+    print(table(figures))
+
+
+if __name__ == "__main__":
+    main()
