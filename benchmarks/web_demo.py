@@ -11,7 +11,7 @@ the same two files are timed in three runtimes, each with one thread and the sam
 Runtimes: headless Debian Chromium with onnxruntime-web (WebAssembly; the page's own measure()),
 onnxruntime-node, and Python onnxruntime. onnxruntime-node is a dev dependency of web_demo/package.json:
 `make web-demo-bench` installs it and runs this script.
-Usage: python benchmarks/web_demo.py [--hpk F] [--out DIR] [--sessions 7] [--rounds 200] [--loops 10] [--json]
+Usage: python benchmarks/web_demo.py [--hpk F] [--out DIR] [--sessions 7] [--rounds 200] [--loops 10] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -178,17 +178,32 @@ def python_figures(site: Path, sessions: int, rounds: int, loops: int) -> dict[s
     return result
 
 
-def table(figures: dict[str, dict[str, Any]]) -> str:
+def _spread(values: list[float], fmt: str) -> str:
+    """The median of the repeats, with their range when there are several."""
+    middle = format(statistics.median(values), fmt)
+    return middle if len(values) == 1 else f"{middle} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def table(repeats: list[dict[str, dict[str, Any]]]) -> str:
+    """Markdown: per runtime, the median over repeats of each repeat's medians (range in brackets)."""
     lines = [
-        "| runtime (1 thread) | session creation compact / expanded | ratio | batch-1 latency compact / expanded | ratio |",
-        "|---|---|---|---|---|",
+        "| runtime (1 thread) | session creation compact | expanded | ratio | batch-1 compact | expanded | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, f in figures.items():
-        c, e = f["compact"], f["expanded"]
+    for label in repeats[0]:
+        runs = [repeat[label] for repeat in repeats]
+
+        def column(pick: Any, fmt: str, runs: list[dict[str, Any]] = runs) -> str:
+            return _spread([pick(run) for run in runs], fmt)
+
         lines.append(
-            f"| {label} {f['version']} | {c['create_median_ms']:.1f} ms / {e['create_median_ms']:.2f} ms | "
-            f"{f['ratios']['create']:.0f}× | {c['latency_median_ms'] * 1e3:.1f} µs / "
-            f"{e['latency_median_ms'] * 1e3:.1f} µs | {f['ratios']['latency']:.2f} |"
+            f"| {label} {runs[0]['version']} "
+            f"| {column(lambda r: r['compact']['create_median_ms'], '.0f')} ms "
+            f"| {column(lambda r: r['expanded']['create_median_ms'], '.2f')} ms "
+            f"| {column(lambda r: r['ratios']['create'], '.0f')}× "
+            f"| {column(lambda r: r['compact']['latency_median_ms'] * 1e3, '.1f')} µs "
+            f"| {column(lambda r: r['expanded']['latency_median_ms'] * 1e3, '.1f')} µs "
+            f"| {column(lambda r: r['ratios']['latency'], '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -203,6 +218,9 @@ def main() -> None:
     # Short blocks, many rounds: a rare 10-40 ms pause (GC, a busy shared machine) then spoils few blocks.
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--loops", type=int, default=10)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="whole measurements (fresh browser/process each)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
 
@@ -214,17 +232,20 @@ def main() -> None:
     site = args.out / "site"
     manifest = load_builder().write_web_demo(hpk, site)
     runs = (args.sessions, args.rounds, args.loops)
-    figures = {
-        "Chromium, onnxruntime-web": browser_figures(site, *runs),
-        "onnxruntime-node": node_figures(site, *runs),
-        "Python onnxruntime": python_figures(site, *runs),
-    }
-    report = {"model": manifest["title"], "manifest": manifest, "figures": figures}
+    repeats = [
+        {
+            "Chromium, onnxruntime-web": browser_figures(site, *runs),
+            "onnxruntime-node": node_figures(site, *runs),
+            "Python onnxruntime": python_figures(site, *runs),
+        }
+        for _ in range(args.repeat)
+    ]
+    report = {"model": manifest["title"], "manifest": manifest, "repeats": repeats}
     (args.out / "results.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return
-    browser = figures["Chromium, onnxruntime-web"]
+    first_sessions = [repeat["Chromium, onnxruntime-web"]["first_session_ms"] for repeat in repeats]
     print(f"model: {manifest['title']}")
     print(
         f"download: compact {manifest['model_bytes']:,} bytes, expanded {manifest['expanded_bytes']:,} bytes "
@@ -232,9 +253,13 @@ def main() -> None:
         f"onnxruntime-web runtime files {manifest['runtime_bytes']:,} bytes"
     )
     print(
-        f"browser: first session of the page (includes starting WebAssembly) {browser['first_session_ms']:.0f} ms"
+        f"browser: first session of the page (includes starting WebAssembly) {_spread(first_sessions, '.0f')} ms"
     )
-    print(table(figures))
+    print(
+        f"{args.repeat} repeats; each: median of {args.sessions} session creations, batch-1 latency = median of "
+        f"{args.rounds} blocks of {args.loops} runs; ratio = compact / expanded"
+    )
+    print(table(repeats))
 
 
 if __name__ == "__main__":
