@@ -256,7 +256,7 @@ async function selectSample(index) {
   const sample = state.samples[index];
   paintSampleOnPad(sample.values);
   document.querySelectorAll('#samples button').forEach((b, i) => b.classList.toggle('chosen', i === index));
-  return predictAndShow(sample.values);
+  return state.session ? predictAndShow(sample.values) : null; // before the model is ready: only shown
 }
 
 function setUpSamples() {
