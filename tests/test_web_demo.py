@@ -228,3 +228,26 @@ def test_web_demo_option_is_onnx_only(site: dict[str, Any], tmp_path: Path) -> N
     )
     assert result.exit_code == 2
     assert result.output.strip() == "error: --web-demo applies to --format onnx only"
+
+
+def test_missing_onnxruntime_web_is_one_clear_error(site: dict[str, Any], tmp_path: Path) -> None:
+    builder = load_builder()
+    builder.ORT_PACKAGE = tmp_path / "node_modules" / "onnxruntime-web"  # as before `make web-demo-deps`
+    with pytest.raises(builder.WebDemoError, match=r"lacks ort\.wasm\.min\.js.*make web-demo-deps"):
+        builder.write_web_demo(site["hpk"], tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+def test_model_without_an_image_input_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    from hashpack import pack
+
+    path = tmp_path / "flat.hpk"
+    pack(torch.nn.Sequential(torch.nn.Linear(64, 10)).eval(), torch.zeros(2, 64), path)
+    builder = load_builder()
+    with pytest.raises(
+        builder.WebDemoError, match=r"flat\.hpk: the web demo needs a single-channel image input"
+    ):
+        builder.write_web_demo(path, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
