@@ -66,7 +66,7 @@ def browser() -> Iterator[Any]:
         yield launched
 
 
-def _open(browser: Any, directory: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+def _open(browser: Any, directory: Path, query: str = "") -> Iterator[tuple[Any, list[str], list[str]]]:
     """A fresh page on ``directory``'s demo; yields (page, requested URLs, page errors)."""
     with static_server(directory) as base:
         context = browser.new_context(viewport={"width": 1000, "height": 1000})
@@ -75,7 +75,7 @@ def _open(browser: Any, directory: Path) -> Iterator[tuple[Any, list[str], list[
         errors: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(base + "index.html")
+        page.goto(base + "index.html" + query)
         page.wait_for_selector(
             "#status[data-state=ready], #status[data-state=error]", timeout=READY_TIMEOUT_MS
         )
@@ -251,3 +251,16 @@ def test_model_without_an_image_input_is_refused(tmp_path: Path) -> None:
     ):
         builder.write_web_demo(path, tmp_path / "site")
     assert not (tmp_path / "site").exists()
+
+
+def test_expanded_file_page(browser: Any, site: dict[str, Any]) -> None:
+    """?model=expanded runs the dense file (the cold-start comparison): same golden check, same answer."""
+    samples = json.loads((site["dir"] / "samples.json").read_text())["samples"]
+    for page, foreign, errors in _open(browser, site["dir"], "?model=expanded"):
+        assert "model.expanded.onnx" in page.text_content("#status")
+        assert page.text_content("#golden-status") == "pass"
+        assert page.text_content("#row-expanded .create").endswith("*")
+        assert page.text_content("#row-compact .create") == "–"
+        for sample in samples:
+            _page_matches_numpy(page, site["model"], sample["values"])
+        assert foreign == [] and errors == []
