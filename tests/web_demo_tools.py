@@ -79,6 +79,8 @@ def chromium() -> Iterator[Any]:
     """A headless Debian Chromium driven by Playwright (yields the Browser)."""
     from playwright.sync_api import sync_playwright
 
+    if not CHROMIUM.is_file():
+        raise RuntimeError(f"{CHROMIUM} not found: install Debian's chromium (`make system-deps`)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
