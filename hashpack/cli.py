@@ -418,7 +418,9 @@ def export(
                 f"wrote {written['optimized']} ({written['optimized_bytes']:,} bytes, folded by ONNX Runtime)"
             )
         if web_demo:
-            click.echo(f"wrote the web demo to {web_demo} (serve it: python -m http.server -d {web_demo})")
+            click.echo(
+                f"wrote the web demo to {web_demo} (serve it: python -m http.server --bind 127.0.0.1 -d {web_demo})"
+            )
 
 
 def _copy_assets(source: Path, exported: Path, directory: Path) -> list[str]:
