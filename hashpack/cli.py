@@ -162,6 +162,10 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--fake-quant", is_flag=True, help="Train through straight-through quantization (with --quantize)."
 )
 @click.option(
+    "--separate-bias", is_flag=True, default=False,
+    help="hashed: biases as separate dense values (same budget) instead of in the hashed space.",
+)  # fmt: skip
+@click.option(
     "--bands",
     type=click.IntRange(1, 64),
     default=None,

@@ -23,7 +23,11 @@ def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to silence
+        yield
+        return
     try:
         python_on_fd2 = sys.stderr.fileno() == 2
     except (AttributeError, ValueError, io.UnsupportedOperation):  # replaced (tests, CliRunner)

@@ -39,14 +39,23 @@ def _conv_args(layer: nn.Conv2d) -> tuple:
     )
 
 
-def _hashed(layer: nn.Module, compression: float, seed: int) -> nn.Module | None:
-    """HashedNets: every Linear and Conv2d."""
+def _hashed(
+    layer: nn.Module, compression: float, seed: int, *, separate_bias: bool = False
+) -> nn.Module | None:
+    """HashedNets: every Linear and Conv2d; ``separate_bias`` keeps biases dense (same budget)."""
     if isinstance(layer, nn.Linear):
         return HashedLinear(
-            layer.in_features, layer.out_features, layer.bias is not None, compression=compression, seed=seed
+            layer.in_features,
+            layer.out_features,
+            layer.bias is not None,
+            compression=compression,
+            seed=seed,
+            separate_bias=separate_bias,
         )
     if isinstance(layer, nn.Conv2d):
-        return HashedConv2d(*_conv_args(layer), compression=compression, seed=seed)
+        return HashedConv2d(
+            *_conv_args(layer), compression=compression, seed=seed, separate_bias=separate_bias
+        )
     return None
 
 
