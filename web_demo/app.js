@@ -102,8 +102,17 @@ function showPrediction({ classIndex, probabilities }) {
   probabilities.forEach((p, i) => {
     const row = document.createElement('tr');
     if (i === classIndex) row.className = 'top';
-    const bar = `<div class="bar" style="width:${(100 * p).toFixed(1)}%"></div>`;
-    row.innerHTML = `<th>${labels[i]}</th><td class="barcell">${bar}</td><td>${p.toFixed(4)}</td>`;
+    const label = document.createElement('th');
+    label.textContent = labels[i];
+    const barCell = document.createElement('td');
+    barCell.className = 'barcell';
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    bar.style.width = `${(100 * p).toFixed(1)}%`;
+    barCell.appendChild(bar);
+    const value = document.createElement('td');
+    value.textContent = p.toFixed(4);
+    row.append(label, barCell, value);
     body.appendChild(row);
   });
   drawPreview(state.input);
