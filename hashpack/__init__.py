@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "compress": "hashpack.nn.compress",
     "pack": "hashpack.packer",
+    "compress_pretrained": "hashpack.finetuning",
     "finetune": "hashpack.finetuning",
     "recalibrate_batchnorm": "hashpack.finetuning",
     "distillation_loss": "hashpack.distill",

@@ -1,7 +1,11 @@
 """Compress a trained dense model and win its accuracy back.
 
-The recipe behind ``hashpack train --init``: ``compress(model, from_dense=True)`` sets every bucket
-to the mean of the dense weights hashed into it; :func:`recalibrate_batchnorm` then re-estimates
+The recipe behind ``hashpack train --init``: :func:`compress_pretrained` runs
+``compress(model, from_dense=True)``, which sets every bucket to the mean of the dense weights
+hashed into it, then rescales each compressed layer so its weights keep the dense layer's RMS (a
+bucket shared by n weights holds their mean, so each weight keeps only 1/n of its own value and the
+layer's output shrinks by about √n: without BatchNorm to undo it, fine-tuning starts from a
+network whose activations fade layer by layer). :func:`recalibrate_batchnorm` then re-estimates
 BatchNorm statistics for the changed weights (the stored ones describe the dense model's
 activations); :func:`finetune` trains the compressed model, by default distilling from the dense
 original. Each step is also usable alone inside a training loop of your own.
@@ -19,7 +23,54 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .data import Dataset
+from .nn.compress import compress
+from .nn.entries import CompressedLayer
+from .nn.ratios import Compression
 from .train import TrainResult, train
+
+
+def _weight_of(layer: nn.Module) -> torch.Tensor | None:
+    """The virtual weight of a compressed layer whose weight is linear in its ``space`` (else None)."""
+    if hasattr(layer, "filters"):  # FreshNets, FSNet
+        return layer.filters()
+    if hasattr(layer, "virtual_tensors") and not hasattr(
+        layer, "g"
+    ):  # HashedNets (FunHashNN's g is not linear)
+        return layer.virtual_tensors()["weight"]
+    return None
+
+
+def _rms(tensor: torch.Tensor) -> float:
+    return float(tensor.detach().float().pow(2).mean().sqrt())
+
+
+@torch.no_grad()
+def compress_pretrained(
+    model: nn.Module,
+    method: str = "hashed",
+    compression: Compression = 1 / 8,
+    *,
+    seed: int = 0,
+    **options: Any,
+) -> nn.Module:
+    """``compress(model, from_dense=True)``, then each compressed layer rescaled to its dense weight's RMS.
+
+    Layers whose weight is not linear in their buckets (FunHashNN) keep the plain mean. Returns ``model``.
+    """
+    dense_rms = {
+        path: _rms(module.weight)
+        for path, module in model.named_modules()
+        if isinstance(module, (nn.Linear, nn.Conv2d))
+    }
+    compress(model, method, compression, seed=seed, from_dense=True, **options)
+    for path, layer in model.named_modules():
+        if not isinstance(layer, CompressedLayer) or path not in dense_rms:
+            continue
+        weight = _weight_of(layer)
+        if weight is None or _rms(weight) == 0:
+            continue
+        layer.space.mul_(dense_rms[path] / _rms(weight))
+    return model
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from hashpack.runtime.summary import FLOAT32_BYTES
 
 from .data import Dataset, load_dataset
 from .distributed import World
-from .finetuning import calibration_inputs, frozen_copy, recalibrate_batchnorm
+from .finetuning import calibration_inputs, compress_pretrained, frozen_copy, recalibrate_batchnorm
 from .model_source import build_from_factory, load_dense_weights
 from .models import build_model
 from .nn.compress import METHODS, compress, method_options
@@ -203,14 +203,12 @@ def train_and_pack(
             raise ValueError(f"unknown method {method!r} (known: dense, {', '.join(METHODS)})")
         rule = layer_rule(compression, layer_compression, keep_dense, budget, model)
         try:
-            compress(
-                model,
-                method=method,
-                compression=rule,
-                seed=seed,
-                from_dense=init is not None,
-                **(options or {}),
-            )
+            if init is not None:  # buckets from the dense weights, rescaled to each layer's dense RMS
+                compress_pretrained(model, method, rule, seed=seed, **(options or {}))
+            else:
+                compress(
+                    model, method=method, compression=rule, seed=seed, from_dense=False, **(options or {})
+                )
         except ValueError as exc:
             raise ModelOptionError(f"--method {method}: {exc}") from None
     initial_accuracy = None

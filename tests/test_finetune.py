@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -335,3 +336,23 @@ def test_cosine_schedule_ends_at_zero() -> None:
 
     factor = _learning_rate("cosine", 1e-3, 100)
     assert factor(0) == 1.0 and factor(50) == pytest.approx(0.5) and factor(100) == pytest.approx(0.0)
+
+
+def test_compress_pretrained_keeps_each_layers_dense_scale() -> None:
+    torch.manual_seed(0)
+    dense = LeNet5((1, 8, 8), 10)
+    rms = {
+        p: float(m.weight.pow(2).mean().sqrt())
+        for p, m in dense.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d))
+    }
+    means = hashpack.compress(copy.deepcopy(dense), compression=1 / 8, from_dense=True)
+    scaled = hashpack.compress_pretrained(copy.deepcopy(dense), compression=1 / 8)
+    for path, layer in scaled.named_modules():
+        if isinstance(layer, HashedModule):
+            weight = layer.virtual_tensors()["weight"]
+            assert float(weight.pow(2).mean().sqrt()) == pytest.approx(rms[path], rel=1e-5)
+            # the same buckets as the plain means, times one factor per layer (> 1: means shrink)
+            plain = means.get_submodule(path).space
+            factor = float(layer.space.norm() / plain.norm())
+            assert factor > 1 and torch.allclose(layer.space, plain * factor, atol=1e-6)
