@@ -359,3 +359,32 @@ def test_compress_pretrained_keeps_each_layers_dense_scale() -> None:
             plain = means.get_submodule(path).space.detach()
             factor = float(layer.space.detach().norm() / plain.norm())
             assert factor > 1 and torch.allclose(layer.space.detach(), plain * factor, atol=1e-6)
+
+
+def test_a_separate_teacher_from_a_factory(dense_mlp: tuple[Path, float], tmp_path: Path) -> None:
+    out = tmp_path / "s.hpk"
+    report = _train([
+        "--arch", "mlp", "--teacher", "hashpack.models:mlp",
+        "--teacher-kwargs", '{"input_shape": [1, 8, 8], "num_classes": 10}',
+        "--teacher-weights", str(dense_mlp[0]), "--epochs", "3", "--lr", "1e-2", "-o", str(out),
+    ])  # fmt: skip
+    assert report["distill"] is True and report["init"] is None  # a student trained from scratch
+    assert report["test_accuracy"] > 0.8 and out.exists()  # chance is 0.1
+    wrong = CliRunner().invoke(main, [
+        "train", "--teacher", "hashpack.models:LeNet5", "--teacher-kwargs", '{"input_shape": [1, 8, 8], "num_classes": 10}',
+        "--teacher-weights", str(dense_mlp[0]), "-o", str(tmp_path / "t.hpk"),
+    ])  # fmt: skip
+    assert wrong.exit_code == 2 and "keys do not match" in wrong.output
+
+
+def test_progress_bar_shows_train_and_validation_metrics() -> None:
+    from hashpack.cli import _progress
+
+    with _progress(quiet=False) as progress:
+        assert progress.on_step is not None and progress.on_epoch is not None
+        progress.on_step(1, 4, 0.5)
+        progress.on_epoch(1, 2, {"train_loss": 0.5, "train_accuracy": 0.75, "val_accuracy": 0.625})
+        fields = progress.bar.tasks[0].fields
+    assert fields["metrics"] == "epoch 1/2 train acc 0.750 val acc 0.625" and fields["loss"] == 0.5
+    with _progress(quiet=True) as quiet:
+        assert quiet.on_step is None and quiet.on_epoch is None
