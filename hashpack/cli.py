@@ -302,7 +302,7 @@ def train(
 ) -> None:
     """Train a compressed model, or compress a trained one and fine-tune it; write it as a .hpk file.
 
-    Under ``torchrun --nproc_per_node=N -m hashpack train ...`` the processes train together
+    Under `torchrun --nproc_per_node=N -m hashpack train ...` the processes train together
     (DistributedDataParallel, gloo) and only rank 0 writes the file and prints.
     """
     from hashpack.distributed import leave, world_from_env

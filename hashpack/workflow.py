@@ -130,7 +130,9 @@ def layer_rule(
     return rule
 
 
-def _build_dense(arch: str, factory: str | None, kwargs: dict[str, Any] | None, data: Dataset, seed: int):
+def _build_dense(
+    arch: str, factory: str | None, kwargs: dict[str, Any] | None, data: Dataset, seed: int
+) -> torch.nn.Module:
     torch.manual_seed(seed)
     if factory:
         return build_from_factory(factory, kwargs)
