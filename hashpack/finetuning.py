@@ -33,9 +33,8 @@ def _weight_of(layer: nn.Module) -> torch.Tensor | None:
     """The virtual weight of a compressed layer whose weight is linear in its ``space`` (else None)."""
     if hasattr(layer, "filters"):  # FreshNets, FSNet
         return layer.filters()
-    if hasattr(layer, "virtual_tensors") and not hasattr(
-        layer, "g"
-    ):  # HashedNets (FunHashNN's g is not linear)
+    linear_in_space = not hasattr(layer, "g")  # FunHashNN decodes its fetches with a nonlinear g
+    if hasattr(layer, "virtual_tensors") and linear_in_space:  # HashedNets
         return layer.virtual_tensors()["weight"]
     return None
 
