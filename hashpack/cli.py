@@ -80,15 +80,26 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
     return UserError(exc.format_message().rstrip(".") + hint)
 
 
-def parse_compression(text: str) -> float:
+def parse_compression(text: str, flag: str = "--compression") -> float:
     """'1/64', '0.125' or '64x' -> stored/virtual fraction in (0, 1]."""
     try:
         value = float(1 / Fraction(text[:-1])) if text.endswith("x") else float(Fraction(text))
     except (ValueError, ZeroDivisionError, OverflowError):
-        _fail(f"--compression {text!r}: expected a fraction like 1/64, 0.125 or 64x")
+        _fail(f"{flag} {text!r}: expected a fraction like 1/64, 0.125 or 64x")
     if not 0 < value <= 1:
-        _fail(f"--compression {text!r}: must be in (0, 1] (stored/virtual)")
+        _fail(f"{flag} {text!r}: must be in (0, 1] (stored/virtual)")
     return value
+
+
+def parse_layer_compression(items: tuple[str, ...]) -> list[tuple[str, float]]:
+    """Repeated 'PATTERN=RATIO' (e.g. 'features.0=1/2') -> [(pattern, ratio)] in the given order."""
+    parsed = []
+    for item in items:
+        pattern, sep, ratio = item.rpartition("=")
+        if not sep or not pattern:
+            _fail(f"--layer-compression {item!r}: expected PATTERN=RATIO, e.g. 'classifier.*=1/4'")
+        parsed.append((pattern, parse_compression(ratio, f"--layer-compression {pattern}=")))
+    return parsed
 
 
 def _emit_json(payload: Any) -> None:
@@ -139,8 +150,86 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
+@click.option("--arch", default=None, help="mlp (LeNet-300-100, the default), lenet5, resnet20, mobilenet.")
 @click.option(
-    "--arch", default="mlp", show_default=True, help="mlp (LeNet-300-100), lenet5, resnet20, mobilenet."
+    "--model",
+    "model_factory",
+    default=None,
+    metavar="MODULE:FACTORY",
+    help="Your own model instead of --arch: an importable factory, e.g. torchvision.models:resnet18.",
+)
+@click.option(
+    "--model-kwargs",
+    default=None,
+    metavar="JSON",
+    help="Keyword arguments of --model, e.g. '{\"num_classes\": 10}'.",
+)
+@click.option(
+    "--init",
+    default=None,
+    metavar="FILE",
+    help="Start from trained dense weights (.safetensors or a weights-only .pt state dict).",
+)
+@click.option(
+    "--distill/--no-distill",
+    default=None,
+    help="Distil from the dense model (default: on with --init or --teacher).",
+)
+@click.option(
+    "--teacher", "teacher_factory", default=None, metavar="MODULE:FACTORY", help="A separate teacher model."
+)
+@click.option("--teacher-kwargs", default=None, metavar="JSON", help="Keyword arguments of --teacher.")
+@click.option("--teacher-weights", default=None, metavar="FILE", help="The teacher's trained state dict.")
+@click.option(
+    "--temperature",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(0, None, min_open=True),
+    help="Distillation temperature T.",
+)
+@click.option(
+    "--distill-alpha",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Weight of the soft (teacher) term; 1 - it weighs the labels.",
+)
+@click.option(
+    "--layer-compression",
+    multiple=True,
+    metavar="PATTERN=RATIO",
+    help="Per-layer ratio for module paths matching PATTERN (fnmatch; repeatable; first match wins).",
+)
+@click.option(
+    "--keep-dense", multiple=True, metavar="PATTERN", help="Leave matching layers dense (repeatable)."
+)
+@click.option(
+    "--budget",
+    type=click.Choice(["uniform", "power"]),
+    default="uniform",
+    show_default=True,
+    help="How --compression is spent: every layer alike, or stored values ∝ √(layer size).",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "constant"]),
+    default="cosine",
+    show_default=True,
+    help="Learning-rate schedule.",
+)
+@click.option(
+    "--weight-decay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, None),
+    help="Decoupled weight decay (AdamW).",
+)
+@click.option(
+    "--val-fraction",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="Share of the training set held out; the best-validation epoch is packed.",
 )
 @click.option("--method", default="hashed", show_default=True, help="Compression method, or 'dense'.")
 @click.option(
@@ -193,7 +282,22 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("-o", "--output", required=True, help="The .hpk file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train(
-    arch: str,
+    arch: str | None,
+    model_factory: str | None,
+    model_kwargs: str | None,
+    init: str | None,
+    distill: bool | None,
+    teacher_factory: str | None,
+    teacher_kwargs: str | None,
+    teacher_weights: str | None,
+    temperature: float,
+    distill_alpha: float,
+    layer_compression: tuple[str, ...],
+    keep_dense: tuple[str, ...],
+    budget: str,
+    schedule: str,
+    weight_decay: float,
+    val_fraction: float,
     method: str,
     compression_text: str,
     dataset: str,
@@ -208,76 +312,112 @@ def train(
     as_json: bool,
     **method_flags: Any,
 ) -> None:
-    """Train a compressed model and write it as a .hpk file."""
+    """Train a compressed model, or compress a trained one and fine-tune it; write it as a .hpk file.
+
+    Under `torchrun --nproc_per_node=N -m hashpack train ...` the processes train together
+    (DistributedDataParallel, gloo) and only rank 0 writes the file and prints.
+    """
+    from hashpack.distributed import leave, world_from_env
+    from hashpack.model_source import InitWeightsError, ModelFactoryError, parse_model_kwargs
     from hashpack.models import ARCHITECTURES
     from hashpack.nn.compress import METHODS
     from hashpack.workflow import ModelOptionError, method_options_from_flags, train_and_pack
 
+    if arch and model_factory:
+        _fail("give --arch or --model, not both")
+    arch = arch or "mlp"
     if arch not in ARCHITECTURES:
         _fail(f"--arch {arch!r}: unknown architecture (choose from {', '.join(ARCHITECTURES)})")
     if method != "dense" and method not in METHODS:
         _fail(f"--method {method!r}: unknown method (choose from dense, {', '.join(METHODS)})")
     compression = parse_compression(compression_text)
+    layers = parse_layer_compression(layer_compression)
     try:
         options = method_options_from_flags(method, method_flags)
+        factory_kwargs = parse_model_kwargs(model_kwargs) if model_factory else {}
+        teacher_factory_kwargs = parse_model_kwargs(teacher_kwargs) if teacher_factory else {}
     except ValueError as exc:
         _fail(str(exc))
     if fake_quant and quantize == "none":
         _fail("--fake-quant needs --quantize fp16 or int8")
+    for given, flag in ((init, "--init"), (teacher_weights, "--teacher-weights")):
+        if given:
+            _existing_file(given, f"{flag} file")
     target = _writable_target(output)
+    world = world_from_env()
     try:
-        with _progress(quiet=as_json) as on_step:
+        with _progress(quiet=as_json or not world.is_main) as progress:
             report = train_and_pack(
-                arch=arch,
-                method=method,
-                compression=compression,
-                dataset=dataset,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                seed=seed,
-                golden=golden,
-                path=target,
-                on_step=on_step,
-                options=options,
-                quantize=quantize,
-                fake_quant=fake_quant,
-            )
-    except ModelOptionError as exc:
+                arch=arch, method=method, compression=compression, dataset=dataset, epochs=epochs,
+                batch_size=batch_size, lr=lr, seed=seed, golden=golden, path=target,
+                on_step=progress.on_step, on_epoch=progress.on_epoch, options=options, quantize=quantize,
+                fake_quant=fake_quant, model_factory=model_factory, model_kwargs=factory_kwargs, init=init,
+                distill=distill, teacher_factory=teacher_factory, teacher_kwargs=teacher_factory_kwargs,
+                teacher_weights=teacher_weights, temperature=temperature, alpha=distill_alpha,
+                layer_compression=layers, keep_dense=keep_dense, budget=budget, schedule=schedule,
+                weight_decay=weight_decay, val_fraction=val_fraction, world=world,
+            )  # fmt: skip
+    except (ModelOptionError, ModelFactoryError, InitWeightsError) as exc:
+        leave(world, clean=False)
         _fail(str(exc))
+    except BaseException:
+        leave(world, clean=False)  # no final barrier: the other processes may never reach it
+        raise
+    leave(world)
+    if not world.is_main:
+        return
     if as_json:
         _emit_json(report)
-    else:
+        return
+    if report["init"]:
         click.echo(
-            f"wrote {target} ({report['file_bytes']:,} bytes, {report['compression']:.1f}x smaller than dense fp32); "
-            f"test accuracy {report['test_accuracy']:.4f} after {epochs} epochs ({report['train_seconds']:.1f} s)"
+            f"dense {report['dense_test_accuracy']:.4f} -> compressed before fine-tuning "
+            f"{report['initial_test_accuracy']:.4f} (test accuracy)"
         )
+    best = f", best validation epoch {report['best_epoch']}" if report["best_epoch"] else ""
+    click.echo(
+        f"wrote {target} ({report['file_bytes']:,} bytes, {report['compression']:.1f}x smaller than dense fp32); "
+        f"test accuracy {report['test_accuracy']:.4f} after {epochs} epochs{best} ({report['train_seconds']:.1f} s)"
+    )
 
 
 class _progress:
-    """A rich progress bar fed by the training loop's step hook (silent when quiet)."""
+    """A rich progress bar fed by the training loop's hooks: steps, loss, and the last epoch's metrics.
+
+    ``on_step``/``on_epoch`` are None when quiet.
+    """
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
+        self.on_step: Callable[[int, int, float], None] | None = None
+        self.on_epoch: Callable[[int, int, dict[str, float]], None] | None = None
 
-    def __enter__(self) -> Callable[[int, int, float], None] | None:
+    def __enter__(self) -> _progress:
         if self.quiet:
-            return None
+            return self
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(
             TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True,
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[metrics]}"),
+            TimeRemainingColumn(), transient=True,
         )  # fmt: skip
-        task = self.bar.add_task("train", total=None, loss=float("nan"))
+        task = self.bar.add_task("train", total=None, loss=float("nan"), metrics="")
 
         def on_step(step: int, total: int, loss: float) -> None:
             if not self.bar.live.is_started:  # started on the first step: early errors print alone
                 self.bar.start()
             self.bar.update(task, completed=step, total=total, loss=loss)
 
-        return on_step
+        def on_epoch(epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+            text = f"epoch {epoch}/{epochs} train acc {metrics['train_accuracy']:.3f}"
+            if "val_accuracy" in metrics:
+                text += f" val acc {metrics['val_accuracy']:.3f}"
+            self.bar.update(task, metrics=text)
+
+        self.on_step, self.on_epoch = on_step, on_epoch
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None and self.bar.live.is_started:
@@ -477,8 +617,8 @@ def demo(out_dir: str, epochs: int, as_json: bool) -> None:
     """Train a compressed LeNet-300-100 on the shipped digits, pack it, run it in numpy, compare."""
     from hashpack.workflow import run_demo
 
-    with _progress(quiet=as_json) as on_step:
-        report = run_demo(Path(out_dir), epochs=epochs, on_step=on_step)
+    with _progress(quiet=as_json) as progress:
+        report = run_demo(Path(out_dir), epochs=epochs, on_step=progress.on_step)
     if as_json:
         _emit_json(report)
         return

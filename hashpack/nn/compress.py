@@ -19,6 +19,7 @@ from .fresh import FreshConv2d
 from .fsnet import FSConv2d, FSLinear
 from .funhash import FunHashConv2d, FunHashLinear
 from .layers import HashedConv2d, HashedLinear
+from .ratios import Compression, ratio_rule
 
 # (dense layer, compression, layer seed, **method options) -> compressed layer, or None to keep it dense
 Converter = Callable[..., nn.Module | None]
@@ -146,7 +147,7 @@ def method_options(method: str) -> dict[str, Any]:
 def compress(
     model: nn.Module,
     method: str = "hashed",
-    compression: float = 1 / 8,
+    compression: Compression = 1 / 8,
     *,
     seed: int = 0,
     from_dense: bool = True,
@@ -155,7 +156,9 @@ def compress(
 ) -> nn.Module:
     """Replace every ``nn.Linear``/``nn.Conv2d`` of ``model`` (in place) by a compressed layer.
 
-    compression: stored values / virtual weights (e.g. 1/8). seed: the model seed; each layer's
+    compression: stored values / virtual weights (e.g. 1/8), one float for every layer, or per layer:
+    a mapping from module-path patterns to ratios with an optional "default", or a callable
+    ``(path, module) -> ratio | None`` (see ``hashpack.nn.ratios``; None keeps a layer dense). seed: the model seed; each layer's
     seed is derived from it and the layer's path, so two layers never share a bucket map.
     from_dense: initialise buckets from the dense weights (mean of what hashes to each bucket),
     so a trained model can be compressed and fine-tuned. filter_fn(module, path): False keeps a
@@ -165,6 +168,7 @@ def compress(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     convert = METHODS[method]
+    ratio_of = ratio_rule(compression)
     unknown = set(options) - set(method_options(method))
     if unknown:
         known = ", ".join(method_options(method)) or "none"
@@ -172,7 +176,10 @@ def compress(
     for path, module in list(model.named_modules()):
         if not isinstance(module, (nn.Linear, nn.Conv2d)) or (filter_fn and not filter_fn(module, path)):
             continue
-        replacement = convert(module, compression, derive_seed(seed, path), **options)
+        ratio = ratio_of(path, module)
+        if ratio is None:
+            continue
+        replacement = convert(module, ratio, derive_seed(seed, path), **options)
         if replacement is None:
             continue
         if from_dense and hasattr(replacement, "init_from_dense"):
