@@ -92,9 +92,29 @@ def _same_name(onnx_op: str) -> Translator:
     return translate_unary
 
 
-for _op in ("Relu", "Sigmoid", "Tanh", "Add"):
+for _op in ("Relu", "Sigmoid", "Tanh", "Add", "Mul"):  # Mul broadcasts both ways, like torch
     register_op(_op)(_same_name(_op))
 register_op("GlobalAvgPool")(_same_name("GlobalAveragePool"))
+
+
+@register_op("Hardswish")
+def _hardswish(b: GraphBuilder, node: Node) -> None:
+    # ONNX HardSwish = x · max(0, min(1, x/6 + 1/2)) = x · relu6(x + 3) / 6 (within rounding).
+    b.node("HardSwish", list(node.inputs), node.outputs, node.name)
+
+
+@register_op("Hardsigmoid")
+def _hardsigmoid(b: GraphBuilder, node: Node) -> None:
+    # max(0, min(1, alpha·x + beta)); ONNX's defaults (0.2, 0.5) are Keras', not torch's.
+    b.node("HardSigmoid", list(node.inputs), node.outputs, node.name, alpha=1 / 6, beta=0.5)
+
+
+@register_op("Silu")
+def _silu(b: GraphBuilder, node: Node) -> None:
+    # ONNX has no Swish before opset 24: x · Sigmoid(x).
+    gate = b.names.claim(f"{node.outputs[0]}/sigmoid")
+    b.node("Sigmoid", list(node.inputs), [gate], f"{node.name}/sigmoid")
+    b.node("Mul", [node.inputs[0], gate], node.outputs, node.name)
 
 
 @register_op("Relu6")
@@ -104,17 +124,60 @@ def _relu6(b: GraphBuilder, node: Node) -> None:
     b.node("Clip", [node.inputs[0], low, high], node.outputs, node.name)
 
 
+def _ceil_extra(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """How far torch's last ceil_mode window reaches past ``size + 2 * padding`` (0: it fits).
+
+    torch: out = ceil((H + 2p - d(k-1) - 1) / s) + 1, minus 1 if that last window would start at
+    or past H + p (docs/FORMAT.md §5).
+    """
+    span = dilation * (kernel - 1) + 1
+    out = -(-(size + 2 * padding - span) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return max(0, (out - 1) * stride + span - (size + 2 * padding))
+
+
+def _pool_extra(b: GraphBuilder, node: Node, dilation: list[int]) -> list[int]:
+    """ceil_mode's bottom/right padding beyond ``padding`` ([0, 0] without ceil_mode)."""
+    a = node.attrs
+    if not a.get("ceil_mode", False):
+        return [0, 0]
+    _, _, height, width = b.shape(node.inputs[0])
+    return [
+        _ceil_extra(size, a["kernel"][i], a["stride"][i], a["padding"][i], dilation[i])  # type: ignore[arg-type]
+        for i, size in enumerate((height, width))
+    ]
+
+
+def _pad_node(b: GraphBuilder, node: Node, begin: list[int], end: list[int], value: float) -> str:
+    """``node``'s input padded explicitly on H and W with ``value``; returns the padded tensor."""
+    pads = b.constant([0, 0, *begin, 0, 0, *end], np.int64, "const/pads")
+    fill = b.constant(value, np.float32, "const/pad_value")
+    padded = b.names.claim(f"{node.outputs[0]}/padded")
+    b.node("Pad", [node.inputs[0], pads, fill], [padded], f"{node.name}/pad")
+    return padded
+
+
 @register_op("MaxPool2d")
 def _max_pool(b: GraphBuilder, node: Node) -> None:
-    a = node.attrs  # ONNX MaxPool, like torch, never picks a padded position (padding is -inf)
+    # ONNX MaxPool, like torch, never picks a padded position (padding is -inf). ceil_mode is
+    # written as extra bottom/right padding, never as ONNX's ceil_mode: onnx's shape inference
+    # (1.23) ignores torch's "last window starts in the padding" rule that ORT applies, so the
+    # checker and the runtime would disagree on the output shape.
+    a = node.attrs
+    padding, kernel = a["padding"], a["kernel"]
+    end = [p + e for p, e in zip(padding, _pool_extra(b, node, a["dilation"]), strict=True)]
+    source, pads = node.inputs[0], [*padding, *end]
+    if any(e >= k for e, k in zip(end, kernel, strict=True)):  # ORT requires pads < kernel
+        source, pads = _pad_node(b, node, padding, end, -np.inf), [0, 0, 0, 0]
     b.node(
         "MaxPool",
-        list(node.inputs),
+        [source],
         node.outputs,
         node.name,
-        kernel_shape=a["kernel"],
+        kernel_shape=kernel,
         strides=a["stride"],
-        pads=_pads(a["padding"]),
+        pads=pads,
         dilations=a["dilation"],
     )
 
@@ -122,16 +185,106 @@ def _max_pool(b: GraphBuilder, node: Node) -> None:
 @register_op("AvgPool2d")
 def _avg_pool(b: GraphBuilder, node: Node) -> None:
     a = node.attrs
+    padding, include = a["padding"], bool(a["count_include_pad"])
+    extra = _pool_extra(b, node, [1, 1])
+    source, pads = node.inputs[0], [*padding, *(p + e for p, e in zip(padding, extra, strict=True))]
+    if any(extra):
+        # torch divides ceil_mode's clipped last window by its cells inside [-p, H + p)
+        # (count_include_pad) or [0, H) (not). ONNX's count_include_pad=0 counts the cells inside
+        # the input, so: zero-pad by p explicitly when the padding counts (its cells then count as
+        # input), and let the extra ceil padding be ONNX padding that never counts.
+        if include and any(padding):
+            source = _pad_node(b, node, padding, padding, 0.0)
+            pads = [0, 0, *extra]
+        include = False
     b.node(
         "AveragePool",
-        list(node.inputs),
+        [source],
         node.outputs,
         node.name,
         kernel_shape=a["kernel"],
         strides=a["stride"],
-        pads=_pads(a["padding"]),
-        count_include_pad=int(a["count_include_pad"]),
+        pads=pads,
+        count_include_pad=int(include),
     )
+
+
+def _adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's adaptive windows [floor(i·size/out), ceil((i+1)·size/out)) as gather indices.
+
+    Returns (index [out, width], valid [out, width]): a window shorter than the widest repeats
+    its last position, marked invalid.
+    """
+    i = np.arange(out, dtype=np.int64)
+    starts, ends = (i * size) // out, -(-((i + 1) * size) // out)
+    offsets = np.arange(int((ends - starts).max()), dtype=np.int64)
+    index = np.minimum(starts[:, None] + offsets, ends[:, None] - 1)
+    return index, offsets < (ends - starts)[:, None]
+
+
+def _adaptive_axis(
+    b: GraphBuilder, node: Node, source: str, axis: int, out: int, average: bool, result: str | None
+) -> str:
+    """Pool ``source`` along ``axis`` (2 or 3) to ``out`` adaptive windows, into ``result`` (a
+    fresh name if None); returns it.
+
+    Gather lays the windows out along a new axis (``[..., out, width, ...]``), then one reduction
+    collapses it: max ignores the repeated padding positions as they are; the average sums only
+    the valid ones (``Where``) and divides by each window's cell count. A constant number of
+    nodes whatever the sizes, and exact: max picks the same element as torch, the average is the
+    same sum (in some order) divided by the same count.
+    """
+    size = b.shape(node.inputs[0])[axis]
+    index, valid = _adaptive_windows(size, out)  # type: ignore[arg-type]
+    tag = f"{node.outputs[0]}/{'hw'[axis - 2]}"
+    name = f"{node.name}/{'hw'[axis - 2]}"
+    gathered = b.names.claim(f"{tag}_windows")
+    b.node("Gather", [source, b.initializer(index, f"{tag}_index")], [gathered], f"{name}_gather", axis=axis)
+    reduce_axes = b.constant([axis + 1], np.int64, f"const/axes{axis + 1}")
+    result = result or b.names.claim(f"{tag}_pooled")
+    if not average:
+        b.node("ReduceMax", [gathered, reduce_axes], [result], f"{name}_max", keepdims=0)
+        return result
+    trailing = [1] * (3 - axis)  # the mask and counts broadcast over the axes after the window's
+    mask = b.initializer(valid.reshape(*valid.shape, *trailing), f"{tag}_valid")
+    zero = b.constant(0.0, np.float32, "const/zero_f32")
+    masked = b.names.claim(f"{tag}_masked")
+    b.node("Where", [mask, gathered, zero], [masked], f"{name}_mask")
+    total = b.names.claim(f"{tag}_sum")
+    b.node("ReduceSum", [masked, reduce_axes], [total], f"{name}_sum", keepdims=0)
+    counts = valid.sum(axis=1).astype(np.float32).reshape(out, *trailing)
+    b.node("Div", [total, b.initializer(counts, f"{tag}_count")], [result], f"{name}_div")
+    return result
+
+
+def _adaptive_pool(average: bool) -> Translator:
+    onnx_pool, onnx_global = ("AveragePool", "GlobalAveragePool") if average else ("MaxPool", "GlobalMaxPool")
+
+    def translate_adaptive(b: GraphBuilder, node: Node) -> None:
+        """Standard pooling when the windows are regular, the Gather form otherwise (see docs/ONNX.md)."""
+        _, _, height, width = b.shape(node.inputs[0])
+        oh, ow = node.attrs["output"]
+        if oh == ow == 1:
+            b.node(onnx_global, list(node.inputs), node.outputs, node.name)
+            return
+        if height % oh == 0 and width % ow == 0 and (height, width) != (oh, ow):  # kernel = stride
+            kernel = [height // oh, width // ow]  # type: ignore[operator]
+            b.node(onnx_pool, list(node.inputs), node.outputs, node.name, kernel_shape=kernel, strides=kernel)
+            return
+        steps = [(axis, out) for axis, size, out in ((2, height, oh), (3, width, ow)) if size != out]
+        if not steps:  # output = input size: every window is one cell
+            b.node("Identity", list(node.inputs), node.outputs, node.name)
+            return
+        value = node.inputs[0]
+        for i, (axis, out) in enumerate(steps):
+            last = node.outputs[0] if i == len(steps) - 1 else None
+            value = _adaptive_axis(b, node, value, axis, out, average, last)
+
+    return translate_adaptive
+
+
+register_op("AdaptiveAvgPool2d")(_adaptive_pool(average=True))
+register_op("AdaptiveMaxPool2d")(_adaptive_pool(average=False))
 
 
 @register_op("Flatten")
@@ -154,6 +307,27 @@ def _reshape(b: GraphBuilder, node: Node) -> None:
         )
     shape = b.constant([0, *dims], np.int64, f"{node.name}/shape")  # 0: keep the batch dimension
     b.node("Reshape", [node.inputs[0], shape], node.outputs, node.name)
+
+
+@register_op("Transpose")
+def _transpose(b: GraphBuilder, node: Node) -> None:
+    b.node("Transpose", list(node.inputs), node.outputs, node.name, perm=node.attrs["perm"])
+
+
+@register_op("Slice")
+def _slice(b: GraphBuilder, node: Node) -> None:
+    a = node.attrs  # x.narrow(axis, start, end - start)
+    starts = b.constant([a["start"]], np.int64, f"{node.name}/start")
+    ends = b.constant([a["end"]], np.int64, f"{node.name}/end")
+    axes = b.constant([a["axis"]], np.int64, f"{node.name}/axis")
+    b.node("Slice", [node.inputs[0], starts, ends, axes], node.outputs, node.name)
+
+
+@register_op("Mean")
+def _mean(b: GraphBuilder, node: Node) -> None:
+    axes = b.constant(sorted(node.attrs["dims"]), np.int64, f"{node.name}/axes")  # opset >= 18: an input
+    keepdims = int(node.attrs["keepdim"])
+    b.node("ReduceMean", [node.inputs[0], axes], node.outputs, node.name, keepdims=keepdims)
 
 
 @register_op("Concat")
