@@ -6,6 +6,7 @@ each compressed layer's output has unit std, as tests/test_zoo.py does): virtual
 of the nine `hashpack validate` backends pass (golden + 2 random inputs).
 Usage: python benchmarks/zoo.py [--models resnet18,mobilenet_v2] [--compressions 1/8,1/64]
        [--no-validate] [--json]
+       python benchmarks/zoo.py --table-from rows.json   (the table of an earlier --json run)
 """
 
 from __future__ import annotations
@@ -103,20 +104,26 @@ def main() -> None:
     parser.add_argument("--compressions", default="1/8,1/64")
     parser.add_argument("--no-validate", dest="validate", action="store_false")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--table-from", help="print the table of a --json output file instead of measuring")
     args = parser.parse_args()
+    if args.table_from:
+        print(table(json.loads(Path(args.table_from).read_text())))
+        return
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory(prefix="hashpack-zoo-") as scratch:
         for name in args.models.split(","):
             for text in args.compressions.split(","):
                 rows.append(measure(name, Fraction(text), args.validate, Path(scratch)))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(
-        "| model | compression | virtual weights | .hpk | .hpk / dense fp32 | ONNX compact | TFLite once | validate |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as the README's markdown table."""
+    lines = [
+        "| model | compression | virtual weights | .hpk | .hpk / dense fp32 | ONNX compact | TFLite once | validate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "passed" in r:
             total = len(r["passed"]) + len(r["not_passed"])
@@ -125,11 +132,12 @@ def main() -> None:
                 verdict += " (not: " + ", ".join(r["not_passed"]) + ")"
         else:
             verdict = "not run"
-        print(
+        lines.append(
             f"| {r['model']} | {r['compression']} | {r['virtual_weights'] / 1e6:.2f} M | {_bytes(r['hpk_bytes'])} "
             f"| {r['hpk_over_dense']:.4f} | {_bytes(r['onnx_compact_bytes'])} | {_bytes(r['tflite_once_bytes'])} "
             f"| {verdict} |"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
