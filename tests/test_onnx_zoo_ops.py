@@ -477,3 +477,15 @@ def test_torchvision_zoo_runs_in_onnxruntime(zoo_files, name: str, method: str, 
     _no_onnx_ceil_mode(model)
     (actual,) = _session(model).run(None, {hpk.input.name: x})
     np.testing.assert_allclose(actual / scale, expected / scale, **ONNX_TOLERANCE)
+
+
+@pytest.mark.parametrize("opset", [21, 23])
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
+def test_later_opsets(written: dict[str, HpkFile], case: OpCase, opset: int) -> None:
+    """The lowerings hold at the later opsets the exporter supports (Pad, Reduce*, ... changed)."""
+    hpk = written[case.id]
+    model = build_onnx(hpk, "compact", opset=opset)
+    assert {o.domain: o.version for o in model.opset_import}[""] == opset
+    x = case_input(case, BATCH, seed=6)
+    (actual,) = _session(model).run(None, {hpk.input.name: x})
+    np.testing.assert_allclose(actual, Model(hpk).run(x), **ONNX_TOLERANCE)
