@@ -489,3 +489,45 @@ def test_later_opsets(written: dict[str, HpkFile], case: OpCase, opset: int) -> 
     x = case_input(case, BATCH, seed=6)
     (actual,) = _session(model).run(None, {hpk.input.name: x})
     np.testing.assert_allclose(actual, Model(hpk).run(x), **ONNX_TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "message"),
+    [
+        ("AdaptiveAvgPool2d", {"output": [2, 2]}, r"expects an NCHW input, got \[N, 6\]"),
+        ("MaxPool2d", _pool((3, 3), (2, 2), (0, 0)), r"expects an NCHW input, got \[N, 6\]"),
+    ],
+)
+def test_unshapeable_in_memory_file_is_a_format_error(op: str, attrs: dict, message: str) -> None:
+    """An HpkFile built in memory skips the reader: a rank-2 input to a 2-D pool must still fail
+    as HpkFormatError naming the node, not as a traceback from the lowering."""
+    from hashpack.runtime import HpkFormatError
+
+    hpk = HpkFile(
+        inputs=[ValueInfo("x", (None, 6))],
+        outputs=[ValueInfo("y", (None, 6))],
+        spaces={},
+        params={},
+        nodes=[Node(op, "pool", ("x",), ("y",), {}, attrs)],
+        tensors={},
+    )
+    with pytest.raises(HpkFormatError, match=rf"node 'pool' \({op}\): {message}"):
+        build_onnx(hpk, "compact")
+
+
+def test_bad_shape_upstream_of_a_pool_names_that_node() -> None:
+    from hashpack.runtime import HpkFormatError
+
+    hpk = HpkFile(
+        inputs=[ValueInfo("x", (None, 6))],
+        outputs=[ValueInfo("y", (None, 2, 2, 2))],
+        spaces={},
+        params={},
+        nodes=[
+            Node("Reshape", "view", ("x",), ("r",), {}, {"shape": [2, 2, 2]}),  # 8 != 6 elements
+            Node("AdaptiveMaxPool2d", "pool", ("r",), ("y",), {}, {"output": [2, 2]}),
+        ],
+        tensors={},
+    )
+    with pytest.raises(HpkFormatError, match=r"node 'view' \(Reshape\): cannot infer its shape"):
+        build_onnx(hpk, "compact")

@@ -87,6 +87,7 @@ class GraphBuilder:
         self._constants: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
         self._node_names: set[str] = set()
         self._shapes: dict[str, tuple[int | None, ...]] | None = None
+        self._shaped = 0  # nodes whose output shape is in _shapes
         self.hash_batch = HashBatch(self)
 
     def fail(self, message: str) -> HpkFormatError:
@@ -102,19 +103,22 @@ class GraphBuilder:
         """
         if self._shapes is None:
             self._shapes = {self.hpk.input.name: tuple(self.hpk.input.shape)}
-            for node in self.hpk.nodes:
-                definition = OPS.get(node.op)
-                try:
-                    if definition is None:
-                        raise ValueError(f"unknown op {node.op!r}")
-                    inputs = [self._shapes[name] for name in node.inputs]
-                    params = {slot: self.hpk.params[name] for slot, name in node.params.items()}
-                    shape, _ = definition.infer(inputs, node.attrs, params)
-                except (ValueError, KeyError, IndexError, TypeError) as exc:
-                    raise self.fail(
-                        f"node {node.name!r} ({node.op}): cannot infer its shape: {exc}"
-                    ) from None
-                self._shapes[node.outputs[0]] = tuple(shape)
+        nodes = self.hpk.nodes
+        while value not in self._shapes and self._shaped < len(nodes):  # up to the value asked for
+            node = nodes[self._shaped]
+            self._shaped += 1
+            definition = OPS.get(node.op)
+            try:
+                if definition is None:
+                    raise ValueError(f"unknown op {node.op!r}")
+                inputs = [self._shapes[name] for name in node.inputs]
+                params = {slot: self.hpk.params[name] for slot, name in node.params.items()}
+                shape, _ = definition.infer(inputs, node.attrs, params)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise self.fail(f"node {node.name!r} ({node.op}): cannot infer its shape: {exc}") from None
+            self._shapes[node.outputs[0]] = tuple(shape)
+        if value not in self._shapes:
+            raise self.fail(f"value {value!r} is produced by no node")
         return self._shapes[value]
 
     # -- graph content

@@ -137,12 +137,22 @@ def _ceil_extra(size: int, kernel: int, stride: int, padding: int, dilation: int
     return max(0, (out - 1) * stride + span - (size + 2 * padding))
 
 
+def _height_width(b: GraphBuilder, node: Node) -> tuple[int, int]:
+    """(H, W) of ``node``'s NCHW input; an ``HpkFormatError`` naming the node if it is not rank 4
+    (only an HpkFile built in memory, which skipped the reader, can get here with one)."""
+    shape = b.shape(node.inputs[0])
+    if len(shape) != 4:
+        dims = ", ".join("N" if d is None else str(d) for d in shape)
+        raise b.fail(f"node {node.name!r} ({node.op}): expects an NCHW input, got [{dims}]")
+    return shape[2], shape[3]  # type: ignore[return-value]
+
+
 def _pool_extra(b: GraphBuilder, node: Node, dilation: list[int]) -> list[int]:
     """ceil_mode's bottom/right padding beyond ``padding`` ([0, 0] without ceil_mode)."""
     a = node.attrs
     if not a.get("ceil_mode", False):
         return [0, 0]
-    _, _, height, width = b.shape(node.inputs[0])
+    height, width = _height_width(b, node)
     return [
         _ceil_extra(size, a["kernel"][i], a["stride"][i], a["padding"][i], dilation[i])  # type: ignore[arg-type]
         for i, size in enumerate((height, width))
@@ -262,7 +272,7 @@ def _adaptive_pool(average: bool) -> Translator:
 
     def translate_adaptive(b: GraphBuilder, node: Node) -> None:
         """Standard pooling when the windows are regular, the Gather form otherwise (see docs/ONNX.md)."""
-        _, _, height, width = b.shape(node.inputs[0])
+        height, width = _height_width(b, node)
         oh, ow = node.attrs["output"]
         if oh == ow == 1:
             b.node(onnx_global, list(node.inputs), node.outputs, node.name)
