@@ -11,7 +11,8 @@ checker (build_onnx runs it), and run in ONNX Runtime:
 - on its own against torch's output (the case's golden data), within the op table's tolerance.
 
 ONNX's own ``ceil_mode`` is never emitted: onnx's shape inference and ORT disagree on its output
-size (see docs/ONNX.md), and the test checks the exported graphs for it.
+size (see docs/ONNX.md), and the test checks the exported graphs for it. The torchvision models
+themselves go through every ONNX mode in tests/test_zoo.py (``run_validation``).
 """
 
 from __future__ import annotations
@@ -350,133 +351,6 @@ def test_adaptive_pool_picks_the_cheapest_exact_form(
     model = build_onnx(written[case_id], "expanded")
     ops = {node.op_type for node in model.graph.node} - {"Conv"}
     assert ops == expected
-
-
-# ------------------------------------------------------------------- the torchvision zoo (issue 13)
-
-# Each model at 3×64×64, compressed 1/8 with random buckets, BatchNorm statistics calibrated on
-# random batches so activations keep their scale through the depth (with torch's init stats,
-# mean 0 / var 1, the signal of a hashed 50-layer net fades to ~0 and any backend "matches").
-# Outputs are compared relative to their largest magnitude. vgg11_bn is left to the end-to-end zoo test: its 25088×4096 classifier is 119M
-# virtual weights, and folding those at ORT session creation needs ~13 GB in compact and inline
-# (docs/ONNX.md, benchmarks/onnx_fold_memory.py), more than this suite may take; for the same
-# reason ResNet-50 runs in expanded mode only (its ops are ResNet-18's).
-ZOO = [
-    ("resnet18", "hashed"),
-    ("resnet50", "hashed"),
-    ("mobilenet_v2", "hashed"),
-    ("mobilenet_v3_small", "hashed"),
-    ("squeezenet1_1", "hashed"),
-    ("shufflenet_v2_x0_5", "hashed"),
-    ("efficientnet_b0", "hashed"),
-    ("mobilenet_v3_small", "fresh"),
-    ("shufflenet_v2_x0_5", "fsnet"),
-    ("squeezenet1_1", "fresh"),
-    ("squeezenet1_1", "fsnet"),
-]
-ZOO_SHAPE = (3, 64, 64)
-
-
-def _zoo_model(name: str, method: str):
-    import torch
-
-    import hashpack
-    from hashpack.torchvision_compat import torchvision_models
-
-    torch.manual_seed(0)
-    model = getattr(torchvision_models(), name)(num_classes=10)
-    # from_dense=False: buckets drawn at each layer's init scale (averaging a random dense init
-    # into buckets shrinks every layer, and the output of a 20-layer net without BatchNorm to ~0)
-    model = hashpack.compress(model, method, compression=1 / 8, seed=3, from_dense=False)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        _unit_variance(model)
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # a cumulative average over the calibration batches
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(8, *ZOO_SHAPE))
-    return model.eval()
-
-
-def _unit_variance(model) -> None:
-    """Scale each layer's stored values so its output has unit variance on random inputs, in
-    execution order (LSUV without the orthogonal init): a deep net without BatchNorm (squeezenet)
-    otherwise maps every input to the same output. Conv/linear outputs are linear in the stored
-    values (weight and bias share them), so the model stays what its layers compute."""
-    import torch
-
-    layers = [
-        m
-        for m in model.modules()
-        if not list(m.children())
-        and list(m.parameters(recurse=False))
-        and not isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-    ]
-    x = torch.randn(4, *ZOO_SHAPE, generator=torch.Generator().manual_seed(2))
-    model.eval()
-    seen: list = []
-    for layer in layers:
-        seen.clear()
-        hook = layer.register_forward_hook(lambda module, args, out: seen.append(out))
-        with torch.no_grad():
-            model(x)
-            hook.remove()
-            for parameter in layer.parameters(recurse=False):
-                parameter.div_(seen[0].std())
-
-
-@pytest.fixture(scope="module")
-def zoo_files(tmp_path_factory: pytest.TempPathFactory):
-    """(model, method) -> (.hpk read back, inputs, numpy runtime outputs), packed on first use."""
-    import torch
-
-    import hashpack
-
-    root, packed = tmp_path_factory.mktemp("zoo"), {}
-    threads = torch.get_num_threads()
-
-    def get(name: str, method: str):
-        if (name, method) not in packed:
-            torch.set_num_threads(1)
-            try:
-                model = _zoo_model(name, method)
-                x = torch.randn(BATCH, *ZOO_SHAPE, generator=torch.Generator().manual_seed(1))
-                path = root / f"{name}-{method}.hpk"
-                hashpack.pack(model, x, path, golden=1)
-                with torch.no_grad():
-                    torch_out = model(x).numpy()
-            finally:
-                torch.set_num_threads(threads)
-            hpk = read_hpk(path)
-            runtime_out = Model(hpk).run(x.numpy())
-            scale = float(np.abs(torch_out).max())  # zoo-core's side, checked here so a failure is clear
-            np.testing.assert_allclose(runtime_out / scale, torch_out / scale, **ONNX_TOLERANCE)
-            packed[name, method] = (hpk, x.numpy(), runtime_out)
-        return packed[name, method]
-
-    return get
-
-
-ZOO_RUNS = [
-    pytest.param(name, method, mode, id=f"{name}-{method}-{mode}")
-    for name, method in ZOO
-    for mode in WEIGHT_MODES
-    if name != "resnet50" or mode == "expanded"  # ResNet-50's 23.5M weights fold in ~2.3 GB (see above)
-]
-
-
-@pytest.mark.parametrize(("name", "method", "mode"), ZOO_RUNS)
-def test_torchvision_zoo_runs_in_onnxruntime(zoo_files, name: str, method: str, mode: str) -> None:
-    hpk, x, expected = zoo_files(name, method)
-    scale = float(np.abs(expected).max())
-    assert np.ptp(expected, axis=0).max() > 1e-2 * scale > 0  # the output depends on the input
-    model = build_onnx(hpk, mode)
-    _no_onnx_ceil_mode(model)
-    (actual,) = _session(model).run(None, {hpk.input.name: x})
-    np.testing.assert_allclose(actual / scale, expected / scale, **ONNX_TOLERANCE)
 
 
 @pytest.mark.parametrize("opset", [21, 23])
