@@ -29,7 +29,7 @@ from zoo_op_cases import CASES, TOLERANCE, ZOO_OPS, OpCase, case_hpk, case_input
 
 from hashpack.exporter.onnx import WEIGHT_MODES, build_onnx, serialize_onnx
 from hashpack.exporter.onnx.graph import OPS as ONNX_OPS
-from hashpack.runtime import HpkFile, Model, Param, Space, ValueInfo, read_hpk, write_hpk
+from hashpack.runtime import HpkFile, HpkFormatError, Model, Param, Space, ValueInfo, read_hpk, write_hpk
 from hashpack.runtime.hpk import Node
 from hashpack.runtime.ops import OPS as RUNTIME_OPS
 
@@ -375,8 +375,6 @@ def test_later_opsets(written: dict[str, HpkFile], case: OpCase, opset: int) -> 
 def test_unshapeable_in_memory_file_is_a_format_error(op: str, attrs: dict, message: str) -> None:
     """An HpkFile built in memory skips the reader: a rank-2 input to a 2-D pool must still fail
     as HpkFormatError naming the node, not as a traceback from the lowering."""
-    from hashpack.runtime import HpkFormatError
-
     hpk = HpkFile(
         inputs=[ValueInfo("x", (None, 6))],
         outputs=[ValueInfo("y", (None, 6))],
@@ -390,8 +388,6 @@ def test_unshapeable_in_memory_file_is_a_format_error(op: str, attrs: dict, mess
 
 
 def test_bad_shape_upstream_of_a_pool_names_that_node() -> None:
-    from hashpack.runtime import HpkFormatError
-
     hpk = HpkFile(
         inputs=[ValueInfo("x", (None, 6))],
         outputs=[ValueInfo("y", (None, 2, 2, 2))],
@@ -405,3 +401,58 @@ def test_bad_shape_upstream_of_a_pool_names_that_node() -> None:
     )
     with pytest.raises(HpkFormatError, match=r"node 'view' \(Reshape\): cannot infer its shape"):
         build_onnx(hpk, "compact")
+
+
+def _random_pool_node(rng: np.random.Generator) -> tuple[tuple[int, int, int], str, dict]:
+    """A random pooling node over a random [C, H, W] input (the reader decides if it is valid)."""
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 12)), int(rng.integers(1, 12)))
+    op = str(rng.choice(["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]))
+    if op.startswith("Adaptive"):
+        return shape, op, {"output": [int(rng.integers(1, 10)), int(rng.integers(1, 10))]}
+    kernel = [int(rng.integers(1, 5)), int(rng.integers(1, 5))]
+    attrs = {
+        "kernel": kernel,
+        "stride": [int(rng.integers(1, 5)), int(rng.integers(1, 5))],
+        "padding": [int(rng.integers(0, k // 2 + 1)) for k in kernel],
+        "ceil_mode": bool(rng.integers(0, 4)),  # mostly true: the interesting case
+    }
+    if op == "MaxPool2d":
+        attrs["dilation"] = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+    else:
+        attrs["count_include_pad"] = bool(rng.integers(0, 2))
+    return shape, op, attrs
+
+
+def test_random_pools_match_the_numpy_runtime(tmp_path: Path) -> None:
+    """Differential: random pooling nodes the reader accepts export (all modes are the same for a
+    param-free graph) and agree with the numpy runtime, windows that ORT's pads rule, ceil_mode's
+    partial windows and adaptive windows of every size included."""
+    rng = np.random.default_rng(13)
+    checked = all_padding = 0
+    for attempt in range(400):
+        shape, op, attrs = _random_pool_node(rng)
+        hpk = HpkFile(
+            inputs=[ValueInfo("x", (None, *shape))],
+            outputs=[ValueInfo("y", (None, 1))],  # replaced by the shape torch computes
+            spaces={},
+            params={},
+            nodes=[Node(op, "pool", ("x",), ("y",), {}, attrs)],
+            tensors={},
+        )
+        x = rng.standard_normal((2, *shape)).astype(np.float32)
+        try:
+            out_shape = Model(hpk).run(x).shape
+        except HpkFormatError:  # the numpy kernel refuses what the reader would reject
+            continue
+        hpk.outputs = [ValueInfo("y", (None, *out_shape[1:]))]
+        path = tmp_path / f"{attempt}.hpk"
+        try:
+            write_hpk(hpk, path)  # the reader's checks
+        except HpkFormatError:
+            continue
+        expected = Model(read_hpk(path)).run(x)
+        (actual,) = _session(build_onnx(read_hpk(path), "inline")).run(None, {"x": x})
+        np.testing.assert_allclose(actual, expected, **ONNX_TOLERANCE, err_msg=f"{op} {attrs} on {shape}")
+        checked += 1
+        all_padding += int(np.isneginf(expected).any())  # a dilated window that sees only padding
+    assert checked >= 150 and all_padding >= 3, (checked, all_padding)

@@ -168,6 +168,21 @@ def _pad_node(b: GraphBuilder, node: Node, begin: list[int], end: list[int], val
     return padded
 
 
+def _padding_only_window(b: GraphBuilder, node: Node, end: list[int]) -> bool:
+    """Whether some window of a MaxPool2d (padding ``padding`` before, ``end`` after) covers no
+    input cell: possible only with dilation, whose taps can straddle the input."""
+    a = node.attrs
+    if a["dilation"] == [1, 1] or not any(a["padding"]):
+        return False
+    for size, k, s, p, d, e in zip(
+        _height_width(b, node), a["kernel"], a["stride"], a["padding"], a["dilation"], end, strict=True
+    ):
+        for start in range(-p, size + e - d * (k - 1), s):  # every window's first tap
+            if not any(0 <= start + d * j < size for j in range(k)):
+                return True
+    return False
+
+
 @register_op("MaxPool2d")
 def _max_pool(b: GraphBuilder, node: Node) -> None:
     # ONNX MaxPool, like torch, never picks a padded position (padding is -inf). ceil_mode is
@@ -178,7 +193,9 @@ def _max_pool(b: GraphBuilder, node: Node) -> None:
     padding, kernel = a["padding"], a["kernel"]
     end = [p + e for p, e in zip(padding, _pool_extra(b, node, a["dilation"]), strict=True)]
     source, pads = node.inputs[0], [*padding, *end]
-    if any(e >= k for e, k in zip(end, kernel, strict=True)):  # ORT requires pads < kernel
+    # ORT requires pads < kernel, and gives -FLT_MAX (torch: -inf) for a window that sees only
+    # padding (dilation can make one): then pad explicitly with -inf.
+    if any(e >= k for e, k in zip(end, kernel, strict=True)) or _padding_only_window(b, node, end):
         source, pads = _pad_node(b, node, padding, end, -np.inf), [0, 0, 0, 0]
     b.node(
         "MaxPool",
