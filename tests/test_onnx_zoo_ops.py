@@ -455,4 +455,4 @@ def test_random_pools_match_the_numpy_runtime(tmp_path: Path) -> None:
         np.testing.assert_allclose(actual, expected, **ONNX_TOLERANCE, err_msg=f"{op} {attrs} on {shape}")
         checked += 1
         all_padding += int(np.isneginf(expected).any())  # a dilated window that sees only padding
-    assert checked >= 150 and all_padding >= 3, (checked, all_padding)
+    assert checked >= 300 and all_padding >= 3, (checked, all_padding)  # 351 and 3 with seed 13
