@@ -17,6 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from hashpack.runtime import HpkFile, HpkFormatError
+from hashpack.runtime.ops import OPS
 
 from .batch import HashBatch
 from .functions import Emitter
@@ -85,11 +86,40 @@ class GraphBuilder:
         self._emitters: dict[str, int] = {}
         self._constants: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
         self._node_names: set[str] = set()
+        self._shapes: dict[str, tuple[int | None, ...]] | None = None
+        self._shaped = 0  # nodes whose output shape is in _shapes
         self.hash_batch = HashBatch(self)
 
     def fail(self, message: str) -> HpkFormatError:
         """The error for anything in the .hpk this exporter cannot translate."""
         return HpkFormatError(f"{self.hpk.source}: {message}")
+
+    def shape(self, value: str) -> tuple[int | None, ...]:
+        """The shape of .hpk value ``value`` (``None`` for the batch), by the spec's shape rules.
+
+        Some ops lower differently by input size (ceil_mode pooling, adaptive pooling), so the
+        translators need static shapes; they come from the runtime's registry, the same rules the
+        reader checked.
+        """
+        if self._shapes is None:
+            self._shapes = {self.hpk.input.name: tuple(self.hpk.input.shape)}
+        nodes = self.hpk.nodes
+        while value not in self._shapes and self._shaped < len(nodes):  # up to the value asked for
+            node = nodes[self._shaped]
+            self._shaped += 1
+            definition = OPS.get(node.op)
+            try:
+                if definition is None:
+                    raise ValueError(f"unknown op {node.op!r}")
+                inputs = [self._shapes[name] for name in node.inputs]
+                params = {slot: self.hpk.params[name] for slot, name in node.params.items()}
+                shape, _ = definition.infer(inputs, node.attrs, params)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise self.fail(f"node {node.name!r} ({node.op}): cannot infer its shape: {exc}") from None
+            self._shapes[node.outputs[0]] = tuple(shape)
+        if value not in self._shapes:
+            raise self.fail(f"value {value!r} is produced by no node")
+        return self._shapes[value]
 
     # -- graph content
     def node(
