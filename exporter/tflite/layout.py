@@ -29,6 +29,7 @@ __all__ = [
     "WeightView",
     "conv_output_size",
     "nhwc_axis",
+    "pool_output_size",
     "same_padding_matches",
 ]
 
@@ -52,19 +53,41 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - span) // stride + 1
 
 
-def same_padding_matches(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> bool:
+def pool_output_size(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """PyTorch's output length of a pooling window, with its ``ceil_mode`` rule.
+
+    ceil_mode rounds the window count up, then drops the last window if it would start at or
+    past ``size + padding`` (in the padded input), so every window holds an input element.
+    """
+    if not ceil_mode:
+        return conv_output_size(size, kernel, stride, padding, dilation)
+    span = dilation * (kernel - 1) + 1
+    out = -(-(size + 2 * padding - span) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def same_padding_matches(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, out: int | None = None
+) -> bool:
     """True if TFLite ``SAME`` puts its windows where PyTorch's symmetric ``padding`` does.
 
     TFLite pads ``total // 2`` before and the rest after; the windows coincide when the output
-    lengths agree and the leading padding equals PyTorch's (trailing padding a window never
-    reaches does not matter). Then SAME is exact for convolution (zero padding), max pooling
-    (padding never wins) and average pooling with ``count_include_pad=False`` (padding not
-    counted), and saves an explicit PAD.
+    lengths agree (``out``, default the convolution's) and the leading padding equals PyTorch's
+    (trailing padding a window never reaches does not matter). Then SAME is exact for
+    convolution (zero padding), max pooling (padding never wins) and average pooling with
+    ``count_include_pad=False`` (padding not counted; also for ceil_mode's extra trailing
+    windows, which PyTorch divides by their in-bounds count as well), and saves an explicit PAD.
     """
     out_same = -(-size // stride)
     span = dilation * (kernel - 1) + 1
     total = max((out_same - 1) * stride + span - size, 0)
-    return out_same == conv_output_size(size, kernel, stride, padding, dilation) and total // 2 == padding
+    if out is None:
+        out = conv_output_size(size, kernel, stride, padding, dilation)
+    return out_same == out and total // 2 == padding
 
 
 @dataclass(frozen=True)
