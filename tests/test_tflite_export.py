@@ -9,6 +9,7 @@ of inputs; exports are deterministic; bad files raise HpkFormatError and leave n
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -30,7 +31,7 @@ from hashpack.exporter.tflite.graph import OPS
 from hashpack.exporter.tflite.weights import SCHEMES
 from hashpack.models import LeNet5, MobileNetTiny, ResNet20, mlp
 from hashpack.nn.quantize import quantize
-from hashpack.runtime import HpkFormatError, load, read_hpk
+from hashpack.runtime import HpkFormatError, load, read_hpk, write_hpk
 
 # Documented tolerance (docs/TFLITE.md): max |LiteRT - reference| <= RTOL * max |reference| + ATOL.
 RTOL, ATOL = 1e-4, 1e-6
@@ -349,12 +350,18 @@ def test_unknown_scheme_or_op_is_a_format_error_naming_it(
 
 
 def test_unsupported_configuration_names_the_node(tmp_path: Path) -> None:
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, dilation=2)).eval()
-    path = tmp_path / "dilated.hpk"
-    hashpack.pack(model, torch.randn(1, 1, 12, 12), path)
-    with pytest.raises(HpkFormatError, match=r"node '_1' \(MaxPool2d\).*dilation"):
-        export_tflite(path, tmp_path / "dilated.tflite")
-    assert not (tmp_path / "dilated.tflite").exists()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softmax(dim=1)).eval()
+    path = tmp_path / "batch-softmax.hpk"
+    hashpack.pack(model, torch.randn(2, 1, 12, 12), path)
+    hpk = read_hpk(path)  # a valid file (the packer itself refuses softmax over the batch)
+    hpk.nodes[-1] = dataclasses.replace(hpk.nodes[-1], attrs={"axis": 0})
+    for tensor in hpk.golden.values():
+        del hpk.tensors[tensor]
+    hpk.golden = None
+    write_hpk(hpk, path)
+    with pytest.raises(HpkFormatError, match=r"node '_1' \(Softmax\).*batch axis"):
+        export_tflite(path, tmp_path / "batch-softmax.tflite")
+    assert not (tmp_path / "batch-softmax.tflite").exists()
 
 
 def test_unknown_weights_mode_is_rejected(workdir: Path) -> None:

@@ -21,7 +21,6 @@ from hashpack.runtime import HpkFormatError, Node
 from .builder import TensorHandle
 from .context import ExportContext, Shape
 from .fusion import batch_norm_affine, node_key
-from .adaptive_pool import adaptive_pool
 from .layout import (
     NCHW_TO_NHWC,
     NHWC,
@@ -33,6 +32,7 @@ from .layout import (
     same_padding_matches,
 )
 from .schema import schema
+from .window_pool import adaptive_pool, dilated_windows, pool_windows
 
 __all__ = ["OPS", "Translator", "register_op", "translate"]
 
@@ -431,27 +431,35 @@ class _PoolGeometry:
         a = node.attrs
         self.size = (height, width)
         self.kernel, self.stride, self.padding = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["padding"])
+        self.dilation = tuple(dilation)
         self.ceil_mode = bool(a.get("ceil_mode", False))
         if min(*self.kernel, *self.stride) < 1:
             raise ValueError("kernel and stride must be positive")
         if self.padding[0] * 2 > self.kernel[0] or self.padding[1] * 2 > self.kernel[1]:
             raise ValueError(f"padding {list(self.padding)} exceeds half the kernel {list(self.kernel)}")
         self.out = tuple(
-            pool_output_size(self.size[i], self.kernel[i], self.stride[i], self.padding[i], dilation[i], self.ceil_mode)
+            pool_output_size(
+                self.size[i], self.kernel[i], self.stride[i], self.padding[i], dilation[i], self.ceil_mode
+            )
             for i in (0, 1)
         )
         if min(self.out) < 1:
             raise ValueError(f"kernel {list(self.kernel)} is larger than the padded input {height}×{width}")
         # ceil_mode's last windows may reach past the padded input: pad that much more at the end
         self.extra = tuple(
-            max((self.out[i] - 1) * self.stride[i] + self.kernel[i] - self.size[i] - 2 * self.padding[i], 0)
+            max((self.out[i] - 1) * self.stride[i] + self.span(i) - self.size[i] - 2 * self.padding[i], 0)
             for i in (0, 1)
         )
+
+    def span(self, i: int) -> int:
+        return self.dilation[i] * (self.kernel[i] - 1) + 1
 
     def same_matches(self) -> bool:
         """TFLite SAME places exactly these windows (see ``layout.same_padding_matches``)."""
         return all(
-            same_padding_matches(self.size[i], self.kernel[i], self.stride[i], self.padding[i], out=self.out[i])
+            same_padding_matches(
+                self.size[i], self.kernel[i], self.stride[i], self.padding[i], out=self.out[i]
+            )
             for i in (0, 1)
         )
 
@@ -484,22 +492,31 @@ def _max_pool(ctx: ExportContext, node: Node) -> None:
     """MAX_POOL_2D: SAME where it places PyTorch's windows, else PADV2 with -inf + VALID.
 
     A padded position never wins, as in PyTorch (every window holds an input element, also the
-    extra windows of ceil_mode, which only need more -inf at the end).
+    extra windows of ceil_mode, which only need more -inf at the end). Dilation: GATHER the
+    dilated windows first (``window_pool.py``).
     """
-    dilation = node.attrs["dilation"]
-    if dilation != [1, 1]:
-        raise _Unsupported(f"MaxPool2d with dilation {dilation} (MAX_POOL_2D has none)")
-    g = _PoolGeometry(ctx, node, dilation)
-    x = ctx.get(node.inputs[0], NHWC)
+    g = _PoolGeometry(ctx, node, node.attrs["dilation"])
+    x, out = ctx.get(node.inputs[0], NHWC), node.outputs[0]
+    (ho, wo), c = g.out, g.channels
+    if g.dilation != (1, 1):
+        if any(g.padding) or any(g.extra):
+            x = _explicit_pad(ctx, x, list(g.padding), -np.inf, g.extra)
+        axes = tuple(
+            (g.kernel[i], g.stride[i])
+            if g.dilation[i] == 1
+            else dilated_windows(g.out[i], g.kernel[i], g.stride[i], g.dilation[i])
+            for i in (0, 1)
+        )
+        ctx.define(out, pool_windows(ctx, x, axes, "max", out), NHWC, (None, c, ho, wo))  # type: ignore[arg-type]
+        return
     if not any(g.padding) and not any(g.extra):
         padding = schema.Padding.VALID
     elif g.same_matches():
         padding = schema.Padding.SAME
     else:
         x, padding = _explicit_pad(ctx, x, list(g.padding), -np.inf, g.extra), schema.Padding.VALID
-    (ho, wo), c = g.out, g.channels
-    y = ctx.op("MAX_POOL_2D", [x], node.outputs[0], [None, ho, wo, c], g.options(padding))
-    ctx.define(node.outputs[0], y, NHWC, (None, c, ho, wo))
+    y = ctx.op("MAX_POOL_2D", [x], out, [None, ho, wo, c], g.options(padding))
+    ctx.define(out, y, NHWC, (None, c, ho, wo))
 
 
 @register_op("AvgPool2d")
@@ -621,7 +638,9 @@ def _transpose(ctx: ExportContext, node: Node) -> None:
     perm = tuple(node.attrs["perm"])
     rank = len(shape)
     if sorted(perm) != list(range(rank)) or perm[0] != 0:
-        raise ValueError(f"perm {list(perm)} is not a permutation of the axes of {list(shape)} keeping axis 0")
+        raise ValueError(
+            f"perm {list(perm)} is not a permutation of the axes of {list(shape)} keeping axis 0"
+        )
     out_shape = tuple(shape[p] for p in perm)
     if perm == tuple(range(rank)):
         ctx.alias(out, name)
@@ -679,7 +698,12 @@ def _slice(ctx: ExportContext, node: Node) -> None:
     begin = [0] * len(held)
     begin[axis] = start
     size = [-1, *held[1:]]
-    y = ctx.op("SLICE", [x, ctx.int32(begin), ctx.int32(size)], f"{out}/sliced" if len(shape) > 5 else out, list(held))
+    y = ctx.op(
+        "SLICE",
+        [x, ctx.int32(begin), ctx.int32(size)],
+        f"{out}/sliced" if len(shape) > 5 else out,
+        list(held),
+    )
     if len(shape) > 5:
         y = ctx.reshape(y, list(out_shape[1:]), out)  # type: ignore[arg-type]
     ctx.define(out, y, layout, out_shape)
@@ -694,7 +718,11 @@ def _mean(ctx: ExportContext, node: Node) -> None:
     if not dims or len(set(dims)) != len(dims) or not all(1 <= d < len(shape) for d in dims):
         raise ValueError(f"dims {node.attrs['dims']} are not distinct non-batch axes of {list(shape)}")
     kept = [a for a in range(len(shape)) if a not in dims]
-    out_shape = tuple(1 if a in dims else shape[a] for a in range(len(shape))) if keep else tuple(shape[a] for a in kept)
+    out_shape = (
+        tuple(1 if a in dims else shape[a] for a in range(len(shape)))
+        if keep
+        else tuple(shape[a] for a in kept)
+    )
     layout = TORCH
     if len(shape) == 4 and NHWC in ctx.layouts(name):
         in_order = [nhwc_axis(a) for a in kept] == sorted(nhwc_axis(a) for a in kept)

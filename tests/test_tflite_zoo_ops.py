@@ -1,0 +1,397 @@
+"""The zoo ops (docs/FORMAT.md §5, issue 13) in the TFLite exporter: LiteRT against the numpy runtime.
+
+Two tables:
+
+- ``zoo_op_cases.CASES``, shared by every backend: each op alone on the graph input, exported
+  in every weights mode and run in LiteRT with its default kernels (XNNPACK) and with the
+  builtin kernels only, against the numpy runtime and the torch golden outputs;
+- ``LAYOUT_CASES`` here: the same ops behind a *hashed* Conv2d, so their input is held in
+  LiteRT's NHWC layout (the exporter must map axes, perms and dims through it) and the weights
+  modes differ (once, inline, expanded and a materialized ``--materializable`` once file).
+  They cover the lowering's branches: ceil_mode windows that SAME can and cannot place, the
+  AvgPool2d divisor with and without counted padding, adaptive pools that are one pool op,
+  need a GATHER on one or both axes, or whose output is larger than the input, two-way
+  broadcast Mul in both layouts, every rank-4 Transpose perm, Slice on every axis, Mean over
+  every set of dims with and without keepdim, and ranks above what single LiteRT ops take.
+
+Tolerance as tests/test_tflite_export.py: max |LiteRT - reference| <= 1e-4 · max |reference| + 1e-6.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from torch import nn
+from zoo_op_cases import CASE_IDS, CASES, OpCase, case_hpk
+
+import hashpack
+from hashpack.exporter.tflite import WEIGHT_MODES, build_tflite
+from hashpack.exporter.tflite.materialize import materialize
+from hashpack.exporter.tflite.window_pool import adaptive_windows, regular_windows
+from hashpack.runtime import HpkFormatError, load, read_hpk, write_hpk
+from hashpack.runtime.hpk import Node, ValueInfo
+from hashpack.runtime.ops import OPS
+
+RTOL, ATOL = 1e-4, 1e-6
+RESOLVERS = {
+    "xnnpack": OpResolverType.AUTO,
+    "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+}
+
+
+def _assert_close(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    error = float(np.abs(got - want).max())
+    bound = RTOL * float(np.abs(want).max()) + ATOL
+    assert error <= bound, f"{what}: max error {error:.3g} > {bound:.3g}"
+
+
+def _run(data: bytes, x: np.ndarray, input_name: str, output_name: str, resolver: str) -> np.ndarray:
+    interpreter = Interpreter(model_content=data, experimental_op_resolver_type=RESOLVERS[resolver])
+    runner = interpreter.get_signature_runner("serving_default")
+    return runner(**{input_name: x})[output_name]
+
+
+def _opcodes(data: bytes) -> set[str]:
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(data, 0)
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    return {names[model.OperatorCodes(i).BuiltinCode()] for i in range(model.OperatorCodesLength())}
+
+
+# --------------------------------------------------------------------- the shared op-case table
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_shared_case_matches_numpy_runtime(tmp_path: Path, case: OpCase) -> None:
+    path = tmp_path / f"{case.id}.hpk"
+    write_hpk(case_hpk(case), path)
+    model = load(path)
+    x = np.concatenate([model.golden_inputs, 3 * model.golden_inputs[:1]])  # batch 3, not the golden 2
+    want = model.run(x)
+    for mode in WEIGHT_MODES:
+        exported = build_tflite(path, mode)
+        for resolver in RESOLVERS:
+            got = _run(exported.data, x, exported.input_name, exported.output_name, resolver)
+            _assert_close(got, want, f"{case.id} {mode} {resolver} vs numpy runtime")
+            _assert_close(got[:2], model.golden_outputs, f"{case.id} {mode} {resolver} vs torch")
+
+
+# ------------------------------------------------ the ops behind a hashed conv (NHWC, all modes)
+
+CONV_OUT = "c"  # name of the conv's output in the LAYOUT_CASES graphs
+
+
+@functools.cache
+def _conv_base(channels: int, height: int, width: int, root: str) -> Path:
+    """A .hpk holding one hashed 3×3 Conv2d (3 → ``channels``) on 3×H×W, its output named ``c``."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1))
+    hashpack.compress(model, method="hashed", compression=1 / 4, seed=5)
+    model.eval()
+    path = Path(root) / f"conv-{channels}x{height}x{width}.hpk"
+    hashpack.pack(model, torch.randn(2, 3, height, width), path)
+    hpk = read_hpk(path)
+    (node,) = hpk.nodes
+    hpk.nodes = [replace(node, outputs=(CONV_OUT,))]
+    hpk.outputs = [ValueInfo(CONV_OUT, hpk.output.shape)]
+    for tensor in (hpk.golden or {}).values():
+        del hpk.tensors[tensor]
+    hpk.golden = None
+    write_hpk(hpk, path)
+    return path
+
+
+def _layout_case(
+    root: Path, case_id: str, chw: tuple[int, int, int], nodes: list[tuple[str, list[str], dict[str, Any]]]
+) -> Path:
+    """The conv base + ``nodes`` (op, inputs, attrs) writing ``z0``, ``z1``, ... (the last one the output)."""
+    hpk = read_hpk(_conv_base(*chw, str(root)))
+    shapes = {CONV_OUT: hpk.output.shape}
+    for i, (op, inputs, attrs) in enumerate(nodes):
+        out = f"z{i}"
+        hpk.nodes.append(Node(op, f"m{i}", tuple(inputs), (out,), {}, dict(attrs)))
+        shapes[out] = OPS[op].infer([shapes[name] for name in inputs], attrs, {})[
+            0
+        ]  # the reader's shape rule
+    hpk.outputs = [ValueInfo(out, shapes[out])]
+    path = root / f"{case_id}.hpk"
+    write_hpk(hpk, path)
+    return path
+
+
+def _pool(kernel, stride, padding, ceil_mode, dilation=(1, 1)) -> dict[str, Any]:
+    return {"kernel": list(kernel), "stride": list(stride), "padding": list(padding),
+            "dilation": list(dilation), "ceil_mode": ceil_mode}  # fmt: skip
+
+
+def _avg(kernel, stride, padding, include, ceil_mode) -> dict[str, Any]:
+    return {"kernel": list(kernel), "stride": list(stride), "padding": list(padding),
+            "count_include_pad": include, "ceil_mode": ceil_mode}  # fmt: skip
+
+
+# id -> (conv output C×H×W, nodes on top of the conv output "c")
+LAYOUT_CASES: dict[str, tuple[tuple[int, int, int], list[tuple[str, list[str], dict[str, Any]]]]] = {}
+
+
+def _case(case_id: str, chw: tuple[int, int, int], *nodes: tuple[str, list[str], dict[str, Any]]) -> None:
+    assert case_id not in LAYOUT_CASES
+    LAYOUT_CASES[case_id] = (chw, list(nodes))
+
+
+# activations on an NHWC tensor
+_case("hardswish", (4, 6, 6), ("Hardswish", ["c"], {}))
+_case("hardsigmoid", (4, 6, 6), ("Hardsigmoid", ["c"], {}))
+_case("silu", (4, 6, 6), ("Silu", ["c"], {}))
+# ceil_mode: SAME places the windows (16 → 8 with k2 s2 ... ) or not (squeezenet's 3/2 on odd sizes)
+for _size in (7, 8, 15, 16):
+    _case(
+        f"maxpool-ceil-k3s2-{_size}",
+        (4, _size, _size),
+        ("MaxPool2d", ["c"], _pool((3, 3), (2, 2), (0, 0), True)),
+    )
+_case("maxpool-ceil-k2s2-p1", (4, 7, 6), ("MaxPool2d", ["c"], _pool((2, 2), (2, 2), (1, 1), True)))
+_case("maxpool-ceil-k3s3-p1-rect", (4, 10, 8), ("MaxPool2d", ["c"], _pool((3, 2), (3, 2), (1, 1), True)))
+_case("maxpool-ceil-same-fits", (4, 9, 9), ("MaxPool2d", ["c"], _pool((3, 3), (2, 2), (1, 1), True)))
+_case("maxpool-floor-unchanged", (4, 9, 9), ("MaxPool2d", ["c"], _pool((3, 3), (2, 2), (1, 1), False)))
+_case("maxpool-ceil-dilated", (4, 11, 10), ("MaxPool2d", ["c"], _pool((3, 2), (2, 3), (1, 1), True, (2, 1))))
+_case("maxpool-dilated", (4, 9, 9), ("MaxPool2d", ["c"], _pool((2, 2), (1, 1), (0, 0), False, (3, 2))))
+for _include, _pad, _ceil in itertools.product((True, False), (0, 1), (True, False)):
+    _case(
+        f"avgpool-k3s2-p{_pad}-{'incl' if _include else 'excl'}-{'ceil' if _ceil else 'floor'}",
+        (4, 8, 7),
+        ("AvgPool2d", ["c"], _avg((3, 3), (2, 2), (_pad, _pad), _include, _ceil)),
+    )
+_case(
+    "avgpool-ceil-k2s2-p1-excl-same",
+    (4, 7, 7),
+    ("AvgPool2d", ["c"], _avg((2, 2), (2, 2), (1, 1), False, True)),
+)
+# adaptive pools: one pool op, a GATHER on one or both axes, output larger than the input, identity
+for _kind in ("Avg", "Max"):
+    for _hw, _out in (((6, 6), (3, 2)), ((7, 9), (5, 3)), ((2, 2), (7, 7)), ((3, 5), (4, 6)),
+                      ((7, 8), (3, 4)), ((5, 5), (5, 5)), ((4, 6), (1, 1)), ((2, 3), (2, 7))):  # fmt: skip
+        _case(
+            f"adaptive-{_kind.lower()}-{_hw[0]}x{_hw[1]}-to-{_out[0]}x{_out[1]}",
+            (3, *_hw),
+            (f"Adaptive{_kind}Pool2d", ["c"], {"output": list(_out)}),
+        )
+# Mul: two-way broadcast, NHWC with NHWC, NHWC with a TORCH-held value, rank 3 and 5, fused Relu
+_case(
+    "mul-se-gate",
+    (4, 5, 5),
+    ("GlobalAvgPool", ["c"], {}),
+    ("Hardsigmoid", ["z0"], {}),
+    ("Mul", ["c", "z1"], {}),
+)
+_case("mul-gate-first", (4, 5, 5), ("GlobalAvgPool", ["c"], {}), ("Mul", ["z0", "c"], {}))
+_case(
+    "mul-two-way-rows-cols",
+    (4, 5, 6),
+    ("Mean", ["c"], {"dims": [2], "keepdim": True}),  # [N, 4, 1, 6]
+    ("Mean", ["c"], {"dims": [1, 3], "keepdim": True}),  # [N, 1, 5, 1]
+    ("Mul", ["z0", "z1"], {}),  # [N, 4, 5, 6]
+)
+_case(
+    "mul-nhwc-by-torch",
+    (4, 5, 6),
+    ("Flatten", ["c"], {"start_dim": 1}),
+    ("Reshape", ["z0"], {"shape": [4, 5, 6]}),  # held in PyTorch order now
+    ("Mean", ["c"], {"dims": [1], "keepdim": True}),  # [N, 1, 5, 6], NHWC
+    ("Mul", ["z2", "z1"], {}),
+)
+_case("mul-relu-fused", (4, 5, 5), ("Mul", ["c", "c"], {}), ("Relu", ["z0"], {}))
+_case(
+    "mul-rank3",
+    (4, 5, 6),
+    ("Reshape", ["c"], {"shape": [4, 30]}),
+    ("Mean", ["z0"], {"dims": [2], "keepdim": True}),
+    ("Mul", ["z1", "z0"], {}),
+)
+_case(
+    "mul-rank5",
+    (4, 4, 6),
+    ("Reshape", ["c"], {"shape": [2, 2, 4, 6]}),
+    ("Mean", ["z0"], {"dims": [1, 3], "keepdim": True}),
+    ("Mul", ["z0", "z1"], {}),
+)
+# Transpose: every rank-4 perm of an NHWC-held value (one is the layout change itself), rank 5, rank 7
+for _perm in itertools.permutations((1, 2, 3)):
+    _case(f"transpose-0{''.join(map(str, _perm))}", (4, 5, 6), ("Transpose", ["c"], {"perm": [0, *_perm]}))
+_case(
+    "transpose-then-conv-layout",
+    (4, 5, 6),
+    ("Transpose", ["c"], {"perm": [0, 2, 3, 1]}),
+    ("Transpose", ["z0"], {"perm": [0, 3, 1, 2]}),
+    ("MaxPool2d", ["z1"], _pool((2, 2), (2, 2), (0, 0), True)),
+)
+_case(
+    "channel-shuffle",
+    (6, 4, 5),
+    ("Reshape", ["c"], {"shape": [2, 3, 4, 5]}),
+    ("Transpose", ["z0"], {"perm": [0, 2, 1, 3, 4]}),
+    ("Reshape", ["z1"], {"shape": [6, 4, 5]}),
+    ("MaxPool2d", ["z2"], _pool((2, 2), (2, 2), (0, 0), False)),
+)
+_case(
+    "transpose-rank7",
+    (8, 4, 6),
+    ("Reshape", ["c"], {"shape": [2, 2, 2, 2, 2, 6]}),
+    ("Transpose", ["z0"], {"perm": [0, 6, 3, 4, 1, 2, 5]}),
+)
+# Slice: every axis of an NHWC-held value, chunk halves + Concat, rank 6
+for _axis, (_start, _end) in ((1, (1, 3)), (2, (0, 4)), (3, (2, 6))):
+    _case(f"slice-axis{_axis}", (4, 5, 6), ("Slice", ["c"], {"axis": _axis, "start": _start, "end": _end}))
+_case(
+    "slice-chunks-concat",
+    (6, 4, 4),
+    ("Slice", ["c"], {"axis": 1, "start": 0, "end": 3}),
+    ("Slice", ["c"], {"axis": 1, "start": 3, "end": 6}),
+    ("Silu", ["z1"], {}),
+    ("Concat", ["z2", "z0"], {"axis": 1}),
+)
+_case(
+    "slice-rank6",
+    (8, 4, 6),
+    ("Reshape", ["c"], {"shape": [2, 2, 2, 4, 6]}),
+    ("Slice", ["z0"], {"axis": 3, "start": 1, "end": 2}),
+)
+# Mean: every non-empty set of dims of a rank-4 NHWC value, keepdim true and false; rank 3
+for _n in (1, 2, 3):
+    for _dims in itertools.combinations((1, 2, 3), _n):
+        for _keep in (True, False):
+            _case(
+                f"mean-{''.join(map(str, _dims))}-{'keep' if _keep else 'drop'}",
+                (4, 5, 6),
+                ("Mean", ["c"], {"dims": list(_dims), "keepdim": _keep}),
+            )
+_case(
+    "mean-rank3",
+    (4, 5, 6),
+    ("Reshape", ["c"], {"shape": [20, 6]}),
+    ("Mean", ["z0"], {"dims": [1], "keepdim": False}),
+)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tflite_zoo_ops")
+
+
+@pytest.mark.parametrize("case_id", sorted(LAYOUT_CASES))
+def test_layout_case_every_mode_matches_numpy_runtime(workdir: Path, case_id: str) -> None:
+    chw, nodes = LAYOUT_CASES[case_id]
+    path = _layout_case(workdir, case_id, chw, nodes)
+    model = load(path)
+    x = (2 * np.random.default_rng(7).standard_normal((3, 3, chw[1], chw[2]))).astype(np.float32)
+    want = model.run(x)
+    assert float(np.abs(want).max()) > 0
+    exports = {mode: build_tflite(path, mode) for mode in WEIGHT_MODES}
+    once = build_tflite(path, "once", materializable=True)
+    files = {mode: exported.data for mode, exported in exports.items()}
+    files["materialized"] = materialize(once.data)
+    names = exports["once"].input_name, exports["once"].output_name
+    for kind, data in files.items():
+        for resolver in RESOLVERS:
+            got = _run(data, x, *names, resolver)
+            _assert_close(got, want, f"{case_id} {kind} {resolver}")
+            one = _run(data, x[1:2], *names, resolver)
+            _assert_close(one, want[1:2], f"{case_id} {kind} {resolver} batch 1")
+
+
+# ------------------------------------------------------------------------- lowering choices
+
+
+@pytest.mark.parametrize(
+    ("size", "out", "expected"),
+    [
+        (6, 3, (2, 2)),
+        (7, 3, (3, 2)),
+        (5, 5, (1, 1)),
+        (9, 1, (9, 1)),
+        (2, 7, None),
+        (7, 5, None),
+        (3, 4, None),
+    ],
+)
+def test_regular_adaptive_windows_are_one_pool(size: int, out: int, expected: tuple[int, int] | None) -> None:
+    """Adaptive windows that a pool's kernel and stride place exactly are recognised; others are not."""
+    windows = adaptive_windows(size, out)
+    assert windows[0][0] == 0 and windows[-1][1] == size
+    assert regular_windows(windows) == expected
+    if expected is not None:
+        kernel, stride = expected
+        assert windows == [(i * stride, i * stride + kernel) for i in range(out)]
+
+
+def test_lowerings_use_the_intended_builtin_ops(workdir: Path) -> None:
+    """Which builtins carry each op (docs/TFLITE.md): no TRANSPOSE where the layout makes one
+    unnecessary, GATHER only for irregular adaptive windows, no CUSTOM op anywhere."""
+
+    def ops_of(case_id: str) -> set[str]:
+        chw, nodes = LAYOUT_CASES[case_id]
+        return _opcodes(build_tflite(_layout_case(workdir, case_id, chw, nodes), "expanded").data)
+
+    assert "GATHER" not in ops_of("adaptive-avg-6x6-to-3x2")  # one AVERAGE_POOL_2D
+    assert {"GATHER", "PAD", "AVERAGE_POOL_2D", "MUL"} <= ops_of("adaptive-avg-2x2-to-7x7")
+    assert {"GATHER", "MAX_POOL_2D"} <= ops_of("adaptive-max-7x9-to-5x3")
+    assert "PADV2" not in ops_of("maxpool-ceil-k3s2-16")  # squeezenet's ceil windows: SAME places them
+    assert "PADV2" in ops_of("maxpool-ceil-k2s2-p1")  # SAME cannot: -inf padding incl. the ceil window
+    assert "HARD_SWISH" in ops_of("hardswish")
+    # conv (NHWC) -> permute(0, 2, 3, 1) is the NHWC tensor itself; only the output's transpose remains
+    chw, nodes = LAYOUT_CASES["transpose-0231"]
+    data = build_tflite(_layout_case(workdir, "transpose-0231", chw, nodes), "expanded").data
+    assert _count_op(data, "TRANSPOSE") == 1  # the graph input's NCHW -> NHWC only
+    for case_id in LAYOUT_CASES:
+        assert "CUSTOM" not in ops_of(case_id)
+
+
+def _count_op(data: bytes, name: str) -> int:
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(data, 0)
+    code = getattr(tflite.BuiltinOperator, name)
+    sub = model.Subgraphs(0)
+    return sum(
+        model.OperatorCodes(sub.Operators(i).OpcodeIndex()).BuiltinCode() == code
+        for i in range(sub.OperatorsLength())
+    )
+
+
+def test_rank5_ops_declare_their_versions(workdir: Path) -> None:
+    """A rank-5 TRANSPOSE is version 4 and a rank-6 SLICE version 5, as the TF converter declares."""
+    import tflite
+
+    for case_id, op, version in (("channel-shuffle", "TRANSPOSE", 4), ("slice-rank6", "SLICE", 1)):
+        chw, nodes = LAYOUT_CASES[case_id]
+        model = tflite.Model.GetRootAsModel(
+            build_tflite(_layout_case(workdir, case_id, chw, nodes), "expanded").data, 0
+        )
+        code = getattr(tflite.BuiltinOperator, op)
+        versions = {model.OperatorCodes(i).Version() for i in range(model.OperatorCodesLength())
+                    if model.OperatorCodes(i).BuiltinCode() == code}  # fmt: skip
+        assert version in versions, (case_id, versions)
+
+
+def test_unsupported_configuration_names_the_node(workdir: Path) -> None:
+    """A Transpose LiteRT cannot express even after merging adjacent axes is a one-line error."""
+    chw = (8, 4, 6)
+    hpk = read_hpk(_conv_base(*chw, str(workdir)))
+    hpk.nodes.append(Node("Reshape", "flat", (CONV_OUT,), ("r",), {}, {"shape": [2, 2, 2, 2, 2, 3, 2]}))
+    hpk.nodes.append(Node("Transpose", "scramble", ("r",), ("t",), {}, {"perm": [0, 7, 5, 3, 1, 6, 4, 2]}))
+    hpk.outputs = [ValueInfo("t", (None, 2, 2, 2, 2, 3, 2, 2))]
+    path = workdir / "scramble.hpk"
+    write_hpk(hpk, path)
+    with pytest.raises(
+        HpkFormatError, match=r"node 'scramble' \(Transpose\).*not supported by the TFLite exporter"
+    ):
+        build_tflite(path, "expanded")
