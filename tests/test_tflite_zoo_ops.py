@@ -30,10 +30,11 @@ import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from torch import nn
-from zoo_op_cases import CASE_IDS, CASES, OpCase, case_hpk
+from zoo_op_cases import CASE_IDS, CASES, ZOO_OPS, OpCase, case_hpk
 
 import hashpack
 from hashpack.exporter.tflite import WEIGHT_MODES, build_tflite
+from hashpack.exporter.tflite.graph import OPS as EXPORTER_OPS
 from hashpack.exporter.tflite.materialize import materialize
 from hashpack.exporter.tflite.window_pool import adaptive_windows, regular_windows
 from hashpack.runtime import HpkFormatError, load, read_hpk, write_hpk
@@ -331,6 +332,12 @@ def test_regular_adaptive_windows_are_one_pool(size: int, out: int, expected: tu
     if expected is not None:
         kernel, stride = expected
         assert windows == [(i * stride, i * stride + kernel) for i in range(out)]
+
+
+def test_every_zoo_op_is_exported_and_tested_behind_the_conv() -> None:
+    covered = {op for _, nodes in LAYOUT_CASES.values() for op, _, _ in nodes}
+    assert set(ZOO_OPS) <= covered
+    assert set(ZOO_OPS) <= set(EXPORTER_OPS)
 
 
 def test_lowerings_use_the_intended_builtin_ops(workdir: Path) -> None:
