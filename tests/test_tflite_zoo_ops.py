@@ -35,6 +35,7 @@ from zoo_op_cases import CASE_IDS, CASES, ZOO_OPS, OpCase, case_hpk
 import hashpack
 from hashpack.exporter.tflite import WEIGHT_MODES, build_tflite
 from hashpack.exporter.tflite.graph import OPS as EXPORTER_OPS
+from hashpack.exporter.tflite.layout import reshape_groups
 from hashpack.exporter.tflite.materialize import materialize
 from hashpack.exporter.tflite.window_pool import adaptive_windows, regular_windows
 from hashpack.runtime import HpkFormatError, load, read_hpk, write_hpk
@@ -249,6 +250,42 @@ _case(
     ("Reshape", ["c"], {"shape": [2, 2, 2, 2, 2, 6]}),
     ("Transpose", ["z0"], {"perm": [0, 6, 3, 4, 1, 2, 5]}),
 )
+# values held in other permutations (a Transpose costs no op; reshapes work on the permuted tensor)
+_case(
+    "transpose-slice-mean",
+    (4, 5, 6),
+    ("Transpose", ["c"], {"perm": [0, 2, 1, 3]}),
+    ("Slice", ["z0"], {"axis": 2, "start": 1, "end": 4}),
+    ("Mean", ["z1"], {"dims": [3], "keepdim": False}),
+)
+_case(
+    "transpose-silu-transpose-pool",
+    (4, 5, 6),
+    ("Transpose", ["c"], {"perm": [0, 3, 1, 2]}),
+    ("Silu", ["z0"], {}),
+    ("Transpose", ["z1"], {"perm": [0, 2, 3, 1]}),
+    ("MaxPool2d", ["z2"], _pool((2, 2), (2, 2), (0, 0), True)),
+)
+_case(
+    "reshape-split-slice-pool",
+    (6, 4, 5),
+    ("Reshape", ["c"], {"shape": [2, 3, 4, 5]}),
+    ("Slice", ["z0"], {"axis": 1, "start": 1, "end": 2}),
+    ("Reshape", ["z1"], {"shape": [3, 4, 5]}),
+    ("AvgPool2d", ["z2"], _avg((2, 2), (1, 1), (0, 0), True, False)),
+)
+_case(
+    "reshape-merge-hw-mean",
+    (4, 5, 6),
+    ("Reshape", ["c"], {"shape": [4, 30]}),
+    ("Mean", ["z0"], {"dims": [2], "keepdim": False}),
+)
+_case(
+    "reshape-merge-hw-softmax",
+    (4, 5, 6),
+    ("Reshape", ["c"], {"shape": [4, 30]}),
+    ("Softmax", ["z0"], {"axis": 1}),
+)
 # Slice: every axis of an NHWC-held value, chunk halves + Concat, rank 6
 for _axis, (_start, _end) in ((1, (1, 3)), (2, (0, 4)), (3, (2, 6))):
     _case(f"slice-axis{_axis}", (4, 5, 6), ("Slice", ["c"], {"axis": _axis, "start": _start, "end": _end}))
@@ -358,8 +395,27 @@ def test_lowerings_use_the_intended_builtin_ops(workdir: Path) -> None:
     chw, nodes = LAYOUT_CASES["transpose-0231"]
     data = build_tflite(_layout_case(workdir, "transpose-0231", chw, nodes), "expanded").data
     assert _count_op(data, "TRANSPOSE") == 1  # the graph input's NCHW -> NHWC only
+    # channel shuffle on NHWC: the reshapes split and merge channels in place, one TRANSPOSE moves them
+    chw, nodes = LAYOUT_CASES["channel-shuffle"]
+    data = build_tflite(_layout_case(workdir, "channel-shuffle", chw, nodes), "expanded").data
+    assert _count_op(data, "TRANSPOSE") == 3  # the graph input's and output's, and the shuffle's
     for case_id in LAYOUT_CASES:
         assert "CUSTOM" not in ops_of(case_id)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "groups"),
+    [
+        ((6, 4, 5), (2, 3, 4, 5), [([1], [1, 2]), ([2], [3]), ([3], [4])]),
+        ((3, 2, 4, 5), (6, 4, 5), [([1, 2], [1]), ([3], [2]), ([4], [3])]),
+        ((4, 5, 6), (4, 30), [([1], [1]), ([2, 3], [2])]),
+        ((1, 6), (6,), [([1, 2], [1])]),
+        ((6, 1, 1), (6,), [([1, 2, 3], [1])]),
+        ((4, 6), (2, 12), [([1, 2], [1, 2])]),
+    ],
+)
+def test_reshape_groups(source: tuple, target: tuple, groups: list) -> None:
+    assert reshape_groups(source, target) == groups
 
 
 def _count_op(data: bytes, name: str) -> int:

@@ -22,13 +22,15 @@ from .builder import TensorHandle
 from .context import ExportContext, Shape
 from .fusion import batch_norm_affine, node_key
 from .layout import (
-    NCHW_TO_NHWC,
     NHWC,
     TORCH,
     WeightView,
     conv_output_size,
+    layout_perm,
     nhwc_axis,
+    perm_layout,
     pool_output_size,
+    reshape_groups,
     same_padding_matches,
 )
 from .schema import schema
@@ -606,32 +608,75 @@ def _reshape(ctx: ExportContext, node: Node) -> None:
     _reshape_to(ctx, node, target)
 
 
+_MAX_TRANSPOSE_RANK = 6  # TRANSPOSE takes up to 6 axes: values of higher rank stay in PyTorch's order
+
+
 def _reshape_to(ctx: ExportContext, node: Node, target: list[int]) -> None:
-    """RESHAPE in PyTorch's memory order to ``[batch, *target]``; identity reshapes add no op."""
+    """RESHAPE to ``[batch, *target]`` in PyTorch's memory order; identity reshapes add no op.
+
+    The reshape is applied to whichever held tensor allows it without a TRANSPOSE
+    (``layout.reshape_groups``): e.g. splitting the channels of an NHWC tensor, as channel
+    shuffle does, keeps the result in a permuted layout. Otherwise one TRANSPOSE brings the
+    axes that merge next to each other first (to PyTorch's order for a flatten).
+    """
     name, out = node.inputs[0], node.outputs[0]
+    source = ctx.shape(name)
     shape = (None, *target)
-    if tuple(ctx.shape(name)) == shape:
+    if tuple(source) == shape:
         ctx.alias(out, name)
         return
-    y = ctx.reshape(ctx.get_torch_order(name), target, out)
-    ctx.define(out, y, TORCH, shape)
+    groups = reshape_groups(source[1:], target)  # type: ignore[arg-type]
+    rank = len(source)
+    for layout in ctx.layouts(name):
+        held = layout_perm(layout, rank)
+        t = _reshaped_layout(held, groups)
+        if t is not None and (len(t) <= _MAX_TRANSPOSE_RANK or perm_layout(t) == TORCH):
+            y = ctx.reshape(ctx.get(name, layout), [shape[a] for a in t[1:]], out)  # type: ignore[misc]
+            ctx.define(out, y, perm_layout(t), shape)
+            return
+    if rank == 4 and NHWC in ctx.layouts(name) and TORCH not in ctx.layouts(name):
+        _, c, h, w = source
+        if c == 1 or h * w == 1:  # type: ignore[operator]
+            ctx.define(out, ctx.reshape(ctx.get_torch_order(name), target, out), TORCH, shape)
+            return
+    held = layout_perm(ctx.layouts(name)[0], rank)
+    order = sorted(groups, key=lambda g: min(held.index(a) for a in g[0]))  # keep the groups' places
+    wanted = (0, *(a for g in order for a in g[0]))
+    if len(shape) > _MAX_TRANSPOSE_RANK:  # a result no TRANSPOSE could bring back to PyTorch's order
+        wanted = tuple(range(rank))
+    t = _reshaped_layout(wanted, groups)
+    assert t is not None
+    x = ctx.get(name, perm_layout(wanted))
+    ctx.define(out, ctx.reshape(x, [shape[a] for a in t[1:]], out), perm_layout(t), shape)  # type: ignore[misc]
 
 
-def _layout_perm(perm: tuple[int, ...], source: str, target: str) -> tuple[int, ...]:
-    """The TRANSPOSE permutation taking value x held in ``source`` to ``x.permute(perm)`` held in ``target``.
+def _reshaped_layout(
+    held: tuple[int, ...], groups: list[tuple[list[int], list[int]]]
+) -> tuple[int, ...] | None:
+    """The layout of the reshape's result when applied to a tensor in layout ``held``, or None.
 
-    Rank 4 only for NHWC: an NHWC tensor is ``x.permute(NCHW_TO_NHWC)``.
+    None unless every group's source axes are adjacent and in order in ``held``.
     """
-    wanted = perm if target == TORCH else tuple(perm[a] for a in NCHW_TO_NHWC)  # x axes, in output order
-    return wanted if source == TORCH else tuple(nhwc_axis(a) for a in wanted)
+    first = {}
+    for source, target in groups:
+        positions = [held.index(a) for a in source]
+        if positions != list(range(positions[0], positions[0] + len(positions))):
+            return None
+        first[source[0]] = target
+    result = [0]
+    for axis in held[1:]:
+        result.extend(first.get(axis, []))
+    return tuple(result)
 
 
 @register_op("Transpose")
 def _transpose(ctx: ExportContext, node: Node) -> None:
-    """TRANSPOSE of whichever layout the input is in, composed with the NCHW/NHWC map.
+    """No op at all: the output is the input's tensors in a relabelled layout.
 
-    A rank-4 permutation that is the layout change itself (``permute(0, 2, 3, 1)`` of a value
-    held in NHWC) costs no op. Ranks above 6 merge the axes that stay adjacent.
+    The data moves only where a consumer needs another layout, fused with the layout change it
+    would make anyway (``context.ExportContext.define_permuted``): e.g. ``permute(0, 2, 3, 1)``
+    of an NHWC value is that NHWC tensor in PyTorch order. Ranks above 6 (TRANSPOSE takes up to
+    6 axes) are transposed here, merging the axes that stay adjacent.
     """
     name, out = node.inputs[0], node.outputs[0]
     shape = ctx.shape(name)
@@ -642,24 +687,10 @@ def _transpose(ctx: ExportContext, node: Node) -> None:
             f"perm {list(perm)} is not a permutation of the axes of {list(shape)} keeping axis 0"
         )
     out_shape = tuple(shape[p] for p in perm)
-    if perm == tuple(range(rank)):
-        ctx.alias(out, name)
-        return
-    if rank == 4:
-        sources = ctx.layouts(name)
-        choices = [(s, t) for s in sources for t in (s, NHWC if s == TORCH else TORCH)]
-        for source, target in choices:  # a permutation that is the identity on a held tensor: no op
-            if _layout_perm(perm, source, target) == tuple(range(4)):
-                ctx.define(out, ctx.get(name, source), target, out_shape)
-                return
-        source, target = choices[0]
-        y = ctx.transpose(ctx.get(name, source), _layout_perm(perm, source, target), out)
-        ctx.define(out, y, target, out_shape)
+    if rank <= 6:
+        ctx.define_permuted(out, name, perm)
         return
     x = ctx.get(name, TORCH)
-    if rank <= 6:
-        ctx.define(out, ctx.transpose(x, perm, out), TORCH, out_shape)
-        return
     groups: list[list[int]] = []  # runs of input axes that stay adjacent and in order
     for axis in perm:
         if groups and groups[-1][-1] + 1 == axis and groups[-1] != [0]:  # the batch stays alone
@@ -676,7 +707,7 @@ def _transpose(ctx: ExportContext, node: Node) -> None:
 
 @register_op("Slice")
 def _slice(ctx: ExportContext, node: Node) -> None:
-    """SLICE in the input's own layout (the axis mapped to NHWC); ranks above 5 as rank 4."""
+    """SLICE of the tensor as held (the axis mapped through its layout); ranks above 5 as rank 4."""
     name, out = node.inputs[0], node.outputs[0]
     shape = ctx.shape(name)
     axis, start, end = node.attrs["axis"], node.attrs["start"], node.attrs["end"]
@@ -686,50 +717,42 @@ def _slice(ctx: ExportContext, node: Node) -> None:
     if start == 0 and end == shape[axis]:
         ctx.alias(out, name)
         return
-    layout = ctx.layouts(name)[0] if len(shape) == 4 else TORCH
-    x = ctx.get(name, layout)
-    if len(shape) > 5:  # [N, before, axis, after]: SLICE takes up to 5 axes
+    if len(shape) > 5:  # SLICE takes up to 5 axes: [N, before, axis, after] in PyTorch order
         before = math.prod(shape[1:axis])  # type: ignore[arg-type]
-        x = ctx.reshape(x, [before, shape[axis], math.prod(shape[axis + 1 :])], f"{out}/flat")  # type: ignore[arg-type, list-item]
-        axis, held = 2, (None, before, end - start, x.shape[3])
-    else:
-        held = _nhwc(out_shape) if layout == NHWC else out_shape
-        axis = nhwc_axis(axis) if layout == NHWC else axis
-    begin = [0] * len(held)
-    begin[axis] = start
-    size = [-1, *held[1:]]
-    y = ctx.op(
-        "SLICE",
-        [x, ctx.int32(begin), ctx.int32(size)],
-        f"{out}/sliced" if len(shape) > 5 else out,
-        list(held),
-    )
-    if len(shape) > 5:
-        y = ctx.reshape(y, list(out_shape[1:]), out)  # type: ignore[arg-type]
+        after = math.prod(shape[axis + 1 :])  # type: ignore[arg-type]
+        x = ctx.reshape(ctx.get(name, TORCH), [before, shape[axis], after], f"{out}/flat")  # type: ignore[list-item]
+        begin, size = [0, 0, start, 0], [-1, before, end - start, after]
+        y = ctx.op("SLICE", [x, ctx.int32(begin), ctx.int32(size)], f"{out}/sliced", [None, *size[1:]])
+        ctx.define(out, ctx.reshape(y, list(out_shape[1:]), out), TORCH, out_shape)  # type: ignore[arg-type]
+        return
+    layout = ctx.layouts(name)[0]
+    held = layout_perm(layout, len(shape))
+    begin = [start if a == axis else 0 for a in held]
+    size = [-1, *(out_shape[a] for a in held[1:])]
+    y = ctx.op("SLICE", [ctx.get(name, layout), ctx.int32(begin), ctx.int32(size)], out, [None, *size[1:]])
     ctx.define(out, y, layout, out_shape)
 
 
 @register_op("Mean")
 def _mean(ctx: ExportContext, node: Node) -> None:
-    """MEAN over the dims mapped to the held layout; NHWC unless dropping dims would reorder the rest."""
+    """MEAN over the dims mapped through the input's layout; the result stays in that layout's order."""
     name, out = node.inputs[0], node.outputs[0]
     shape = ctx.shape(name)
     dims, keep = sorted(node.attrs["dims"]), bool(node.attrs["keepdim"])
     if not dims or len(set(dims)) != len(dims) or not all(1 <= d < len(shape) for d in dims):
         raise ValueError(f"dims {node.attrs['dims']} are not distinct non-batch axes of {list(shape)}")
+    layout = ctx.layouts(name)[0]
+    held = layout_perm(layout, len(shape))
     kept = [a for a in range(len(shape)) if a not in dims]
-    out_shape = (
-        tuple(1 if a in dims else shape[a] for a in range(len(shape)))
-        if keep
-        else tuple(shape[a] for a in kept)
-    )
-    layout = TORCH
-    if len(shape) == 4 and NHWC in ctx.layouts(name):
-        in_order = [nhwc_axis(a) for a in kept] == sorted(nhwc_axis(a) for a in kept)
-        layout = NHWC if keep or in_order else TORCH
-    axes = [nhwc_axis(d) for d in dims] if layout == NHWC else dims
+    if keep:
+        out_shape = tuple(1 if a in dims else shape[a] for a in range(len(shape)))
+        out_layout, out_held = layout, [out_shape[a] for a in held]
+    else:
+        out_shape = tuple(shape[a] for a in kept)
+        order = [a for a in held if a not in dims]  # kept axes in held order
+        out_layout, out_held = perm_layout([kept.index(a) for a in order]), [shape[a] for a in order]
     options = schema.ReducerOptionsT()
     options.keepDims = keep
-    held = _nhwc(out_shape) if layout == NHWC and keep else list(out_shape)
-    y = ctx.op("MEAN", [ctx.get(name, layout), ctx.int32(sorted(axes))], out, held, options)
-    ctx.define(out, y, layout if keep else TORCH, out_shape)
+    axes = ctx.int32(sorted(held.index(d) for d in dims))
+    y = ctx.op("MEAN", [ctx.get(name, layout), axes], out, [None, *out_held[1:]], options)
+    ctx.define(out, y, out_layout, out_shape)
