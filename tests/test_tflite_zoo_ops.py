@@ -245,6 +245,12 @@ _case(
     ("MaxPool2d", ["z2"], _pool((2, 2), (2, 2), (0, 0), False)),
 )
 _case(
+    "transpose-rank6",
+    (8, 4, 6),
+    ("Reshape", ["c"], {"shape": [2, 2, 2, 4, 6]}),
+    ("Transpose", ["z0"], {"perm": [0, 5, 3, 1, 4, 2]}),
+)
+_case(
     "transpose-rank7",
     (8, 4, 6),
     ("Reshape", ["c"], {"shape": [2, 2, 2, 2, 2, 6]}),
@@ -296,6 +302,12 @@ _case(
     ("Slice", ["c"], {"axis": 1, "start": 3, "end": 6}),
     ("Silu", ["z1"], {}),
     ("Concat", ["z2", "z0"], {"axis": 1}),
+)
+_case(
+    "slice-rank5",
+    (8, 4, 6),
+    ("Reshape", ["c"], {"shape": [2, 4, 4, 6]}),
+    ("Slice", ["z0"], {"axis": 2, "start": 1, "end": 3}),
 )
 _case(
     "slice-rank6",
@@ -431,10 +443,16 @@ def _count_op(data: bytes, name: str) -> int:
 
 
 def test_rank5_ops_declare_their_versions(workdir: Path) -> None:
-    """A rank-5 TRANSPOSE is version 4 and a rank-6 SLICE version 5, as the TF converter declares."""
+    """Rank-5/6 TRANSPOSE are versions 4/6, a rank-5 SLICE version 5, as the TF converter declares
+    (the layout cases above run them in stock LiteRT)."""
     import tflite
 
-    for case_id, op, version in (("channel-shuffle", "TRANSPOSE", 4), ("slice-rank6", "SLICE", 1)):
+    cases = (
+        ("channel-shuffle", "TRANSPOSE", 4),
+        ("transpose-rank6", "TRANSPOSE", 6),
+        ("slice-rank5", "SLICE", 5),
+    )
+    for case_id, op, version in cases:
         chw, nodes = LAYOUT_CASES[case_id]
         model = tflite.Model.GetRootAsModel(
             build_tflite(_layout_case(workdir, case_id, chw, nodes), "expanded").data, 0
