@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,12 @@ def _layout_case(
     shapes = {CONV_OUT: hpk.output.shape}
     for i, (op, inputs, attrs) in enumerate(nodes):
         out = f"z{i}"
-        hpk.nodes.append(Node(op, f"m{i}", tuple(inputs), (out,), {}, dict(attrs)))
-        shapes[out] = OPS[op].infer([shapes[name] for name in inputs], attrs, {})[
-            0
-        ]  # the reader's shape rule
+        node = Node(op, f"m{i}", tuple(inputs), (out,), {}, dict(attrs))
+        problem = OPS[op].check(node, {})  # the reader's attr checks, then its shape rule
+        if problem:
+            raise ValueError(problem)
+        hpk.nodes.append(node)
+        shapes[out] = OPS[op].infer([shapes[name] for name in inputs], attrs, {})[0]
     hpk.outputs = [ValueInfo(out, shapes[out])]
     path = root / f"{case_id}.hpk"
     write_hpk(hpk, path)
@@ -476,3 +479,54 @@ def test_unsupported_configuration_names_the_node(workdir: Path) -> None:
         HpkFormatError, match=r"node 'scramble' \(Transpose\).*not supported by the TFLite exporter"
     ):
         build_tflite(path, "expanded")
+
+
+def _attr_variants(value: Any, rng: random.Random) -> list[Any]:
+    """Plausible and hostile replacements for one attr value."""
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [0, 1, 2, 5, -1, value + 1, 2**31 - 1]
+    if isinstance(value, list):
+        variants = [[rng.randint(-1, 9) for _ in value] for _ in range(4)]
+        variants += [
+            value[:-1],
+            [*value, 1],
+            list(reversed(value)),
+            [0] * len(value),
+            [2**31 - 1] * len(value),
+        ]
+        return variants
+    return []
+
+
+def test_reader_accepted_attr_variants_export_and_run(workdir: Path) -> None:
+    """Every attr of every zoo-op node, replaced by plausible and hostile values: whatever the reader
+    accepts exports in once and expanded mode, loads in LiteRT and matches the numpy runtime;
+    nothing else escapes but HpkFormatError naming the file."""
+    rng = random.Random(3)
+    accepted = rejected = 0
+    for case_id in sorted(LAYOUT_CASES):
+        chw, nodes = LAYOUT_CASES[case_id]
+        if len(nodes) != 1 or not nodes[0][2]:
+            continue
+        op, inputs, attrs = nodes[0]
+        for key in sorted(attrs):
+            for value in _attr_variants(attrs[key], rng):
+                try:
+                    path = _layout_case(workdir, "variant", chw, [(op, inputs, {**attrs, key: value})])
+                except (HpkFormatError, ValueError, TypeError, KeyError):
+                    rejected += 1  # not a valid file (the reader's checks or shape rule said so)
+                    continue
+                accepted += 1
+                model = load(path)
+                x = np.random.default_rng(accepted).standard_normal((2, 3, chw[1], chw[2])).astype(np.float32)
+                for mode in ("once", "expanded"):
+                    try:
+                        exported = build_tflite(path, mode)
+                    except HpkFormatError as exc:  # a valid configuration LiteRT cannot express: named
+                        assert str(exc).startswith(str(path)) and "not supported" in str(exc), exc
+                        continue
+                    got = _run(exported.data, x, exported.input_name, exported.output_name, "builtin")
+                    _assert_close(got, model.run(x), f"{case_id} {key}={value!r} {mode}")
+    assert accepted >= 100 and rejected >= 100, (accepted, rejected)
