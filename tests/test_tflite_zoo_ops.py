@@ -290,6 +290,13 @@ _case(
     ("Mean", ["z0"], {"dims": [2], "keepdim": False}),
 )
 _case(
+    "reshape-of-rank1",
+    (4, 5, 6),
+    ("Mean", ["c"], {"dims": [1, 2, 3], "keepdim": False}),
+    ("Reshape", ["z0"], {"shape": [1, 1]}),
+    ("Mul", ["z1", "z1"], {}),
+)
+_case(
     "reshape-merge-hw-softmax",
     (4, 5, 6),
     ("Reshape", ["c"], {"shape": [4, 30]}),

@@ -625,8 +625,11 @@ def _reshape_to(ctx: ExportContext, node: Node, target: list[int]) -> None:
     if tuple(source) == shape:
         ctx.alias(out, name)
         return
-    groups = reshape_groups(source[1:], target)  # type: ignore[arg-type]
     rank = len(source)
+    if rank == 1:  # [N] has no axes to keep in place
+        ctx.define(out, ctx.reshape(ctx.get(name, TORCH), target, out), TORCH, shape)
+        return
+    groups = reshape_groups(source[1:], target)  # type: ignore[arg-type]
     for layout in ctx.layouts(name):
         held = layout_perm(layout, rank)
         t = _reshaped_layout(held, groups)
