@@ -39,7 +39,7 @@ from hashpack.exporter.tflite.graph import OPS as EXPORTER_OPS
 from hashpack.exporter.tflite.layout import reshape_groups
 from hashpack.exporter.tflite.materialize import materialize
 from hashpack.exporter.tflite.window_pool import adaptive_windows, regular_windows
-from hashpack.runtime import HpkFormatError, load, read_hpk, write_hpk
+from hashpack.runtime import HpkFile, HpkFormatError, load, read_hpk, write_hpk
 from hashpack.runtime.hpk import Node, ValueInfo
 from hashpack.runtime.ops import OPS
 
@@ -537,3 +537,41 @@ def test_reader_accepted_attr_variants_export_and_run(workdir: Path) -> None:
                     got = _run(exported.data, x, exported.input_name, exported.output_name, "builtin")
                     _assert_close(got, model.run(x), f"{case_id} {key}={value!r} {mode}")
     assert accepted >= 100 and rejected >= 100, (accepted, rejected)
+
+
+def _pool_sweep() -> list[tuple[str, dict[str, Any], tuple[int, int, int]]]:
+    """Random valid MaxPool2d/AvgPool2d configurations (ceil_mode both ways), deterministic."""
+    rng = random.Random(5)
+    cases = []
+    while len(cases) < 60:
+        kernel = [rng.randint(1, 4), rng.randint(1, 4)]
+        stride = [rng.randint(1, 3), rng.randint(1, 3)]
+        padding = [rng.randint(0, kernel[0] // 2), rng.randint(0, kernel[1] // 2)]
+        size = (2, rng.randint(max(kernel[0], 2), 9), rng.randint(max(kernel[1], 2), 9))
+        ceil = rng.random() < 0.7
+        if rng.random() < 0.5:
+            dilation = [rng.choice([1, 1, 2]), rng.choice([1, 2, 3])]
+            if any(
+                (k - 1) * d + 1 > n + 2 * p
+                for k, d, n, p in zip(kernel, dilation, size[1:], padding, strict=True)
+            ):
+                continue
+            cases.append(("MaxPool2d", _pool(kernel, stride, padding, ceil, dilation), size))
+        else:
+            cases.append(("AvgPool2d", _avg(kernel, stride, padding, rng.random() < 0.5, ceil), size))
+    return cases
+
+
+@pytest.mark.parametrize(("op", "attrs", "chw"), _pool_sweep())
+def test_pool_sweep_matches_numpy_runtime(tmp_path: Path, op: str, attrs: dict[str, Any], chw: tuple) -> None:
+    """ceil_mode, padding, count_include_pad and dilation in random combinations, on the graph input."""
+    node = Node(op, "pool", ("x",), ("y",), {}, attrs)
+    shape = OPS[op].infer([(None, *chw)], attrs, {})[0]
+    hpk = HpkFile([ValueInfo("x", (None, *chw))], [ValueInfo("y", shape)], {}, {}, [node], {})
+    path = tmp_path / "pool.hpk"
+    write_hpk(hpk, path)
+    x = np.random.default_rng(1).standard_normal((2, *chw)).astype(np.float32)
+    exported = build_tflite(path, "expanded")
+    for resolver in RESOLVERS:
+        got = _run(exported.data, x, "x", "y", resolver)
+        _assert_close(got, load(path).run(x), f"{op} {attrs} on {chw} {resolver}")
