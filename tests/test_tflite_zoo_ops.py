@@ -575,3 +575,58 @@ def test_pool_sweep_matches_numpy_runtime(tmp_path: Path, op: str, attrs: dict[s
     for resolver in RESOLVERS:
         got = _run(exported.data, x, "x", "y", resolver)
         _assert_close(got, load(path).run(x), f"{op} {attrs} on {chw} {resolver}")
+
+
+def _layout_chain(rng: random.Random) -> tuple[tuple[int, ...], list[Node], tuple]:
+    """A random chain of layout-moving ops starting from an NHWC-held value (a 1×1 MaxPool2d)."""
+    chw = (rng.choice([4, 6, 8]), rng.choice([1, 2, 3, 4]), rng.choice([2, 4, 6]))
+    nodes = [Node("MaxPool2d", "nhwc", ("x",), ("v0",), {}, _pool((1, 1), (1, 1), (0, 0), False))]
+    shape: tuple = (None, *chw)
+    for i in range(1, rng.randint(5, 9)):
+        rank = len(shape)
+        kinds = ["transpose", "reshape", "slice", "mean", "unary", "pool"]
+        choice = rng.choices(kinds, weights=[4, 4, 2, 1, 1, 2])[0]
+        if choice == "transpose" and rank >= 3:
+            rest = list(range(1, rank))
+            rng.shuffle(rest)
+            op, attrs = "Transpose", {"perm": [0, *rest]}
+        elif choice == "reshape":
+            dims = list(shape[1:])
+            splits = [a for a, d in enumerate(dims) if d in (4, 6)]
+            if splits and rank < 6 and rng.random() < 0.6:
+                a = rng.choice(splits)
+                dims[a : a + 1] = [2, dims[a] // 2]
+            elif len(dims) >= 2:
+                a = rng.randrange(len(dims) - 1)
+                dims[a : a + 2] = [dims[a] * dims[a + 1]]
+            op, attrs = "Reshape", {"shape": dims}
+        elif choice == "slice" and any(d >= 2 for d in shape[1:]):
+            axis = rng.choice([a for a in range(1, rank) if shape[a] >= 2])
+            start = rng.randrange(shape[axis] - 1)
+            op, attrs = "Slice", {"axis": axis, "start": start, "end": rng.randint(start + 1, shape[axis])}
+        elif choice == "mean" and rank >= 3:
+            dims = rng.sample(range(1, rank), rng.randint(1, rank - 2))
+            op, attrs = "Mean", {"dims": dims, "keepdim": rng.random() < 0.5}
+        elif choice == "pool" and rank == 4:
+            op, attrs = "MaxPool2d", _pool((1, 1), (1, 1), (0, 0), False)
+        else:
+            op, attrs = rng.choice(["Silu", "Hardswish", "Relu"]), {}
+        node = Node(op, f"n{i}", (f"v{i - 1}",), (f"v{i}",), {}, attrs)
+        shape = OPS[op].infer([shape], attrs, {})[0]
+        nodes.append(node)
+    return chw, nodes, shape
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_layout_chains_match_numpy_runtime(tmp_path: Path, seed: int) -> None:
+    """Transposes, reshapes that split and merge axes, slices and means on permuted layouts."""
+    chw, nodes, shape = _layout_chain(random.Random(seed))
+    hpk = HpkFile([ValueInfo("x", (None, *chw))], [ValueInfo(nodes[-1].outputs[0], shape)], {}, {}, nodes, {})
+    path = tmp_path / "chain.hpk"
+    write_hpk(hpk, path)
+    x = np.random.default_rng(seed).standard_normal((3, *chw)).astype(np.float32)
+    exported = build_tflite(path, "expanded")
+    what = " -> ".join(f"{n.op}{n.attrs or ''}" for n in nodes)
+    for resolver in RESOLVERS:
+        got = _run(exported.data, x, "x", exported.output_name, resolver)
+        _assert_close(got, load(path).run(x), f"{what} ({resolver})")
