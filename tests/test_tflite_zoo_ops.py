@@ -630,3 +630,20 @@ def test_random_layout_chains_match_numpy_runtime(tmp_path: Path, seed: int) -> 
     for resolver in RESOLVERS:
         got = _run(exported.data, x, "x", exported.output_name, resolver)
         _assert_close(got, load(path).run(x), f"{what} ({resolver})")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_adaptive_pools_match_numpy_runtime(tmp_path: Path, seed: int) -> None:
+    """Adaptive pools from 1..9 to 1..10 per axis (smaller, equal, larger, non-dividing)."""
+    rng = random.Random(seed)
+    op = rng.choice(["AdaptiveAvgPool2d", "AdaptiveMaxPool2d"])
+    chw, out = (3, rng.randint(1, 9), rng.randint(1, 9)), [rng.randint(1, 10), rng.randint(1, 10)]
+    node = Node(op, "pool", ("x",), ("y",), {}, {"output": out})
+    hpk = HpkFile([ValueInfo("x", (None, *chw))], [ValueInfo("y", (None, 3, *out))], {}, {}, [node], {})
+    path = tmp_path / "adaptive.hpk"
+    write_hpk(hpk, path)
+    x = np.random.default_rng(seed).standard_normal((2, *chw)).astype(np.float32)
+    exported = build_tflite(path, "expanded")
+    for resolver in RESOLVERS:
+        got = _run(exported.data, x, "x", "y", resolver)
+        _assert_close(got, load(path).run(x), f"{op} {chw[1:]} -> {out} ({resolver})")
