@@ -1,9 +1,10 @@
 """State shared by the op translators while one .hpk graph becomes a LiteRT main subgraph.
 
-Why: a value of the .hpk graph (PyTorch semantics) may be needed in two layouts (NCHW for a
-flatten, NHWC for a convolution). The context keeps each value's PyTorch shape and the tensors
-that hold it per layout, and converts lazily with one cached TRANSPOSE, so a chain of NHWC ops
-never goes back and forth. It also hands out tensor names that can never clash with each other
+Why: a value of the .hpk graph (PyTorch semantics) may be needed in several layouts (NCHW for a
+flatten, NHWC for a convolution, and after a Transpose any permutation of its axes, see
+``layout.py``). The context keeps each value's PyTorch shape and the tensors that hold it per
+layout, and converts lazily with one cached TRANSPOSE, so a chain of NHWC ops never goes back
+and forth and a Transpose costs nothing until a consumer needs another order. It also hands out tensor names that can never clash with each other
 or with the names the builder generates for anonymous tensors.
 """
 

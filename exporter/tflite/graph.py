@@ -2,8 +2,10 @@
 
 Every .hpk op means what the PyTorch op of that name means (NCHW). LiteRT's convolutions and
 pools are NHWC, so those translators ask the context for their input in NHWC and produce NHWC;
-elementwise ops keep whatever layout their input has; flatten/reshape/softmax go back to
-PyTorch's memory order where it matters (``context.py`` inserts and caches the TRANSPOSEs).
+elementwise ops, Slice and Mean work on whatever layout their input is held in (axes mapped
+through it); Transpose only relabels the layout; reshapes run on the held tensor when the axes
+they merge or split are adjacent there, and otherwise go back to an order where they are
+(``context.py`` inserts and caches the TRANSPOSEs).
 Weights come from ``ctx.weights`` in the LiteRT layout each kernel wants, whatever the mode.
 An op without a translator, or an op configuration LiteRT has no builtin for, is an
 ``HpkFormatError`` naming the op and the node.
