@@ -254,6 +254,19 @@ _case(
     ("Transpose", ["z0"], {"perm": [0, 5, 3, 1, 4, 2]}),
 )
 _case(
+    "rank8-chain",  # the largest rank a .hpk value can have: every op that accepts it
+    (8, 4, 6),
+    ("Reshape", ["c"], {"shape": [2, 2, 2, 2, 2, 3, 2]}),
+    ("Mean", ["z0"], {"dims": [3], "keepdim": True}),
+    ("Mul", ["z1", "z0"], {}),  # two-way broadcast
+    ("Silu", ["z2"], {}),
+    ("Slice", ["z3"], {"axis": 6, "start": 1, "end": 3}),
+    ("Transpose", ["z4"], {"perm": [0, 1, 2, 3, 4, 5, 7, 6]}),
+    ("Softmax", ["z5"], {"axis": 3}),  # (XNNPACK fails to prepare MEAN/SOFTMAX/CONCATENATION above rank 6)
+    ("Concat", ["z6", "z5"], {"axis": 2}),
+    ("Mean", ["z7"], {"dims": [2, 4, 5], "keepdim": False}),
+)
+_case(
     "transpose-rank7",
     (8, 4, 6),
     ("Reshape", ["c"], {"shape": [2, 2, 2, 2, 2, 6]}),

@@ -100,6 +100,16 @@ def _param_shape(ctx: ExportContext, node: Node, slot: str) -> tuple[int, ...]:
     return ctx.hpk.params[node.params[slot]].shape
 
 
+_MAX_XNNPACK_RANK = 6  # XNNPACK claims MEAN/SOFTMAX/CONCATENATION of higher rank, then fails to prepare
+
+
+def _around_axis(ctx: ExportContext, name: str, axis: int, base: str) -> TensorHandle:
+    """Value ``name`` viewed as ``[N, before, axis, after]`` (rank 4; PyTorch order)."""
+    shape = ctx.shape(name)
+    before, after = math.prod(shape[1:axis]), math.prod(shape[axis + 1 :])  # type: ignore[arg-type]
+    return ctx.reshape(ctx.get(name, TORCH), [before, shape[axis], after], base)  # type: ignore[list-item]
+
+
 # ------------------------------------------------------------------------------ dense layers
 
 
@@ -356,8 +366,6 @@ def _mul(ctx: ExportContext, node: Node) -> None:
     if len(sa) != len(sb) or any(x != y and 1 not in (x, y) for x, y in zip(sa[1:], sb[1:], strict=True)):
         raise ValueError(f"shapes {list(sa)} and {list(sb)} do not broadcast")
     shape = (None, *(max(x, y) for x, y in zip(sa[1:], sb[1:], strict=True)))  # type: ignore[type-var]
-    if len(shape) > 6 and sa != sb:
-        raise _Unsupported(f"Mul broadcasting rank-{len(shape)} tensors (MUL broadcasts up to rank 6)")
     both4 = len(shape) == 4
     layout = NHWC if both4 and NHWC in ctx.layouts(a) + ctx.layouts(b) else TORCH
     options = schema.MulOptionsT()
@@ -390,6 +398,13 @@ def _softmax(ctx: ExportContext, node: Node) -> None:
         y = ctx.op("SOFTMAX", [ctx.get(node.inputs[0], NHWC)], out, _nhwc(shape), options)
         ctx.define(out, y, NHWC, shape)
         return
+    if rank > _MAX_XNNPACK_RANK:  # as [N, before, after, axis]: SOFTMAX over the last axis
+        x = _around_axis(ctx, node.inputs[0], axis, f"{out}/flat")
+        moved = ctx.transpose(x, [0, 1, 3, 2], f"{out}/moved")
+        soft = ctx.op("SOFTMAX", [moved], f"{out}/moved_softmax", [None, *moved.shape[1:]], options)
+        back = ctx.transpose(soft, [0, 1, 3, 2], f"{out}/back")
+        ctx.define(out, ctx.reshape(back, list(shape[1:]), out), TORCH, shape)  # type: ignore[arg-type]
+        return
     x = ctx.get(node.inputs[0], TORCH)
     if axis == rank - 1:
         ctx.define(out, ctx.op("SOFTMAX", [x], out, list(shape), options), TORCH, shape)
@@ -415,6 +430,20 @@ def _concat(ctx: ExportContext, node: Node) -> None:
         raise ValueError(f"cannot concatenate shapes {[list(s) for s in shapes]} on axis {axis}")
     shape = list(shapes[0])
     shape[axis] = sum(s[axis] for s in shapes)  # type: ignore[misc]
+    out = node.outputs[0]
+    if rank > _MAX_XNNPACK_RANK:  # as [N, before, axis, after]
+        parts = [_around_axis(ctx, name, axis, f"{out}/part{i}") for i, name in enumerate(node.inputs)]
+        options = schema.ConcatenationOptionsT()
+        options.axis = 2
+        joined = ctx.op(
+            "CONCATENATION",
+            parts,
+            f"{out}/joined",
+            [None, *parts[0].shape[1:2], shape[axis], parts[0].shape[3]],
+            options,
+        )
+        ctx.define(out, ctx.reshape(joined, shape[1:], out), TORCH, tuple(shape))  # type: ignore[arg-type]
+        return
     nhwc = rank == 4 and any(NHWC in ctx.layouts(name) for name in node.inputs)
     options = schema.ConcatenationOptionsT()
     options.axis = nhwc_axis(axis) if nhwc else axis
@@ -746,9 +775,12 @@ def _mean(ctx: ExportContext, node: Node) -> None:
     dims, keep = sorted(node.attrs["dims"]), bool(node.attrs["keepdim"])
     if not dims or len(set(dims)) != len(dims) or not all(1 <= d < len(shape) for d in dims):
         raise ValueError(f"dims {node.attrs['dims']} are not distinct non-batch axes of {list(shape)}")
+    kept = [a for a in range(len(shape)) if a not in dims]
+    if len(shape) > _MAX_XNNPACK_RANK:
+        _mean_high_rank(ctx, node, dims, keep)
+        return
     layout = ctx.layouts(name)[0]
     held = layout_perm(layout, len(shape))
-    kept = [a for a in range(len(shape)) if a not in dims]
     if keep:
         out_shape = tuple(1 if a in dims else shape[a] for a in range(len(shape)))
         out_layout, out_held = layout, [out_shape[a] for a in held]
@@ -761,3 +793,30 @@ def _mean(ctx: ExportContext, node: Node) -> None:
     axes = ctx.int32(sorted(held.index(d) for d in dims))
     y = ctx.op("MEAN", [ctx.get(name, layout), axes], out, [None, *out_held[1:]], options)
     ctx.define(out, y, out_layout, out_shape)
+
+
+def _mean_high_rank(ctx: ExportContext, node: Node, dims: list[int], keep: bool) -> None:
+    """Mean over ``dims`` of a value of rank > 6: one rank-4 MEAN per run of adjacent dims.
+
+    Each run is reduced as axis 2 of ``[N, before, run, after]``; means over disjoint axes
+    compose (equal counts), within float32 rounding of one mean.
+    """
+    name, out = node.inputs[0], node.outputs[0]
+    shape = list(ctx.shape(name))
+    runs: list[list[int]] = []
+    for d in dims:
+        if runs and runs[-1][-1] + 1 == d:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    x = ctx.get(name, TORCH)
+    options = schema.ReducerOptionsT()
+    options.keepDims = True
+    for i, run in enumerate(reversed(runs)):  # from the back, so earlier axes keep their numbers
+        before, size = math.prod(shape[1 : run[0]]), math.prod(shape[run[0] : run[-1] + 1])  # type: ignore[arg-type]
+        after = math.prod(shape[run[-1] + 1 :])  # type: ignore[arg-type]
+        view = ctx.reshape(x, [before, size, after], f"{out}/run{i}")
+        x = ctx.op("MEAN", [view, ctx.int32([2])], f"{out}/run{i}_mean", [None, before, 1, after], options)
+        shape[run[0] : run[-1] + 1] = [1] * len(run)
+    out_shape = tuple(shape) if keep else tuple(shape[a] for a in range(len(shape)) if a not in dims)
+    ctx.define(out, ctx.reshape(x, list(out_shape[1:]), out), TORCH, out_shape)  # type: ignore[arg-type]
