@@ -595,10 +595,12 @@ def _layout_chain(rng: random.Random) -> tuple[tuple[int, ...], list[Node], tupl
     chw = (rng.choice([4, 6, 8]), rng.choice([1, 2, 3, 4]), rng.choice([2, 4, 6]))
     nodes = [Node("MaxPool2d", "nhwc", ("x",), ("v0",), {}, _pool((1, 1), (1, 1), (0, 0), False))]
     shape: tuple = (None, *chw)
+    shapes = [shape]  # of each node's output
     for i in range(1, rng.randint(5, 9)):
         rank = len(shape)
-        kinds = ["transpose", "reshape", "slice", "mean", "unary", "pool"]
-        choice = rng.choices(kinds, weights=[4, 4, 2, 1, 1, 2])[0]
+        kinds = ["transpose", "reshape", "slice", "mean", "unary", "pool", "softmax", "concat", "mul"]
+        choice = rng.choices(kinds, weights=[4, 4, 2, 1, 1, 2, 1, 1, 1])[0]
+        inputs = (f"v{i - 1}",)
         if choice == "transpose" and rank >= 3:
             rest = list(range(1, rank))
             rng.shuffle(rest)
@@ -606,7 +608,7 @@ def _layout_chain(rng: random.Random) -> tuple[tuple[int, ...], list[Node], tupl
         elif choice == "reshape":
             dims = list(shape[1:])
             splits = [a for a, d in enumerate(dims) if d in (4, 6)]
-            if splits and rank < 6 and rng.random() < 0.6:
+            if splits and rank < 8 and rng.random() < 0.6:
                 a = rng.choice(splits)
                 dims[a : a + 1] = [2, dims[a] // 2]
             elif len(dims) >= 2:
@@ -622,11 +624,32 @@ def _layout_chain(rng: random.Random) -> tuple[tuple[int, ...], list[Node], tupl
             op, attrs = "Mean", {"dims": dims, "keepdim": rng.random() < 0.5}
         elif choice == "pool" and rank == 4:
             op, attrs = "MaxPool2d", _pool((1, 1), (1, 1), (0, 0), False)
+        elif choice == "softmax" and rank >= 2:
+            op, attrs = "Softmax", {"axis": rng.randrange(1, rank)}
+        elif choice == "concat" and rank >= 2 and i >= 2:  # with the value two steps back, if it fits
+            axis = rng.randrange(1, rank)
+            earlier = (nodes[-2].outputs[0], shapes[-2])
+            fits = len(earlier[1]) == rank and all(
+                a == axis or earlier[1][a] == shape[a] for a in range(1, rank)
+            )
+            op, attrs = "Concat", {"axis": axis}
+            inputs = (f"v{i - 1}", earlier[0]) if fits else (f"v{i - 1}", f"v{i - 1}")
+        elif (
+            choice == "mul"
+            and rank >= 2
+            and i >= 2
+            and shapes[-2] != shape
+            and len(shapes[-2]) == rank
+            and all(1 in (x, y) or x == y for x, y in zip(shapes[-2][1:], shape[1:], strict=True))
+        ):
+            op, attrs, inputs = "Mul", {}, (nodes[-2].outputs[0], f"v{i - 1}")
         else:
             op, attrs = rng.choice(["Silu", "Hardswish", "Relu"]), {}
-        node = Node(op, f"n{i}", (f"v{i - 1}",), (f"v{i}",), {}, attrs)
-        shape = OPS[op].infer([shape], attrs, {})[0]
+        node = Node(op, f"n{i}", inputs, (f"v{i}",), {}, attrs)
+        known = {n.outputs[0]: sh for n, sh in zip(nodes, shapes, strict=True)}
+        shape = OPS[op].infer([known[name] for name in inputs], attrs, {})[0]
         nodes.append(node)
+        shapes.append(shape)
     return chw, nodes, shape
 
 
