@@ -426,6 +426,7 @@ def test_lowerings_use_the_intended_builtin_ops(workdir: Path) -> None:
     assert "PADV2" not in ops_of("maxpool-ceil-k3s2-16")  # squeezenet's ceil windows: SAME places them
     assert "PADV2" in ops_of("maxpool-ceil-k2s2-p1")  # SAME cannot: -inf padding incl. the ceil window
     assert "HARD_SWISH" in ops_of("hardswish")
+    assert "RELU" not in ops_of("mul-relu-fused")  # fused into MUL
     # conv (NHWC) -> permute(0, 2, 3, 1) is the NHWC tensor itself; only the output's transpose remains
     chw, nodes = LAYOUT_CASES["transpose-0231"]
     data = build_tflite(_layout_case(workdir, "transpose-0231", chw, nodes), "expanded").data
