@@ -1,9 +1,10 @@
 """State shared by the op translators while one .hpk graph becomes a LiteRT main subgraph.
 
-Why: a value of the .hpk graph (PyTorch semantics) may be needed in two layouts (NCHW for a
-flatten, NHWC for a convolution). The context keeps each value's PyTorch shape and the tensors
-that hold it per layout, and converts lazily with one cached TRANSPOSE, so a chain of NHWC ops
-never goes back and forth. It also hands out tensor names that can never clash with each other
+Why: a value of the .hpk graph (PyTorch semantics) may be needed in several layouts (NCHW for a
+flatten, NHWC for a convolution, and after a Transpose any permutation of its axes, see
+``layout.py``). The context keeps each value's PyTorch shape and the tensors that hold it per
+layout, and converts lazily with one cached TRANSPOSE, so a chain of NHWC ops never goes back
+and forth and a Transpose costs nothing until a consumer needs another order. It also hands out tensor names that can never clash with each other
 or with the names the builder generates for anonymous tensors.
 """
 
@@ -20,7 +21,7 @@ from hashpack.runtime import HpkFile, HpkFormatError
 
 from .builder import ModelBuilder, SubgraphBuilder, TensorHandle
 from .fusion import plan_fusions
-from .layout import NCHW_TO_NHWC, NHWC, NHWC_TO_NCHW, TORCH
+from .layout import NHWC, TORCH, layout_perm, perm_layout
 from .schema import schema
 from .weights import WeightStore
 
@@ -82,23 +83,42 @@ class ExportContext:
 
     def define(self, name: str, handle: TensorHandle, layout: str, shape: Shape) -> None:
         """Record that ``handle`` holds value ``name`` (PyTorch shape ``shape``) in ``layout``."""
-        if len(shape) != 4:
+        if layout == NHWC and len(shape) != 4:
             layout = TORCH
+        if len(layout_perm(layout, len(shape))) != len(shape):
+            raise ValueError(f"layout {layout} does not fit shape {list(shape)}")
         self.values[name] = Value(tuple(shape), layout, {layout: handle})
+
+    def define_permuted(self, name: str, source: str, perm: Sequence[int]) -> None:
+        """Value ``name`` is ``source.permute(perm)``: the same tensors, relabelled (no op).
+
+        A tensor holding ``x`` in layout ``s`` holds ``y = x.permute(perm)`` in layout ``t`` with
+        ``perm[t[i]] = s[i]``.
+        """
+        value, perm = self.values[source], tuple(perm)
+        rank = len(perm)
+
+        def relabel(layout: str) -> str:
+            return perm_layout([perm.index(a) for a in layout_perm(layout, rank)])
+
+        handles = {relabel(layout): handle for layout, handle in value.handles.items()}
+        shape = tuple(value.shape[a] for a in perm)
+        self.values[name] = Value(shape, relabel(value.native), handles)
 
     def alias(self, name: str, source: str) -> None:
         """``name`` is the same value as ``source`` (an identity op)."""
         self.values[name] = self.values[source]
 
     def get(self, name: str, layout: str = TORCH) -> TensorHandle:
-        """Value ``name`` in ``layout`` (TORCH or NHWC; rank != 4 is always TORCH), transposing once."""
+        """Value ``name`` in ``layout`` (NHWC asked of rank != 4 means TORCH), transposing once."""
         value = self.values[name]
-        if len(value.shape) != 4:
+        rank = len(value.shape)
+        if layout == NHWC and rank != 4:
             layout = TORCH
         if layout not in value.handles:
-            source = value.handles[value.native]
-            perm = NCHW_TO_NHWC if layout == NHWC else NHWC_TO_NCHW
-            value.handles[layout] = self.transpose(source, perm, f"{name}/{layout}")
+            held, wanted = layout_perm(value.native, rank), layout_perm(layout, rank)
+            perm = [held.index(a) for a in wanted]
+            value.handles[layout] = self.transpose(value.handles[value.native], perm, f"{name}/{layout}")
         return value.handles[layout]
 
     def get_torch_order(self, name: str) -> TensorHandle:
@@ -108,7 +128,7 @@ class ExportContext:
         so a flatten or reshape needs no TRANSPOSE then.
         """
         value = self.values[name]
-        if TORCH in value.handles or len(value.shape) != 4:
+        if TORCH in value.handles or len(value.shape) != 4 or NHWC not in value.handles:
             return self.get(name, TORCH)
         _, c, h, w = value.shape
         if c == 1 or h * w == 1:  # type: ignore[operator]

@@ -27,7 +27,7 @@ from .schema import schema
 __all__ = ["FOLDS_INTO", "FUSES_INTO", "Fusions", "batch_norm_affine", "node_key", "plan_fusions"]
 
 FOLDS_INTO = ("Conv2d", "Linear")  # ops a following BatchNorm folds into
-FUSES_INTO = ("Conv2d", "Linear", "Add")  # ops whose TFLite op takes a fused activation
+FUSES_INTO = ("Conv2d", "Linear", "Add", "Mul")  # ops whose TFLite op takes a fused activation
 ACTIVATIONS = {"Relu": "RELU", "Relu6": "RELU6"}
 
 

@@ -4,8 +4,10 @@ Why a module of its own: the .hpk graph means what PyTorch means (docs/FORMAT.md
 LiteRT's CONV_2D, DEPTHWISE_CONV_2D and the pooling ops only take NHWC activations and filters
 in their own axis order. Everything that maps one onto the other lives here:
 
-- activation layouts (``TORCH`` = the .hpk's own order, ``NHWC`` for rank-4 tensors) and the
-  permutations between them;
+- activation layouts: a tensor holding value ``x`` in layout ``p`` is ``x.permute(p)``.
+  ``TORCH`` is the .hpk's own order, ``NHWC`` LiteRT's for rank-4 tensors; other permutations
+  arise from Transpose (which then costs no op) and from reshapes done in a permuted layout
+  (channel shuffle), see :func:`reshape_groups`;
 - :class:`WeightView`, which says in which order a kernel wants the elements of a virtual weight.
   A hashed weight is generated *directly* in that order by hashing permuted flat indices (the
   hash of element ``i`` is a function of ``i`` alone), so no TRANSPOSE of a decompressed weight is
@@ -28,7 +30,11 @@ __all__ = [
     "TORCH",
     "WeightView",
     "conv_output_size",
+    "layout_perm",
     "nhwc_axis",
+    "perm_layout",
+    "pool_output_size",
+    "reshape_groups",
     "same_padding_matches",
 ]
 
@@ -39,6 +45,54 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 
 # Index terms bigger than this are split back into one term per axis (keeps constants tiny).
 _MAX_TERM = 4096
+
+
+def layout_perm(layout: str, rank: int) -> tuple[int, ...]:
+    """The permutation ``p`` of a layout: its tensor is ``x.permute(p)`` for PyTorch value ``x``."""
+    if layout == TORCH:
+        return tuple(range(rank))
+    if layout == NHWC:
+        return NCHW_TO_NHWC
+    return tuple(int(a) for a in layout.removeprefix("perm:").split(","))
+
+
+def perm_layout(perm: Sequence[int]) -> str:
+    """The layout name of permutation ``perm`` (``TORCH``, ``NHWC`` or ``perm:0,3,1,2``)."""
+    perm = tuple(perm)
+    if perm == tuple(range(len(perm))):
+        return TORCH
+    if perm == NCHW_TO_NHWC:
+        return NHWC
+    return "perm:" + ",".join(map(str, perm))
+
+
+def reshape_groups(source: Sequence[int], target: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+    """How a reshape from ``source`` to ``target`` (batch excluded) splits and merges axes.
+
+    Returns the smallest groups ``(source axes, target axes)`` with equal element counts, axes
+    numbered from 1 (0 is the batch). A reshape can be applied to a *permuted* tensor, without
+    a TRANSPOSE, when each group's source axes are adjacent and in order in its layout; the
+    result is then held in the layout that has each group's target axes in their place.
+    """
+    groups: list[tuple[list[int], list[int]]] = []
+    i = j = 0
+    while i < len(source) and j < len(target):
+        ga, gb, pa, pb = [i + 1], [j + 1], source[i], target[j]
+        i, j = i + 1, j + 1
+        while pa != pb:
+            if pa < pb:
+                ga.append(i + 1)
+                pa, i = pa * source[i], i + 1
+            else:
+                gb.append(j + 1)
+                pb, j = pb * target[j], j + 1
+        groups.append((ga, gb))
+    if i < len(source) or j < len(target):  # trailing axes of size 1
+        if not groups:
+            groups.append(([], []))
+        groups[-1][0].extend(range(i + 1, len(source) + 1))
+        groups[-1][1].extend(range(j + 1, len(target) + 1))
+    return groups
 
 
 def nhwc_axis(axis: int) -> int:
@@ -52,19 +106,41 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - span) // stride + 1
 
 
-def same_padding_matches(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> bool:
+def pool_output_size(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """PyTorch's output length of a pooling window, with its ``ceil_mode`` rule.
+
+    ceil_mode rounds the window count up, then drops the last window if it would start at or
+    past ``size + padding`` (in the padded input), so every window holds an input element.
+    """
+    if not ceil_mode:
+        return conv_output_size(size, kernel, stride, padding, dilation)
+    span = dilation * (kernel - 1) + 1
+    out = -(-(size + 2 * padding - span) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def same_padding_matches(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, out: int | None = None
+) -> bool:
     """True if TFLite ``SAME`` puts its windows where PyTorch's symmetric ``padding`` does.
 
     TFLite pads ``total // 2`` before and the rest after; the windows coincide when the output
-    lengths agree and the leading padding equals PyTorch's (trailing padding a window never
-    reaches does not matter). Then SAME is exact for convolution (zero padding), max pooling
-    (padding never wins) and average pooling with ``count_include_pad=False`` (padding not
-    counted), and saves an explicit PAD.
+    lengths agree (``out``, default the convolution's) and the leading padding equals PyTorch's
+    (trailing padding a window never reaches does not matter). Then SAME is exact for
+    convolution (zero padding), max pooling (padding never wins) and average pooling with
+    ``count_include_pad=False`` (padding not counted; also for ceil_mode's extra trailing
+    windows, which PyTorch divides by their in-bounds count as well), and saves an explicit PAD.
     """
     out_same = -(-size // stride)
     span = dilation * (kernel - 1) + 1
     total = max((out_same - 1) * stride + span - size, 0)
-    return out_same == conv_output_size(size, kernel, stride, padding, dilation) and total // 2 == padding
+    if out is None:
+        out = conv_output_size(size, kernel, stride, padding, dilation)
+    return out_same == out and total // 2 == padding
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,24 @@ def _dtype(t: object) -> np.dtype | None:
     return dtype if isinstance(dtype, np.dtype) else None
 
 
+def _rank(t: object | None) -> int:
+    return len(getattr(t, "shape", ()))
+
+
 def builtin_op_version(op: str, inputs: Sequence[object | None], outputs: Sequence[object]) -> int:
     """Version of builtin ``op`` (schema name) for these input/output tensor handles."""
     first_in = _dtype(inputs[0]) if inputs and inputs[0] is not None else None
     first_out = _dtype(outputs[0]) if outputs else None
+    rank = _rank(inputs[0]) if inputs else 0
+    if op == "TRANSPOSE":  # rank 5 needs version 4, rank 6 version 6
+        return 6 if rank > 5 else 4 if rank > 4 else 1
+    if op == "SLICE":
+        return 5 if rank > 4 else 1
+    if op in ("PAD", "PADV2"):
+        return 4 if rank > 4 else 1
+    if op == "DIV":  # broadcasting beyond rank 4
+        shapes = [getattr(t, "shape", ()) for t in inputs if t is not None]
+        return 2 if len(set(shapes)) > 1 and max(map(len, shapes)) > 4 else 1
     if op == "MUL":
         return {_U32: 7, _I64: 5, _I8: 2}.get(first_in, 1)
     if op == "ADD":
