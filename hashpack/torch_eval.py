@@ -189,14 +189,30 @@ OPS: dict[str, Op] = {
     "Relu6": lambda xs, p, a: F.relu6(xs[0]),
     "Sigmoid": lambda xs, p, a: torch.sigmoid(xs[0]),
     "Tanh": lambda xs, p, a: torch.tanh(xs[0]),
-    "MaxPool2d": lambda xs, p, a: F.max_pool2d(xs[0], a["kernel"], a["stride"], a["padding"], a["dilation"]),
-    "AvgPool2d": lambda xs, p, a: F.avg_pool2d(
-        xs[0], a["kernel"], a["stride"], a["padding"], count_include_pad=a["count_include_pad"]
+    "Hardswish": lambda xs, p, a: F.hardswish(xs[0]),
+    "Hardsigmoid": lambda xs, p, a: F.hardsigmoid(xs[0]),
+    "Silu": lambda xs, p, a: F.silu(xs[0]),
+    "MaxPool2d": lambda xs, p, a: F.max_pool2d(
+        xs[0], a["kernel"], a["stride"], a["padding"], a["dilation"], ceil_mode=a.get("ceil_mode", False)
     ),
+    "AvgPool2d": lambda xs, p, a: F.avg_pool2d(
+        xs[0],
+        a["kernel"],
+        a["stride"],
+        a["padding"],
+        ceil_mode=a.get("ceil_mode", False),
+        count_include_pad=a["count_include_pad"],
+    ),
+    "AdaptiveAvgPool2d": lambda xs, p, a: F.adaptive_avg_pool2d(xs[0], a["output"]),
+    "AdaptiveMaxPool2d": lambda xs, p, a: F.adaptive_max_pool2d(xs[0], a["output"]),
     "GlobalAvgPool": lambda xs, p, a: F.adaptive_avg_pool2d(xs[0], 1),
     "Flatten": lambda xs, p, a: torch.flatten(xs[0], a["start_dim"]),
     "Reshape": lambda xs, p, a: xs[0].reshape(xs[0].shape[0], *a["shape"]),
+    "Transpose": lambda xs, p, a: xs[0].permute(a["perm"]),
+    "Slice": lambda xs, p, a: xs[0].narrow(a["axis"], a["start"], a["end"] - a["start"]),
+    "Mean": lambda xs, p, a: xs[0].mean(a["dims"], keepdim=a["keepdim"]),
     "Add": lambda xs, p, a: xs[0] + xs[1],
+    "Mul": lambda xs, p, a: xs[0] * xs[1],
     "Concat": lambda xs, p, a: torch.cat(xs, dim=a["axis"]),
     "Softmax": lambda xs, p, a: F.softmax(xs[0], dim=a["axis"]),
 }

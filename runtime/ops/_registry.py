@@ -58,6 +58,9 @@ class OpDef:
     params: dict[str, int] = field(default_factory=dict)
     optional_params: dict[str, int] = field(default_factory=dict)
     attrs: dict[str, str] = field(default_factory=dict)
+    # attrs a file may omit (added after version 1 shipped, so older files stay valid); the kernel
+    # gives each a default
+    optional_attrs: dict[str, str] = field(default_factory=dict)
     num_inputs: int | None = 1  # None: one or more
     validate: Callable[[dict[str, Any], dict[str, Param]], str | None] | None = None
 
@@ -83,7 +86,10 @@ class OpDef:
                 return f"missing attr {attr!r}"
             if not _KINDS[kind](node.attrs[attr]):
                 return f"attr {attr!r} = {_show(node.attrs[attr])} is not a valid {kind}"
-        extra = set(node.attrs) - set(self.attrs)
+        for attr, kind in self.optional_attrs.items():
+            if attr in node.attrs and not _KINDS[kind](node.attrs[attr]):
+                return f"attr {attr!r} = {_show(node.attrs[attr])} is not a valid {kind}"
+        extra = set(node.attrs) - set(self.attrs) - set(self.optional_attrs)
         if extra:
             return f"unexpected attr {_show(sorted(extra)[0])}"
         return self.validate(node.attrs, params) if self.validate else None
@@ -99,6 +105,7 @@ def register(
     params: dict[str, int] | None = None,
     optional_params: dict[str, int] | None = None,
     attrs: dict[str, str] | None = None,
+    optional_attrs: dict[str, str] | None = None,
     num_inputs: int | None = 1,
     validate: Callable[[dict[str, Any], dict[str, Param]], str | None] | None = None,
 ) -> Callable[[Kernel], Kernel]:
@@ -106,7 +113,15 @@ def register(
 
     def decorate(kernel: Kernel) -> Kernel:
         OPS[name] = OpDef(
-            name, kernel, infer, params or {}, optional_params or {}, attrs or {}, num_inputs, validate
+            name,
+            kernel,
+            infer,
+            params or {},
+            optional_params or {},
+            attrs or {},
+            optional_attrs or {},
+            num_inputs,
+            validate,
         )
         return kernel
 

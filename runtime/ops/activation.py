@@ -1,4 +1,4 @@
-"""Elementwise activations and Softmax."""
+"""Elementwise activations (Relu, Relu6, Sigmoid, Tanh, Hardswish, Hardsigmoid, Silu) and Softmax."""
 
 from __future__ import annotations
 
@@ -27,6 +27,25 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 @register("Tanh", infer=elementwise)
 def tanh(x: np.ndarray) -> np.ndarray:
     return np.tanh(x)
+
+
+@register("Hardsigmoid", infer=elementwise)
+def hardsigmoid(x: np.ndarray) -> np.ndarray:
+    """relu6(x + 3) / 6, as F.hardsigmoid."""
+    return np.clip(x + np.float32(3), np.float32(0), np.float32(6)) / np.float32(6)
+
+
+@register("Hardswish", infer=elementwise)
+def hardswish(x: np.ndarray) -> np.ndarray:
+    """x · relu6(x + 3) / 6, as F.hardswish."""
+    return x * np.clip(x + np.float32(3), np.float32(0), np.float32(6)) / np.float32(6)
+
+
+@register("Silu", infer=elementwise)
+def silu(x: np.ndarray) -> np.ndarray:
+    """x · sigmoid(x), as F.silu (exp overflows to inf for very negative x: the result is -0)."""
+    with np.errstate(over="ignore"):
+        return (x / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
 
 def _softmax_shape(shapes: list[Shape], attrs: dict[str, Any], params: dict) -> tuple[Shape, int]:
