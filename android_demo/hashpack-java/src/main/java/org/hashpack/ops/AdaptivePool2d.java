@@ -36,10 +36,14 @@ final class AdaptivePool2d extends Op {
         requireRank(x, "input", 4);
         int[] output = intsAttr(node, "output");
         int[] out = {x[0], output[0], output[1]};
-        checkElements(numel(out), "the output");
-        // a window is at most ceil(H / oh) + 1 rows: the windows of an axis cover at most H + 2 * oh
-        double work = (double) x[0] * (x[1] + 2.0 * output[0]) * (x[2] + 2.0 * output[1]);
-        return new Inference(out, work);
+        checkElements(numel(out), "the pooled output");
+        // the numpy runtime's bounds (it gathers rows, then columns): the widest window along an
+        // axis is at most ceil(H / oh) + 1
+        double kh = Math.ceil((double) x[1] / output[0]) + 1;
+        double kw = Math.ceil((double) x[2] / output[1]) + 1;
+        checkElements((double) x[0] * output[0] * kh * x[2], "the gathered row windows");
+        checkElements((double) x[0] * output[0] * output[1] * kw, "the gathered column windows");
+        return new Inference(out, numel(out) * kh * kw);
     }
 
     /** First input index of window {@code i} of {@code out} over {@code in}: floor(i * in / out). */

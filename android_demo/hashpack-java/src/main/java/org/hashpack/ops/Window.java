@@ -4,8 +4,9 @@ package org.hashpack.ops;
  * The sliding-window geometry shared by Conv2d and the pools (PyTorch's rule):
  * {@code out = floor((in + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1} per spatial axis;
  * with {@code ceil_mode} (pools only) the division rounds up, minus one if the last window would
- * start at or past {@code in + pad} (torch's {@code pooling_output_shape}). Ceil-mode windows may
- * then reach past the padded input; the pools clip them.
+ * start at or past {@code in + pad} (torch's {@code pooling_output_shape}). The dilated kernel must
+ * fit the padded input in both modes; the last ceil-mode window may then reach past the padded
+ * input, and the pools clip it.
  */
 final class Window {
     final int channels;
@@ -54,25 +55,28 @@ final class Window {
         }
         long paddedH = x[1] + 2L * padding[0];
         long paddedW = x[2] + 2L * padding[1];
-        Op.checkElements((double) x[0] * paddedH * paddedW, "the padded input");
         long spanH = (long) dilation[0] * (kernel[0] - 1) + 1;
         long spanW = (long) dilation[1] * (kernel[1] - 1) + 1;
-        long outH = extent(paddedH - spanH, stride[0], ceil, x[1], padding[0]);
-        long outW = extent(paddedW - spanW, stride[1], ceil, x[2], padding[1]);
-        if (outH < 1 || outW < 1) {
+        if (paddedH < spanH || paddedW < spanW) { // in ceil mode too (docs/FORMAT.md §5)
             throw new ShapeException("kernel " + pair(kernel) + " (dilation " + pair(dilation)
                     + ") is larger than the padded input " + Op.show(x) + " + padding " + pair(padding));
         }
+        long outH = extent(paddedH - spanH, stride[0], ceil, x[1], padding[0]);
+        long outW = extent(paddedW - spanW, stride[1], ceil, x[2], padding[1]);
+        // ceil mode: the last window may reach past the padded input (the numpy runtime pads that far)
+        long extraH = Math.max(0, (outH - 1) * stride[0] + spanH - paddedH);
+        long extraW = Math.max(0, (outW - 1) * stride[1] + spanW - paddedW);
+        Op.checkElements((double) x[0] * (paddedH + extraH) * (paddedW + extraW), "the padded input");
         return new Window(x, kernel, stride, padding, dilation, (int) outH, (int) outW);
     }
 
-    /** Windows along one axis: {@code room = in + 2 * pad - span} (may be negative). */
+    /** Windows along one axis, {@code room = in + 2 * pad - span >= 0}. */
     private static long extent(long room, int stride, boolean ceil, int in, int pad) {
         if (!ceil) {
-            return room < 0 ? 0 : room / stride + 1;
+            return room / stride + 1;
         }
-        long out = Math.floorDiv(room + stride - 1, (long) stride) + 1;
-        if (out >= 1 && (out - 1) * stride >= (long) in + pad) { // the last window starts in the right padding
+        long out = (room + stride - 1) / stride + 1;
+        if ((out - 1) * stride >= (long) in + pad) { // the last window would start in the right padding
             out--;
         }
         return out;
