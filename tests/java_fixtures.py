@@ -20,6 +20,9 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
   ``intermediate``: offset and count into the intermediates file (C, or z as [numel, D] row-major);
 - ``<model>.hpk``, ``<model>.weights.bin``, ``<model>.intermediates.bin``, ``<model>.input.bin``,
   ``<model>.output.bin``;
+- ``op_cases/``: every case of tests/zoo_op_cases.py (the zoo ops, one tiny graph each, golden
+  outputs from torch) as ``<id>.hpk`` with a random input batch and the numpy runtime's outputs
+  (``<id>.input.bin``, ``<id>.output.bin``); listed under ``op_cases`` in the manifest;
 - ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
   ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo_op_cases import CASES, case_hpk, case_input  # tests/ (this script's directory)
 
 import hashpack
 from hashpack.nn.layers import HashedModule
@@ -682,6 +686,38 @@ def write_parity_corpus(out: Path) -> str:
     return "parity.json"
 
 
+OP_CASE_BATCH = 3
+
+
+def write_op_cases(out: Path) -> list[dict[str, Any]]:
+    """Every zoo op case as a .hpk (torch's golden outputs inside) with the numpy runtime's outputs
+    for another random batch: Java must match numpy within 1e-5 and pass the golden check."""
+    folder = out / "op_cases"
+    folder.mkdir(exist_ok=True)
+    entries = []
+    for case in CASES:
+        path = folder / f"{case.id}.hpk"
+        write_hpk(case_hpk(case), path)
+        runtime = load(path)
+        x = np.ascontiguousarray(case_input(case, OP_CASE_BATCH, seed=1), dtype="<f4")
+        y = np.ascontiguousarray(runtime.run(x), dtype="<f4")
+        (folder / f"{case.id}.input.bin").write_bytes(x.tobytes())
+        (folder / f"{case.id}.output.bin").write_bytes(y.tobytes())
+        entries.append(
+            {
+                "id": case.id,
+                "hpk": f"op_cases/{case.id}.hpk",
+                "input": f"op_cases/{case.id}.input.bin",
+                "output": f"op_cases/{case.id}.output.bin",
+                "batch": OP_CASE_BATCH,
+                "input_shape": list(case.input_shape),
+                "output_shape": list(y.shape[1:]),
+                "ops": sorted(case.ops),
+            }
+        )
+    return entries
+
+
 def write_materialize_case(out: Path) -> dict[str, Any]:
     """A --materializable once .tflite, the weights LiteRT computes for it, and materialize()'s bytes.
 
@@ -726,13 +762,15 @@ def main(argv: list[str]) -> int:
         "fresh_bases": write_fresh_bases(out),
         "parity": write_parity_corpus(out),
         "materialize": write_materialize_case(out),
+        "op_cases": write_op_cases(out),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    covered = sorted({op for m in models for op in m["ops"]})
+    covered = sorted({op for m in models + manifest["op_cases"] for op in m["ops"]})
     parity = json.loads((out / "parity.json").read_text())["cases"]
     accepted = sum(case["accepted"] for case in parity)
     schemes = sorted({pair for m in models for pair in m["scheme_dtypes"]})
-    print(f"wrote {len(models)} models to {out}; ops covered: {', '.join(covered)}")
+    print(f"wrote {len(models)} models and {len(manifest['op_cases'])} op cases to {out}")
+    print(f"ops covered: {', '.join(covered)}")
     print(f"schemes and space dtypes covered: {', '.join(schemes)}")
     print(f"parity corpus: {len(parity)} damaged files, {accepted} accepted by the Python reader")
     return 0

@@ -58,11 +58,18 @@ def test_java_decoder_junit_suite() -> None:
 
 
 def expected_junit_tests() -> int:
-    """@Test methods in the sources, the fixture-driven class counted once per fixture model."""
+    """@Test methods in the sources, the fixture-driven classes counted once per fixture model (or
+    zoo op case)."""
     sources = list((JAVA_DIR / "src" / "test").rglob("*Test.java"))
     assert sources, "no JUnit test classes found"
     per_class = {path.stem: path.read_text().count("@Test") for path in sources}
     manifest = json.loads((JAVA_DIR / "build" / "fixtures" / "manifest.json").read_text())
     models = len(manifest["models"])
     assert models >= 10, f"only {models} fixture models"
-    return sum(per_class.values()) + per_class["FixtureModelsTest"] * (models - 1)
+    op_cases = len(manifest["op_cases"])
+    assert op_cases >= 20, f"only {op_cases} zoo op cases"
+    return (
+        sum(per_class.values())
+        + per_class["FixtureModelsTest"] * (models - 1)
+        + per_class["ZooOpCasesTest"] * (op_cases - 1)
+    )
