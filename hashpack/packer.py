@@ -2,14 +2,17 @@
 
 torch.fx traces the model with every ``nn`` layer (and hashpack's compressed layers) as a leaf;
 shapes come from running the example input through the traced graph. Each fx node is translated
-by one small handler into the op vocabulary of docs/FORMAT.md §5; anything else is an error
-naming the op and the module path.
+by one small handler into the op vocabulary of docs/FORMAT.md §5; shape arithmetic on
+``x.size()`` is folded away (reshapes take their recorded target shape), identity ops in eval mode
+(Dropout, StochasticDepth, ``.contiguous()``) vanish, and anything else is a one-line error naming
+the op, the module whose forward made the call, and what to do.
 """
 
 from __future__ import annotations
 
 import operator
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +29,7 @@ from hashpack.runtime.hpk import HpkFile, Node, Param, Space, ValueInfo, write_h
 from .nn.entries import CompressedLayer
 
 DEFAULT_GOLDEN = 8
+NOT_IN_FORMAT = "not yet in the .hpk op set (docs/FORMAT.md §5)"
 
 
 class UnsupportedModelError(ValueError):
@@ -35,6 +39,10 @@ class UnsupportedModelError(ValueError):
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, CompressedLayer) or super().is_leaf_module(m, qualname)
+
+
+def _is_tensor_node(arg: Any) -> bool:
+    return isinstance(arg, fx.Node) and isinstance(arg.meta.get("tensor_meta"), TensorMetadata)
 
 
 @dataclass
@@ -47,10 +55,20 @@ class _Builder:
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
     alias: dict[str, str] = field(default_factory=dict)  # fx value -> .hpk value (identity ops)
+    # chunk/split nodes: fx name -> (input value, axis, [(start, end)] per piece); getitem makes Slices
+    pieces: dict[str, tuple[str, int, list[tuple[int, int]]]] = field(default_factory=dict)
 
     def value(self, arg: Any, where: str) -> str:
         if not isinstance(arg, fx.Node):
-            raise UnsupportedModelError(f"{where}: expected a tensor input, got constant {arg!r}")
+            raise UnsupportedModelError(
+                f"{where}: expected a tensor input, got the constant {arg!r}; arithmetic with constants is "
+                f"{NOT_IN_FORMAT}"
+            )
+        if not _is_tensor_node(arg):
+            raise UnsupportedModelError(
+                f"{where}: uses {arg.name} (a shape value or tuple, not a tensor) as a tensor; only reshapes "
+                "may consume x.size()"
+            )
         return self.alias.get(arg.name, arg.name)
 
     def add(self, op: str, fx_node: fx.Node, inputs: list[str], params=None, attrs=None) -> None:
@@ -80,18 +98,34 @@ def _pair_attr(value: Any) -> list[int]:
     return list(nn.modules.utils._pair(value))
 
 
+def _shape(node: Any) -> tuple[int, ...]:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    if not isinstance(meta, TensorMetadata):
+        raise UnsupportedModelError(f"{node}: no tensor shape recorded (is it a tensor?)")
+    return tuple(meta.shape)
+
+
+def _arg(node: fx.Node, index: int, name: str, default: Any) -> Any:
+    return node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
+
+
+def _unary_input(b: _Builder, node: fx.Node, where: str) -> list[str]:
+    return [b.value(node.args[0], where)]
+
+
 # ---------------------------------------------------------------------------------- module handlers
 
 
 def _linear(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-    b.add("Linear", node, [b.value(node.args[0], path)], b.layer_params(path, m))
+    b.add("Linear", node, _unary_input(b, node, path), b.layer_params(path, m))
 
 
 def _conv2d(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
     padding = m.padding
     if isinstance(padding, str) or getattr(m, "padding_mode", "zeros") != "zeros":
         raise UnsupportedModelError(
-            f"{path}: Conv2d padding={padding!r} mode={m.padding_mode!r} is not supported"
+            f"{path}: Conv2d padding={padding!r} padding_mode={m.padding_mode!r} is {NOT_IN_FORMAT}; "
+            "use numeric zero padding"
         )
     attrs = {
         "stride": _pair_attr(m.stride),
@@ -99,60 +133,82 @@ def _conv2d(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
         "dilation": _pair_attr(m.dilation),
         "groups": int(m.groups),
     }
-    b.add("Conv2d", node, [b.value(node.args[0], path)], b.layer_params(path, m), attrs)
+    b.add("Conv2d", node, _unary_input(b, node, path), b.layer_params(path, m), attrs)
 
 
 def _batch_norm(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
     if not m.track_running_stats or m.running_mean is None or not m.affine:
-        raise UnsupportedModelError(f"{path}: BatchNorm needs affine=True and running statistics")
+        raise UnsupportedModelError(
+            f"{path}: {type(m).__name__} needs affine=True and running statistics (track_running_stats=True)"
+        )
     params = {
         slot: b.dense(f"{path}.{slot}", getattr(m, slot))
         for slot in ("weight", "bias", "running_mean", "running_var")
     }
-    b.add("BatchNorm", node, [b.value(node.args[0], path)], params, {"eps": float(m.eps)})
+    b.add("BatchNorm", node, _unary_input(b, node, path), params, {"eps": float(m.eps)})
+
+
+def _pool_attrs(kernel: Any, stride: Any, padding: Any) -> dict[str, Any]:
+    return {
+        "kernel": _pair_attr(kernel),
+        "stride": _pair_attr(stride if stride is not None and stride != [] else kernel),
+        "padding": _pair_attr(padding),
+    }
 
 
 def _max_pool(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-    if m.ceil_mode or m.return_indices:
-        raise UnsupportedModelError(f"{path}: MaxPool2d with ceil_mode/return_indices is not supported")
-    attrs = {
-        "kernel": _pair_attr(m.kernel_size),
-        "stride": _pair_attr(m.stride if m.stride is not None else m.kernel_size),
-        "padding": _pair_attr(m.padding),
-        "dilation": _pair_attr(m.dilation),
-    }
-    b.add("MaxPool2d", node, [b.value(node.args[0], path)], attrs=attrs)
+    if m.return_indices:
+        raise UnsupportedModelError(f"{path}: MaxPool2d(return_indices=True) is {NOT_IN_FORMAT}")
+    attrs = {**_pool_attrs(m.kernel_size, m.stride, m.padding), "dilation": _pair_attr(m.dilation)}
+    if m.ceil_mode:  # absent means false: files of models without ceil_mode stay byte-identical
+        attrs["ceil_mode"] = True
+    b.add("MaxPool2d", node, _unary_input(b, node, path), attrs=attrs)
 
 
 def _avg_pool(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-    if m.ceil_mode or m.divisor_override is not None:
-        raise UnsupportedModelError(f"{path}: AvgPool2d with ceil_mode/divisor_override is not supported")
+    if m.divisor_override is not None:
+        raise UnsupportedModelError(f"{path}: AvgPool2d(divisor_override=...) is {NOT_IN_FORMAT}")
     attrs = {
-        "kernel": _pair_attr(m.kernel_size),
-        "stride": _pair_attr(m.stride if m.stride is not None else m.kernel_size),
-        "padding": _pair_attr(m.padding),
+        **_pool_attrs(m.kernel_size, m.stride, m.padding),
         "count_include_pad": bool(m.count_include_pad),
     }
-    b.add("AvgPool2d", node, [b.value(node.args[0], path)], attrs=attrs)
+    if m.ceil_mode:
+        attrs["ceil_mode"] = True
+    b.add("AvgPool2d", node, _unary_input(b, node, path), attrs=attrs)
 
 
-def _adaptive_avg_pool(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-    if _pair_attr(m.output_size) != [1, 1]:
-        raise UnsupportedModelError(
-            f"{path}: AdaptiveAvgPool2d supports output_size=1 only, got {m.output_size}"
-        )
-    b.add("GlobalAvgPool", node, [b.value(node.args[0], path)])
+def _adaptive(op: str) -> Callable[[_Builder, fx.Node, str], None]:
+    """Adaptive pooling to the output size torch recorded (``None`` entries resolved by it)."""
 
-
-def _unary(op: str) -> Callable[[_Builder, fx.Node, str, nn.Module], None]:
-    def handle(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-        b.add(op, node, [b.value(node.args[0], path)])
+    def handle(b: _Builder, node: fx.Node, where: str) -> None:
+        if len(_shape(node.args[0])) != 4:
+            raise UnsupportedModelError(
+                f"{where}: {op} takes an NCHW input, got rank {len(_shape(node.args[0]))}"
+            )
+        output = list(_shape(node)[2:])
+        if op == "AdaptiveAvgPool2d" and output == [1, 1]:
+            b.add("GlobalAvgPool", node, _unary_input(b, node, where))
+        else:
+            b.add(op, node, _unary_input(b, node, where), attrs={"output": output})
 
     return handle
 
 
-def _identity(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-    b.alias[node.name] = b.value(node.args[0], path)
+def _adaptive_max_module(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
+    if m.return_indices:
+        raise UnsupportedModelError(f"{path}: AdaptiveMaxPool2d(return_indices=True) is {NOT_IN_FORMAT}")
+    _adaptive("AdaptiveMaxPool2d")(b, node, path)
+
+
+def _unary(op: str) -> Callable[[_Builder, fx.Node, str, nn.Module], None]:
+    def handle(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
+        b.add(op, node, _unary_input(b, node, path))
+
+    return handle
+
+
+def _identity(b: _Builder, node: fx.Node, where: str, m: nn.Module | None = None) -> None:
+    b.alias[node.name] = b.value(node.args[0], where)
 
 
 def _flatten_module(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
@@ -165,8 +221,10 @@ def _softmax_module(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None
 
 def _relu6_or_hardtanh(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
     if (m.min_val, m.max_val) != (0.0, 6.0):
-        raise UnsupportedModelError(f"{path}: Hardtanh({m.min_val}, {m.max_val}) is not supported (ReLU6 is)")
-    b.add("Relu6", node, [b.value(node.args[0], path)])
+        raise UnsupportedModelError(
+            f"{path}: Hardtanh({m.min_val}, {m.max_val}) is {NOT_IN_FORMAT} (ReLU6 = Hardtanh(0, 6) is)"
+        )
+    b.add("Relu6", node, _unary_input(b, node, path))
 
 
 MODULE_HANDLERS: dict[type, Callable[[_Builder, fx.Node, str, nn.Module], None]] = {
@@ -176,13 +234,19 @@ MODULE_HANDLERS: dict[type, Callable[[_Builder, fx.Node, str, nn.Module], None]]
     nn.BatchNorm2d: _batch_norm,
     nn.ReLU: _unary("Relu"),
     nn.ReLU6: _relu6_or_hardtanh,
+    nn.Hardtanh: _relu6_or_hardtanh,
     nn.Sigmoid: _unary("Sigmoid"),
     nn.Tanh: _unary("Tanh"),
+    nn.Hardswish: _unary("Hardswish"),
+    nn.Hardsigmoid: _unary("Hardsigmoid"),
+    nn.SiLU: _unary("Silu"),
     nn.MaxPool2d: _max_pool,
     nn.AvgPool2d: _avg_pool,
-    nn.AdaptiveAvgPool2d: _adaptive_avg_pool,
+    nn.AdaptiveAvgPool2d: lambda b, n, p, m: _adaptive("AdaptiveAvgPool2d")(b, n, p),
+    nn.AdaptiveMaxPool2d: _adaptive_max_module,
     nn.Flatten: _flatten_module,
     nn.Dropout: _identity,
+    nn.Dropout2d: _identity,
     nn.Identity: _identity,
     nn.Softmax: _softmax_module,
 }
@@ -195,113 +259,338 @@ def _flatten(b: _Builder, node: fx.Node, where: str, start_dim: int = 0, end_dim
     rank = len(_shape(node.args[0]))
     start = start_dim % rank
     if end_dim % rank != rank - 1 or start == 0:
-        raise UnsupportedModelError(f"{where}: flatten({start_dim}, {end_dim}) must keep the batch dimension")
-    b.add("Flatten", node, [b.value(node.args[0], where)], attrs={"start_dim": start})
+        raise UnsupportedModelError(
+            f"{where}: flatten({start_dim}, {end_dim}) must keep the batch dimension and run to the last one"
+        )
+    if start == rank - 1:
+        _identity(b, node, where)
+        return
+    b.add("Flatten", node, _unary_input(b, node, where), attrs={"start_dim": start})
 
 
 def _softmax(b: _Builder, node: fx.Node, where: str, dim: int | None) -> None:
     rank = len(_shape(node.args[0]))
     if dim is None or dim % rank == 0:
-        raise UnsupportedModelError(f"{where}: softmax over dim={dim} (the batch dimension) is not supported")
-    b.add("Softmax", node, [b.value(node.args[0], where)], attrs={"axis": dim % rank})
+        raise UnsupportedModelError(
+            f"{where}: softmax over dim={dim} (the batch dimension) is {NOT_IN_FORMAT}"
+        )
+    b.add("Softmax", node, _unary_input(b, node, where), attrs={"axis": dim % rank})
+
+
+def _batch_dependent(arg: Any) -> bool:
+    """Whether a folded shape value came from the batch size (``x.size(0)``, ``x.shape[0]``, …)."""
+    if not isinstance(arg, fx.Node) or _is_tensor_node(arg):
+        return False
+    if arg.op == "call_method" and arg.target == "size":
+        dim = _arg(arg, 1, "dim", None)
+        return dim is None or dim == 0
+    if arg.op == "call_function" and arg.target is getattr and arg.args[1] == "shape":
+        return True
+    if arg.op == "call_function" and arg.target is operator.getitem and not _is_tensor_node(arg.args[0]):
+        source, index = arg.args
+        if isinstance(source, fx.Node) and _is_shape_source(source):
+            return index == 0 or (isinstance(index, slice) and (index.start or 0) == 0)
+        return _batch_dependent(source)
+    return any(_batch_dependent(a) for a in (*arg.args, *arg.kwargs.values()))
+
+
+def _is_shape_source(node: fx.Node) -> bool:
+    """``x.size()`` or ``x.shape``: the whole shape tuple, batch first."""
+    if node.op == "call_method" and node.target == "size":
+        return _arg(node, 1, "dim", None) is None
+    return node.op == "call_function" and node.target is getattr and node.args[1] == "shape"
 
 
 def _reshape(b: _Builder, node: fx.Node, where: str) -> None:
     source, target = _shape(node.args[0]), _shape(node)
-    if target[0] != source[0]:
-        raise UnsupportedModelError(f"{where}: reshape to {list(target)} changes the batch dimension")
-    b.add("Reshape", node, [b.value(node.args[0], where)], attrs={"shape": list(target[1:])})
+    sizes = node.args[1:] if node.op == "call_method" else node.args[1:2]
+    if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)):
+        sizes = tuple(sizes[0])
+    sizes = sizes or tuple(node.kwargs.get("shape", ()))
+    batch_elsewhere = any(_batch_dependent(s) for s in sizes[1:])
+    if target[0] != source[0] or batch_elsewhere:
+        raise UnsupportedModelError(
+            f"{where}: reshape to {list(target)} mixes the batch dimension into others; keep dim 0 the batch"
+        )
+    if target == source:
+        _identity(b, node, where)
+        return
+    b.add("Reshape", node, _unary_input(b, node, where), attrs={"shape": list(target[1:])})
 
 
-def _binary_add(b: _Builder, node: fx.Node, where: str) -> None:
-    inputs = [b.value(arg, where) for arg in node.args[:2]]
-    if len(node.args) != 2 or node.kwargs.get("alpha", 1) != 1:
-        raise UnsupportedModelError(f"{where}: only a + b of two tensors is supported")
-    if _shape(node) != _shape(node.args[0]):
-        inputs.reverse()
-        if _shape(node) != _shape(node.args[1]):
-            raise UnsupportedModelError(f"{where}: add with broadcasting of both inputs is not supported")
-    b.add("Add", node, inputs)
+def _transpose(b: _Builder, node: fx.Node, where: str) -> None:
+    rank = len(_shape(node.args[0]))
+    dim0, dim1 = _arg(node, 1, "dim0", None), _arg(node, 2, "dim1", None)
+    perm = list(range(rank))
+    perm[dim0 % rank], perm[dim1 % rank] = perm[dim1 % rank], perm[dim0 % rank]
+    _permute_to(b, node, where, perm)
+
+
+def _permute(b: _Builder, node: fx.Node, where: str) -> None:
+    dims = node.args[1:] if node.op == "call_method" else node.args[1:2]
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = tuple(dims[0])
+    dims = dims or tuple(node.kwargs.get("dims", ()))
+    rank = len(_shape(node.args[0]))
+    _permute_to(b, node, where, [int(d) % rank for d in dims])
+
+
+def _permute_to(b: _Builder, node: fx.Node, where: str, perm: list[int]) -> None:
+    if perm[0] != 0:
+        raise UnsupportedModelError(f"{where}: permute {perm} moves the batch dimension; keep dim 0 first")
+    if perm == sorted(perm):
+        _identity(b, node, where)
+        return
+    b.add("Transpose", node, _unary_input(b, node, where), attrs={"perm": perm})
+
+
+def _mean(b: _Builder, node: fx.Node, where: str) -> None:
+    rank = len(_shape(node.args[0]))
+    dims = _arg(node, 1, "dim", None)
+    keepdim = bool(_arg(node, 2, "keepdim", False))
+    if dims is None or dims == [] or dims == ():
+        raise UnsupportedModelError(f"{where}: mean over all dimensions includes the batch; pass dims")
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    axes = [d % rank for d in dims]
+    if 0 in axes:
+        raise UnsupportedModelError(f"{where}: mean over the batch dimension is {NOT_IN_FORMAT}")
+    if node.kwargs.get("dtype") is not None:
+        raise UnsupportedModelError(f"{where}: mean(dtype=...) is {NOT_IN_FORMAT}")
+    b.add("Mean", node, _unary_input(b, node, where), attrs={"dims": axes, "keepdim": keepdim})
+
+
+def _binary(op: str) -> Callable[[_Builder, fx.Node, str], None]:
+    """Add (b broadcast to a, either order) or Mul (two-way broadcast) of two tensors of equal rank."""
+
+    def handle(b: _Builder, node: fx.Node, where: str) -> None:
+        if len(node.args) != 2 or node.kwargs.get("alpha", 1) != 1:
+            raise UnsupportedModelError(
+                f"{where}: only a {'+' if op == 'Add' else '*'} b of two tensors is supported"
+            )
+        inputs = [b.value(arg, where) for arg in node.args]
+        shapes = [_shape(arg) for arg in node.args]
+        if len(shapes[0]) != len(shapes[1]):
+            raise UnsupportedModelError(
+                f"{where}: {op} of ranks {len(shapes[0])} and {len(shapes[1])} (broadcast to a higher rank) "
+                f"is {NOT_IN_FORMAT}"
+            )
+        if op == "Add" and _shape(node) != shapes[0]:
+            inputs.reverse()
+            if _shape(node) != shapes[1]:
+                raise UnsupportedModelError(
+                    f"{where}: Add broadcasting both inputs is {NOT_IN_FORMAT} (one must have the output shape)"
+                )
+        b.add(op, node, inputs)
+
+    return handle
 
 
 def _cat(b: _Builder, node: fx.Node, where: str) -> None:
-    tensors = node.args[0]
-    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    tensors = _arg(node, 0, "tensors", ())
+    dim = _arg(node, 1, "dim", 0)
     rank = len(_shape(node))
     if dim % rank == 0:
-        raise UnsupportedModelError(f"{where}: concatenation along the batch dimension is not supported")
+        raise UnsupportedModelError(f"{where}: concatenation along the batch dimension is {NOT_IN_FORMAT}")
     b.add("Concat", node, [b.value(t, where) for t in tensors], attrs={"axis": dim % rank})
 
 
-def _shape(node: Any) -> tuple[int, ...]:
-    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    if meta is None or not hasattr(meta, "shape"):
-        raise UnsupportedModelError(f"{node}: no tensor shape recorded (is it a tensor?)")
-    return tuple(meta.shape)
+def _chunk_or_split(b: _Builder, node: fx.Node, where: str) -> None:
+    """Record the pieces' ranges (from the recorded shapes); each used piece becomes a Slice at getitem."""
+    source = node.args[0]
+    dim = _arg(node, 2, "dim", 0)
+    rank = len(_shape(source))
+    axis = dim % rank
+    if axis == 0:
+        raise UnsupportedModelError(f"{where}: {node.target} along the batch dimension is {NOT_IN_FORMAT}")
+    metas = node.meta.get("tensor_meta")
+    if not isinstance(metas, (list, tuple)) or not all(isinstance(m, TensorMetadata) for m in metas):
+        raise UnsupportedModelError(f"{where}: {node.target} did not produce a tuple of tensors")
+    ranges, start = [], 0
+    for meta in metas:
+        ranges.append((start, start + meta.shape[axis]))
+        start += meta.shape[axis]
+    b.pieces[node.name] = (b.value(source, where), axis, ranges)
 
 
-def _arg(node: fx.Node, index: int, name: str, default: Any) -> Any:
-    return node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
+def _getitem(b: _Builder, node: fx.Node, where: str) -> None:
+    source, index = node.args
+    if not isinstance(source, fx.Node) or source.name not in b.pieces or not isinstance(index, int):
+        raise UnsupportedModelError(
+            f"{where}: tensor indexing ({source}[{index!r}]) is {NOT_IN_FORMAT}; use chunk/split/narrow"
+        )
+    value, axis, ranges = b.pieces[source.name]
+    start, end = ranges[index]
+    if (start, end) == (0, _shape(source.args[0])[axis]):
+        b.alias[node.name] = value
+        return
+    b.add("Slice", node, [value], attrs={"axis": axis, "start": start, "end": end})
+
+
+def _narrow(b: _Builder, node: fx.Node, where: str) -> None:
+    rank = len(_shape(node.args[0]))
+    axis, start, length = (
+        _arg(node, 1, "dim", 0) % rank,
+        _arg(node, 2, "start", 0),
+        _arg(node, 3, "length", 0),
+    )
+    if axis == 0 or not all(isinstance(v, int) for v in (start, length)):
+        raise UnsupportedModelError(
+            f"{where}: narrow along the batch or by a computed start is {NOT_IN_FORMAT}"
+        )
+    size = _shape(node.args[0])[axis]
+    start %= size
+    b.add(
+        "Slice",
+        node,
+        _unary_input(b, node, where),
+        attrs={"axis": axis, "start": start, "end": start + length},
+    )
+
+
+def _dropout_function(b: _Builder, node: fx.Node, where: str) -> None:
+    if _arg(node, 2, "training", True) and _arg(node, 1, "p", 0.5) > 0:
+        raise UnsupportedModelError(
+            f"{where}: F.dropout(training=True) is random; pass training=self.training"
+        )
+    _identity(b, node, where)
+
+
+def _stochastic_depth(b: _Builder, node: fx.Node, where: str) -> None:
+    """torchvision.ops.stochastic_depth(input, p, mode, training): the identity in eval mode."""
+    if _arg(node, 3, "training", True) and _arg(node, 1, "p", 0.0) > 0:
+        raise UnsupportedModelError(
+            f"{where}: stochastic_depth in training mode is random; pack in eval mode"
+        )
+    _identity(b, node, where)
+
+
+def _simple(op: str) -> Callable[[_Builder, fx.Node, str], None]:
+    return lambda b, n, w: b.add(op, n, _unary_input(b, n, w))
 
 
 FUNCTION_HANDLERS: dict[Any, Callable[[_Builder, fx.Node, str], None]] = {
-    F.relu: lambda b, n, w: b.add("Relu", n, [b.value(n.args[0], w)]),
-    torch.relu: lambda b, n, w: b.add("Relu", n, [b.value(n.args[0], w)]),
-    F.relu6: lambda b, n, w: b.add("Relu6", n, [b.value(n.args[0], w)]),
-    torch.sigmoid: lambda b, n, w: b.add("Sigmoid", n, [b.value(n.args[0], w)]),
-    F.sigmoid: lambda b, n, w: b.add("Sigmoid", n, [b.value(n.args[0], w)]),
-    torch.tanh: lambda b, n, w: b.add("Tanh", n, [b.value(n.args[0], w)]),
-    F.tanh: lambda b, n, w: b.add("Tanh", n, [b.value(n.args[0], w)]),
+    F.relu: _simple("Relu"),
+    torch.relu: _simple("Relu"),
+    F.relu6: _simple("Relu6"),
+    torch.sigmoid: _simple("Sigmoid"),
+    F.sigmoid: _simple("Sigmoid"),
+    torch.tanh: _simple("Tanh"),
+    F.tanh: _simple("Tanh"),
+    F.hardswish: _simple("Hardswish"),
+    F.hardsigmoid: _simple("Hardsigmoid"),
+    F.silu: _simple("Silu"),
+    F.adaptive_avg_pool2d: _adaptive("AdaptiveAvgPool2d"),
+    F.adaptive_max_pool2d: _adaptive("AdaptiveMaxPool2d"),
     torch.flatten: lambda b, n, w: _flatten(b, n, w, _arg(n, 1, "start_dim", 0), _arg(n, 2, "end_dim", -1)),
     F.softmax: lambda b, n, w: _softmax(b, n, w, _arg(n, 1, "dim", None)),
     torch.softmax: lambda b, n, w: _softmax(b, n, w, _arg(n, 1, "dim", None)),
-    operator.add: _binary_add,
-    torch.add: _binary_add,
+    operator.add: _binary("Add"),
+    operator.iadd: _binary("Add"),
+    torch.add: _binary("Add"),
+    operator.mul: _binary("Mul"),
+    operator.imul: _binary("Mul"),
+    torch.mul: _binary("Mul"),
     torch.cat: _cat,
+    torch.concat: _cat,
     torch.reshape: _reshape,
-    F.dropout: lambda b, n, w: _identity(b, n, w, None),  # type: ignore[arg-type]
+    torch.transpose: _transpose,
+    torch.permute: _permute,
+    torch.mean: _mean,
+    torch.chunk: _chunk_or_split,
+    torch.split: _chunk_or_split,
+    torch.narrow: _narrow,
+    operator.getitem: _getitem,
+    F.dropout: _dropout_function,
 }
 
 METHOD_HANDLERS: dict[str, Callable[[_Builder, fx.Node, str], None]] = {
-    "relu": FUNCTION_HANDLERS[torch.relu],
-    "sigmoid": FUNCTION_HANDLERS[torch.sigmoid],
-    "tanh": FUNCTION_HANDLERS[torch.tanh],
+    "relu": _simple("Relu"),
+    "sigmoid": _simple("Sigmoid"),
+    "tanh": _simple("Tanh"),
     "view": _reshape,
     "reshape": _reshape,
-    "flatten": lambda b, n, w: _flatten(b, n, w, _arg(n, 1, "start_dim", 0), _arg(n, 2, "end_dim", -1)),
+    "flatten": FUNCTION_HANDLERS[torch.flatten],
     "softmax": lambda b, n, w: _softmax(b, n, w, _arg(n, 1, "dim", None)),
-    "add": _binary_add,
-    "contiguous": lambda b, n, w: _identity(b, n, w, None),  # type: ignore[arg-type]
+    "add": _binary("Add"),
+    "mul": _binary("Mul"),
+    "transpose": _transpose,
+    "permute": _permute,
+    "mean": _mean,
+    "chunk": _chunk_or_split,
+    "split": _chunk_or_split,
+    "narrow": _narrow,
+    "contiguous": _identity,
 }
 
-# Integer plumbing (x.size(0), x.shape[0]) only feeds reshapes, whose target shape is recorded.
-_SHAPE_QUERIES = {"size", "dim"}
+
+def _stochastic_depth_function() -> Any:
+    """torchvision.ops.stochastic_depth when torchvision is imported (fx traces into StochasticDepth)."""
+    import sys
+
+    module = sys.modules.get("torchvision.ops.stochastic_depth")
+    return getattr(module, "stochastic_depth", None)
 
 
-def _is_shape_query(node: fx.Node) -> bool:
-    if node.op == "call_method" and node.target in _SHAPE_QUERIES:
+def _is_shape_value(node: fx.Node) -> bool:
+    """Integer plumbing (x.size(), x.shape[1] // 2, …): folded, since reshapes use recorded shapes."""
+    if node.op == "call_method" and node.target in ("size", "dim"):
         return True
-    if node.op == "call_function" and node.target in (getattr, operator.getitem):
-        return not isinstance(node.meta.get("tensor_meta"), TensorMetadata)
-    return False
+    if node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "ndim"):
+        return True
+    if node.op != "call_function" or _is_tensor_node(node) or "tensor_meta" in node.meta:
+        return False
+    # a result that is not a tensor and was computed only from shape values and constants
+    inputs = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, fx.Node)]
+    return bool(inputs) and all(not _is_tensor_node(a) and a.op != "placeholder" for a in inputs)
+
+
+def module_path(node: fx.Node) -> str:
+    """The qualified path of the module whose forward made this call (fx's nn_module_stack), or "model"."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        path, _ = list(stack.values())[-1]
+        return str(path) or "model"
+    return "model"
+
+
+def _describe_call(node: fx.Node) -> str:
+    """``torch.nn.functional.gelu``, ``.unsqueeze()``: what the user wrote."""
+    if node.op == "call_method":
+        return f"tensor method .{node.target}()"
+    target = node.target
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", str(target))
+    if module in ("_operator", "operator"):
+        return f"operator {name}"
+    if module.startswith("torch._C") or not module:
+        module = "torch"
+    return f"function {module}.{name}"
 
 
 # ------------------------------------------------------------------------------------------ pack
 
 
-def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModule, list[Node], _Builder]:
-    """Trace ``model`` and translate it into .hpk nodes (no file written)."""
-    model.eval()
+def _trace(model: nn.Module) -> fx.GraphModule:
     try:
-        graph_module = fx.GraphModule(model, _LeafTracer().trace(model))
+        return fx.GraphModule(model, _LeafTracer().trace(model))
     except Exception as exc:  # fx raises many types for untraceable code
-        raise UnsupportedModelError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedModelError(
+            f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {first}); data-dependent "
+            "control flow in forward is not supported"
+        ) from exc
+
+
+def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModule, list[Node], _Builder]:
+    """Trace ``model`` (which should be in eval mode) and translate it into .hpk nodes (no file written)."""
+    graph_module = _trace(model)
     with torch.no_grad():
         ShapeProp(graph_module).propagate(example_input)
     builder = _Builder(model)
     modules = dict(graph_module.named_modules())
+    stochastic_depth = _stochastic_depth_function()
     for node in graph_module.graph.nodes:
-        if node.op in ("placeholder", "output") or _is_shape_query(node):
+        if node.op in ("placeholder", "output") or _is_shape_value(node):
             continue
         if node.op == "call_module":
             module = modules[node.target]
@@ -309,31 +598,58 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
             if handler is None and isinstance(module, CompressedLayer):
                 handler = _linear if module.hpk_op == "Linear" else _conv2d
             if handler is None:
-                raise UnsupportedModelError(f"{node.target}: layer {type(module).__name__} is not supported")
+                raise UnsupportedModelError(
+                    f"{node.target}: layer {type(module).__name__} is not supported: {NOT_IN_FORMAT}"
+                )
             handler(builder, node, node.target, module)
-        elif node.op == "call_function":
+            continue
+        where = f"{module_path(node)} ({node.name})"
+        if node.op == "call_function":
             handler = FUNCTION_HANDLERS.get(node.target)
-            if handler is None:
-                name = getattr(node.target, "__name__", str(node.target))
-                raise UnsupportedModelError(f"{node.name}: function {name} is not supported")
-            handler(builder, node, node.name)
+            if handler is None and stochastic_depth is not None and node.target is stochastic_depth:
+                handler = _stochastic_depth
         elif node.op == "call_method":
             handler = METHOD_HANDLERS.get(node.target)
-            if handler is None:
-                raise UnsupportedModelError(f"{node.name}: tensor method .{node.target}() is not supported")
-            handler(builder, node, node.name)
         else:
-            raise UnsupportedModelError(f"{node.name}: fx op {node.op} ({node.target}) is not supported")
+            raise UnsupportedModelError(f"{where}: fx op {node.op} ({node.target}) is not supported")
+        if handler is None:
+            raise UnsupportedModelError(f"{where}: {_describe_call(node)} is not supported: {NOT_IN_FORMAT}")
+        handler(builder, node, where)
     return graph_module, builder.nodes, builder
 
 
 def build_hpk(model: nn.Module, example_input: torch.Tensor, golden: int = DEFAULT_GOLDEN) -> HpkFile:
-    """The HpkFile for ``model`` (weights, graph, and ``golden`` recorded input/output pairs)."""
-    example_input = example_input.detach().float()
+    """The HpkFile for ``model`` in eval mode (weights, graph, and ``golden`` recorded input/output pairs).
+
+    A model in training mode is packed in eval mode (with a warning) and handed back in the modes
+    its modules had.
+    """
+    example_input = example_input.detach()
+    if example_input.dtype != torch.float32:
+        raise UnsupportedModelError(
+            f"example_input has dtype {example_input.dtype}: the .hpk graph input is float32 "
+            "(docs/FORMAT.md §5); integer inputs (token ids) are not yet in the format"
+        )
+    modes = {module: module.training for module in model.modules()}
+    if model.training:
+        warnings.warn(
+            f"pack: {type(model).__name__} was in training mode; packing it in eval mode "
+            "(Dropout off, BatchNorm running statistics) and restoring its mode afterwards",
+            stacklevel=3,
+        )
+    model.eval()
+    try:
+        return _build(model, example_input, golden)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
+def _build(model: nn.Module, example_input: torch.Tensor, golden: int) -> HpkFile:
     graph_module, nodes, builder = capture(model, example_input)
     output_nodes = [n for n in graph_module.graph.nodes if n.op == "output"]
     result = output_nodes[0].args[0]
-    if not isinstance(result, fx.Node):
+    if not _is_tensor_node(result):
         raise UnsupportedModelError("the model must return a single tensor")
     output_name = builder.alias.get(result.name, result.name)
     input_node = next(n for n in graph_module.graph.nodes if n.op == "placeholder")
@@ -378,10 +694,10 @@ def _check_unique_seeds(hpk: HpkFile) -> None:
 def pack(
     model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str], golden: int = DEFAULT_GOLDEN
 ) -> HpkFile:
-    """Capture ``model`` and write it to ``path`` (atomically); returns what was written.
+    """Capture ``model`` in eval mode and write it to ``path`` (atomically); returns what was written.
 
-    ``example_input`` is a batch shaped like the model's input; its first ``golden`` rows and the
-    model's outputs for them are stored so any runtime can check itself.
+    ``example_input`` is a float32 batch shaped like the model's input; its first ``golden`` rows
+    and the model's outputs for them are stored so any runtime can check itself.
     """
     hpk = build_hpk(model, example_input, golden)
     write_hpk(hpk, path)
