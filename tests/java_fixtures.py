@@ -194,6 +194,67 @@ class Mixed(nn.Module):
         return F.softmax(self.fc(s), dim=1)
 
 
+class ZooBlocks(nn.Module):
+    """The torchvision mobile zoo's constructs on a small odd-sized input: Hardswish, ceil-mode max
+    and average pooling, squeeze-and-excitation (functional adaptive pooling, SiLU, Hardsigmoid,
+    broadcast mul), chunk, channel shuffle (size arithmetic, view, transpose, contiguous), adaptive
+    average pooling to a larger size then adaptive max pooling, x.mean, Dropout (dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.se_reduce = nn.Conv2d(8, 4, 1)
+        self.se_expand = nn.Conv2d(4, 8, 1)
+        self.branch = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.avg_incl = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=True)
+        self.avg_excl = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.grow = nn.AdaptiveAvgPool2d((5, 7))
+        self.shrink = nn.AdaptiveMaxPool2d((2, 3))
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(8 * 2 * 3 + 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.hardswish(self.bn(self.stem(x))))
+        s = F.adaptive_avg_pool2d(x, 1)
+        x = x * F.hardsigmoid(self.se_expand(F.silu(self.se_reduce(s))))
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat([a, F.silu(self.branch(b))], dim=1)
+        n, c, h, w = x.size()
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        x = self.avg_incl(x) + self.avg_excl(x).mean([2, 3], keepdim=True)
+        m = x.mean([2, 3])
+        x = self.shrink(self.grow(x))
+        return self.fc(self.drop(torch.cat([torch.flatten(x, 1), m], dim=1)))
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    """A torchvision model constructor (10 classes), imported the supported way."""
+
+    def make() -> nn.Module:
+        from hashpack.torchvision_compat import torchvision_models
+
+        return getattr(torchvision_models(), name)(num_classes=10)
+
+    return make
+
+
+def _calibrate_batchnorm(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """BatchNorm running statistics from a few random batches in training mode (a random-init deep
+    net with the default statistics computes nearly the same output for every input, which would
+    make comparing outputs a weak check)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, *shape))
+    model.eval()
+
+
 def _randomise_batchnorm(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
@@ -267,7 +328,8 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
     """(name, constructor, sample input shape, options).
 
     Options: ``keep_dense`` (layer paths left uncompressed), ``method`` and ``method_options`` (of
-    ``hashpack.compress``), ``space_dtype`` (hashed spaces rewritten by this script, the original
+    ``hashpack.compress``), ``calibrate`` (BatchNorm statistics from random batches after
+    compression), ``space_dtype`` (hashed spaces rewritten by this script, the original
     fixtures), ``quantize`` (``hashpack.nn.quantize.quantize`` mode: every bucket space of every
     method), ``g_dtype`` (funhash g spaces rewritten after packing), ``golden`` (samples)."""
     return [
@@ -341,6 +403,12 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         # fsnet: conv and linear layers as filter summaries; float16 on the residual CNN (depthwise,
         # grouped, 1×1 and 3×2 kernels); int8 convs with hashed linear layers.
         ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet"}),
+        # the zoo ops (docs/FORMAT.md §5), packed from torch: a block of every construct, and two
+        # torchvision models at 64×64 (BatchNorm calibrated, so the outputs depend on the input)
+        ("zoo_blocks", ZooBlocks, (3, 15, 13), {}),
+        ("zoo_blocks_fresh_fp16", ZooBlocks, (3, 15, 13), {"method": "fresh", "quantize": "fp16"}),
+        ("tv_mobilenet_v3_small", _torchvision("mobilenet_v3_small"), (3, 64, 64), {"calibrate": True}),
+        ("tv_shufflenet_v2_x0_5", _torchvision("shufflenet_v2_x0_5"), (3, 64, 64), {"calibrate": True}),
         ("rescnn_fsnet_fp16", ResCNN, (3, 16, 12), {"method": "fsnet", "quantize": "fp16"}),
         (
             "lenet5_fsnet_int8",
@@ -411,6 +479,8 @@ def write_model(
         filter_fn=lambda _m, path: path not in keep_dense,
         **options.get("method_options", {}),
     )
+    if options.get("calibrate"):
+        _calibrate_batchnorm(model, shape)
     model.eval()
     if "quantize" in options:
         quantize(model, options["quantize"])

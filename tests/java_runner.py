@@ -9,16 +9,22 @@ tolerances of ``hashpack validate``), and how long loading and running took. A m
 
     from java_runner import assert_java_golden_passes
     assert_java_golden_passes(path)          # AssertionError naming the file and the error
+
+As a script it times the runtime on files (javac once, then one JVM for all files):
+``python tests/java_runner.py [--repeats 3] FILE...``
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import functools
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,16 +50,28 @@ class JavaGoldenResult:
     samples: int | None = None
     max_abs_error: float | None = None
     mismatches: int | None = None
+    max_abs_reference: float | None = None  # largest |golden output|: the scale of max_abs_error
     load_seconds: float | None = None
     check_seconds: float | None = None
     run_seconds: float | None = None
+
+    @property
+    def relative_error(self) -> float | None:
+        """max |java - golden| / max |golden| (validate's max relative error), None if not computed."""
+        if self.max_abs_error is None or not self.max_abs_reference:
+            return None
+        return self.max_abs_error / self.max_abs_reference
 
     def describe(self) -> str:
         """One line for an assertion message."""
         if self.error is not None:
             return f"java: {self.error}"
         verdict = "golden outputs match" if self.passed else f"{self.mismatches} golden outputs differ"
-        return f"java: {self.file}: {verdict} over {self.samples} samples, max |error| {self.max_abs_error}"
+        error = "NaN" if self.max_abs_error is None else f"{self.max_abs_error:.3g}"
+        return (
+            f"java: {self.file}: {verdict} over {self.samples} samples, max |error| {error} "
+            f"(outputs up to {self.max_abs_reference or 0:.3g})"
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,3 +131,35 @@ def assert_java_golden_passes(
     if not result.passed:
         raise AssertionError(result.describe())
     return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Prints, per file: verdict, errors, load / first check / fastest of ``--repeats`` run times."""
+    parser = argparse.ArgumentParser(description="Run the Java runtime's golden check on .hpk files.")
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed golden runs after the first (default 3)"
+    )
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    java_classes()
+    print(f"javac: {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    results = check_golden(args.files, repeats=args.repeats)
+    wall = time.perf_counter() - start
+    print(f"{'file':<28} {'ok':<4} {'max|err|':>9} {'max|ref|':>9} {'load s':>7} {'check s':>8} {'run s':>7}")
+    for r in results:
+        if r.error is not None:
+            print(f"{Path(r.file).name:<28} FAIL {r.error}")
+            continue
+        print(
+            f"{Path(r.file).name:<28} {'yes' if r.passed else 'NO':<4} {r.max_abs_error or 0:>9.2g} "
+            f"{r.max_abs_reference or 0:>9.2g} {r.load_seconds or 0:>7.2f} {r.check_seconds or 0:>8.2f} "
+            f"{r.run_seconds or 0:>7.2f}"
+        )
+    print(f"one JVM for {len(results)} files: {wall:.1f} s wall")
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

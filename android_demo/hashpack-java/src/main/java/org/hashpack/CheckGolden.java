@@ -18,7 +18,8 @@ import java.util.Map;
  *
  * <p>Fields: {@code file}, {@code passed}, and either {@code error} (a one-line reason: a format
  * error, no golden outputs, a failed run) or {@code samples}, {@code max_abs_error} (null if NaN),
- * {@code mismatches}, {@code first_mismatch}; timings {@code load_seconds} (read, validate, decode
+ * {@code mismatches}, {@code first_mismatch}, {@code max_abs_reference} (the largest |golden output|,
+ * the scale to read the error against); timings {@code load_seconds} (read, validate, decode
  * weights, bind kernels), {@code check_seconds} (the first golden run, JIT warm-up included) and,
  * with {@code --repeats N > 0}, {@code run_seconds}: the fastest of N further golden runs. Exit
  * status 0 if every file passed, 1 if any did not, 2 on bad usage. The defaults are the tolerances
@@ -109,6 +110,7 @@ public final class CheckGolden {
             result.put("max_abs_error", Double.isNaN(check.maxAbsError()) ? null : check.maxAbsError());
             result.put("mismatches", check.mismatches());
             result.put("first_mismatch", check.firstMismatch());
+            result.put("max_abs_reference", maxAbs(model.file().goldenOutputs()));
             result.put("atol", atol);
             result.put("rtol", rtol);
             if (repeats > 0) {
@@ -126,6 +128,15 @@ public final class CheckGolden {
             result.put("error", path + ": the run failed: " + e);
         }
         return result;
+    }
+
+    /** The largest |value| (the golden outputs are finite: the reader checked). */
+    private static double maxAbs(float[] values) {
+        double max = 0;
+        for (float v : values) {
+            max = Math.max(max, Math.abs(v));
+        }
+        return max;
     }
 
     private static double seconds(long nanos) {
