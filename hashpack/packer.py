@@ -26,6 +26,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 import hashpack
 from hashpack.runtime.hpk import HpkFile, Node, Param, Space, ValueInfo, write_hpk
 
+from .nn.conv_geometry import numeric_padding
 from .nn.entries import CompressedLayer
 
 DEFAULT_GOLDEN = 8
@@ -121,11 +122,11 @@ def _linear(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
 
 
 def _conv2d(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
-    padding = m.padding
-    if isinstance(padding, str) or getattr(m, "padding_mode", "zeros") != "zeros":
+    padding = numeric_padding(m)
+    if padding is None or getattr(m, "padding_mode", "zeros") != "zeros":
         raise UnsupportedModelError(
-            f"{path}: Conv2d padding={padding!r} padding_mode={m.padding_mode!r} is {NOT_IN_FORMAT}; "
-            "use numeric zero padding"
+            f"{path}: Conv2d padding={m.padding!r} padding_mode={m.padding_mode!r} is {NOT_IN_FORMAT}; "
+            "use zero padding, the same on both sides"
         )
     attrs = {
         "stride": _pair_attr(m.stride),
@@ -562,7 +563,9 @@ def _describe_call(node: fx.Node) -> str:
     name = getattr(target, "__name__", str(target))
     if module in ("_operator", "operator"):
         return f"operator {name}"
-    if module.startswith("torch._C") or not module:
+    if module.startswith("torch._C._nn"):
+        module = "torch.nn.functional"
+    elif module.startswith("torch._C") or not module:
         module = "torch"
     return f"function {module}.{name}"
 
@@ -581,27 +584,36 @@ def _trace(model: nn.Module) -> fx.GraphModule:
         ) from exc
 
 
+def _module_handler(module: nn.Module) -> Callable[[_Builder, fx.Node, str, nn.Module], None] | None:
+    handler = MODULE_HANDLERS.get(type(module))
+    if handler is None and isinstance(module, CompressedLayer):
+        handler = _linear if module.hpk_op == "Linear" else _conv2d
+    return handler
+
+
 def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModule, list[Node], _Builder]:
     """Trace ``model`` (which should be in eval mode) and translate it into .hpk nodes (no file written)."""
     graph_module = _trace(model)
+    modules = dict(graph_module.named_modules())
+    for node in graph_module.graph.nodes:  # name an unsupported layer before the input's dtype matters
+        if node.op == "call_module" and _module_handler(modules[node.target]) is None:
+            layer = type(modules[node.target]).__name__
+            raise UnsupportedModelError(f"{node.target}: layer {layer} is not supported: {NOT_IN_FORMAT}")
+    if example_input.dtype != torch.float32:
+        raise UnsupportedModelError(
+            f"example_input has dtype {example_input.dtype}: the .hpk graph input is float32 "
+            "(docs/FORMAT.md §5); integer inputs (token ids) are not yet in the format"
+        )
     with torch.no_grad():
         ShapeProp(graph_module).propagate(example_input)
     builder = _Builder(model)
-    modules = dict(graph_module.named_modules())
     stochastic_depth = _stochastic_depth_function()
     for node in graph_module.graph.nodes:
         if node.op in ("placeholder", "output") or _is_shape_value(node):
             continue
         if node.op == "call_module":
             module = modules[node.target]
-            handler = MODULE_HANDLERS.get(type(module))
-            if handler is None and isinstance(module, CompressedLayer):
-                handler = _linear if module.hpk_op == "Linear" else _conv2d
-            if handler is None:
-                raise UnsupportedModelError(
-                    f"{node.target}: layer {type(module).__name__} is not supported: {NOT_IN_FORMAT}"
-                )
-            handler(builder, node, node.target, module)
+            _module_handler(module)(builder, node, node.target, module)  # type: ignore[misc]
             continue
         where = f"{module_path(node)} ({node.name})"
         if node.op == "call_function":
@@ -625,11 +637,6 @@ def build_hpk(model: nn.Module, example_input: torch.Tensor, golden: int = DEFAU
     its modules had.
     """
     example_input = example_input.detach()
-    if example_input.dtype != torch.float32:
-        raise UnsupportedModelError(
-            f"example_input has dtype {example_input.dtype}: the .hpk graph input is float32 "
-            "(docs/FORMAT.md §5); integer inputs (token ids) are not yet in the format"
-        )
     modes = {module: module.training for module in model.modules()}
     if model.training:
         warnings.warn(

@@ -8,13 +8,18 @@ compressed twin (or returns None to leave it dense); adding a method is adding a
 from __future__ import annotations
 
 import inspect
+import re
+import warnings
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from torch import nn
 
 from hashpack.runtime.hashing import derive_seed
 
+from .conv_geometry import numeric_padding
+from .entries import CompressedLayer
 from .fresh import FreshConv2d
 from .fsnet import FSConv2d, FSLinear
 from .funhash import FunHashConv2d, FunHashLinear
@@ -25,14 +30,18 @@ Converter = Callable[..., nn.Module | None]
 
 
 def _conv_args(layer: nn.Conv2d) -> tuple:
-    if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-        raise ValueError(f"Conv2d with padding={layer.padding!r}/{layer.padding_mode!r} is not supported")
+    padding = numeric_padding(layer)
+    if layer.padding_mode != "zeros" or padding is None:
+        raise ValueError(
+            f"Conv2d with padding={layer.padding!r}, padding_mode={layer.padding_mode!r} cannot be compressed "
+            "(zero padding, the same on both sides, only); keep it dense with filter_fn"
+        )
     return (
         layer.in_channels,
         layer.out_channels,
         layer.kernel_size,
         layer.stride,
-        layer.padding,
+        padding,
         layer.dilation,
         layer.groups,
         layer.bias is not None,
@@ -145,7 +154,10 @@ def compress(
     from_dense: initialise buckets from the dense weights (mean of what hashes to each bucket),
     so a trained model can be compressed and fine-tuned. filter_fn(module, path): False keeps a
     layer dense. options: the method's own (``method_options(method)``), e.g. ``hashes=4`` for
-    funhash. Returns ``model``.
+    funhash. Returns ``model``, which still runs: a Linear whose parent reads its ``.weight``
+    directly (``nn.MultiheadAttention.out_proj``, the Transformer layers' fast paths) stays dense,
+    and so does every layer no method converts (ConvTranspose2d, Conv1d, LSTM, Embedding, …); each
+    kind gets one warning naming the layers.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -154,8 +166,18 @@ def compress(
     if unknown:
         known = ", ".join(method_options(method)) or "none"
         raise ValueError(f"method {method!r} has no option {sorted(unknown)[0]!r} (its options: {known})")
+    direct_readers, uncompressible = [], []
     for path, module in list(model.named_modules()):
-        if not isinstance(module, (nn.Linear, nn.Conv2d)) or (filter_fn and not filter_fn(module, path)):
+        if filter_fn and not filter_fn(module, path):
+            continue
+        if not isinstance(module, (nn.Linear, nn.Conv2d)):
+            if _has_matrix_weights(module):
+                uncompressible.append(f"{path or 'model'} ({type(module).__name__})")
+            continue
+        parent_path, _, name = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        if parent is not module and _reads_weights_directly(parent, name):
+            direct_readers.append(f"{path} (read by {type(parent).__name__})")
             continue
         replacement = convert(module, compression, derive_seed(seed, path), **options)
         if replacement is None:
@@ -163,7 +185,48 @@ def compress(
         if from_dense and hasattr(replacement, "init_from_dense"):
             replacement.init_from_dense({n: p for n, p in module.named_parameters(recurse=False)})
         _set_submodule(model, path, replacement)
+    if direct_readers:
+        warnings.warn(
+            f"compress: left dense because the parent reads their .weight/.bias directly instead of calling "
+            f"them: {', '.join(direct_readers)}",
+            stacklevel=2,
+        )
+    if uncompressible:
+        warnings.warn(
+            f"compress: left dense ({method} compresses nn.Linear and nn.Conv2d only): {', '.join(uncompressible)}; "
+            "pass filter_fn to silence this",
+            stacklevel=2,
+        )
     return model
+
+
+# Layers whose forward reads a child Linear's weight itself (fast paths, F.multi_head_attention_forward):
+# swapping that child for a compressed layer would break the model.
+_DIRECT_READERS = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+
+
+def _reads_weights_directly(parent: nn.Module, name: str) -> bool:
+    """Whether ``parent`` uses ``parent.<name>.weight``/``.bias`` instead of calling ``parent.<name>``."""
+    if isinstance(parent, _DIRECT_READERS):
+        return True
+    return (
+        re.search(rf"\bself\.{re.escape(name)}\.(weight|bias)\b", _forward_source(type(parent))) is not None
+    )
+
+
+@cache
+def _forward_source(cls: type) -> str:
+    try:
+        return inspect.getsource(cls.forward)
+    except (OSError, TypeError):  # built in, or defined where there is no source
+        return ""
+
+
+def _has_matrix_weights(module: nn.Module) -> bool:
+    """A layer with its own weight matrices (Embedding, LSTM, ConvTranspose2d, …) that no method converts."""
+    if isinstance(module, CompressedLayer):
+        return False
+    return any(p.dim() >= 2 for p in module.parameters(recurse=False))
 
 
 def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:

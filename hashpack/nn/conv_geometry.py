@@ -55,3 +55,17 @@ class ConvGeometry:
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, groups={self.groups}"
         )
+
+
+def numeric_padding(layer: nn.Conv2d) -> tuple[int, int] | None:
+    """``padding="valid"``/``"same"`` as the symmetric numeric padding that computes the same output,
+    or None when there is none (an odd total padding: torch pads one side more)."""
+    pair = nn.modules.utils._pair
+    if not isinstance(layer.padding, str):
+        return pair(layer.padding)
+    if layer.padding == "valid":
+        return (0, 0)
+    totals = [d * (k - 1) for d, k in zip(pair(layer.dilation), pair(layer.kernel_size), strict=True)]
+    if any(total % 2 for total in totals):
+        return None
+    return (totals[0] // 2, totals[1] // 2)

@@ -1,0 +1,197 @@
+"""Constructs .hpk cannot hold fail clearly (issue 13, item 3), and compress never breaks a model.
+
+pack: one line naming the layer or op, the module path (for functional calls: the module whose
+forward made the call) and what to do. compress: layers it cannot convert stay dense with a
+one-line warning naming them, and so do Linears whose parent reads their weights directly.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hashpack
+from hashpack.packer import UnsupportedModelError
+
+
+class Wrap(nn.Module):
+    """``self.block`` applied to the input, then a Linear head (so compress has something to do)."""
+
+    def __init__(self, block: nn.Module, features: int, post=None) -> None:
+        super().__init__()
+        self.block = block
+        self.head = nn.Linear(features, 2)
+        self.post = post or (lambda y: y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.post(self.block(x)).flatten(1))
+
+
+class Gelu(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x)
+
+
+class Upsample(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2.0)
+
+
+class Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x)[0]
+
+
+class Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0]
+
+
+# name -> (model, example input, pattern of the one-line pack error, pattern of compress's warning or None)
+CASES = {
+    "LayerNorm": (
+        lambda: Wrap(nn.LayerNorm(8), 8),
+        torch.randn(2, 8),
+        r"^block: layer LayerNorm is not supported: not yet in the \.hpk op set \(docs/FORMAT\.md §5\)$",
+        None,
+    ),
+    "GELU-module": (
+        lambda: Wrap(nn.Sequential(nn.Linear(8, 8), nn.GELU()), 8),
+        torch.randn(2, 8),
+        r"^block\.1: layer GELU is not supported: not yet in the \.hpk op set",
+        None,
+    ),
+    "GELU-function": (
+        lambda: Wrap(nn.Sequential(nn.Linear(8, 8), Gelu()), 8),
+        torch.randn(2, 8),
+        r"^block\.1 \(gelu\): function torch\.nn\.functional\.gelu is not supported: not yet in the \.hpk op set",
+        None,
+    ),
+    "Embedding": (
+        lambda: Wrap(nn.Embedding(10, 4), 12),
+        torch.randint(0, 10, (2, 3)),
+        r"^block: layer Embedding is not supported: not yet in the \.hpk op set",
+        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block \(Embedding\); "
+        r"pass filter_fn to silence this$",
+    ),
+    "MultiheadAttention": (
+        lambda: Wrap(Attention(), 5 * 8),
+        torch.randn(2, 5, 8),
+        r"^block\.attn: layer MultiheadAttention is not supported: not yet in the \.hpk op set",
+        r"^compress: left dense because the parent reads their \.weight/\.bias directly instead of calling "
+        r"them: block\.attn\.out_proj \(read by MultiheadAttention\)$",
+    ),
+    "ConvTranspose2d": (
+        lambda: Wrap(nn.ConvTranspose2d(3, 2, 2, stride=2), 2 * 8 * 8),
+        torch.randn(2, 3, 4, 4),
+        r"^block: layer ConvTranspose2d is not supported: not yet in the \.hpk op set",
+        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block \(ConvTranspose2d\)",
+    ),
+    "LSTM": (
+        lambda: Wrap(Recurrent(), 5 * 8),
+        torch.randn(2, 5, 8),
+        r"^block\.lstm: layer LSTM is not supported: not yet in the \.hpk op set",
+        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block\.lstm \(LSTM\)",
+    ),
+    "Upsample-module": (
+        lambda: Wrap(nn.Upsample(scale_factor=2), 3 * 8 * 8),
+        torch.randn(2, 3, 4, 4),
+        r"^block: layer Upsample is not supported: not yet in the \.hpk op set",
+        None,
+    ),
+    "Upsample-function": (
+        lambda: Wrap(nn.Sequential(nn.Conv2d(3, 3, 1), Upsample()), 3 * 8 * 8),
+        torch.randn(2, 3, 4, 4),
+        r"^block\.1 \(interpolate\): function torch\.nn\.functional\.interpolate is not supported",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_pack_fails_in_one_line_naming_layer_and_path(tmp_path: Path, name: str) -> None:
+    build, x, pattern, _ = CASES[name]
+    model = build().eval()
+    with pytest.raises(UnsupportedModelError) as info:
+        hashpack.pack(model, x, tmp_path / "m.hpk")
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.search(pattern, message), message
+    assert not (tmp_path / "m.hpk").exists()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_compress_leaves_what_it_cannot_convert_dense_and_says_so(name: str) -> None:
+    build, x, _, pattern = CASES[name]
+    torch.manual_seed(0)
+    model = build()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hashpack.compress(model, "hashed", compression=1 / 2)
+    notes = [str(w.message) for w in caught if str(w.message).startswith("compress:")]
+    if pattern is None:
+        assert notes == []
+    else:
+        assert notes and all("\n" not in note for note in notes)
+        assert any(re.search(pattern, note) for note in notes), notes
+    assert type(model.head).__name__ == "HashedLinear"
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (2, 2)
+
+
+class Transformerish(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(6, 16)
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        h = self.attn(h, h, h)[0]
+        h = self.encoder(h)
+        return self.head(self.decoder(h, h).mean(1))
+
+
+def test_compress_keeps_attention_and_transformer_layers_running() -> None:
+    torch.manual_seed(0)
+    model = Transformerish()
+    x = torch.randn(3, 5, 6)
+    with pytest.warns(UserWarning, match="parent reads their .weight/.bias directly") as caught:
+        hashpack.compress(model, "hashed", compression=1 / 4)
+    message = next(str(w.message) for w in caught if "directly" in str(w.message))
+    for path in ("attn.out_proj", "encoder.layers.0.linear1", "encoder.layers.1.linear2", "decoder.linear1"):
+        assert f"{path} (read by " in message
+    assert type(model.encoder.layers[0].linear1) is nn.Linear
+    assert type(model.head).__name__ == "HashedLinear" and type(model.embed).__name__ == "HashedLinear"
+    model.train()
+    assert model(x).shape == (3, 3)
+    model.eval()
+    with torch.no_grad():  # eval + no_grad: the encoder layers' fast path reads linear weights itself
+        assert model(x).shape == (3, 3)
+
+
+def test_compress_converts_same_padding() -> None:
+    """padding="same" with an odd kernel is symmetric numeric padding: compressed and packable."""
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding="same"), nn.Flatten(), nn.Linear(4 * 5 * 5, 2)).eval()
+    hashpack.compress(model, "hashed", compression=1 / 2)
+    assert type(model[0]).__name__ == "HashedConv2d" and model[0].padding == (1, 1)
+    assert model(torch.randn(1, 2, 5, 5)).shape == (1, 2)
