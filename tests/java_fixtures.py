@@ -28,8 +28,8 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
   numpy (the Java half-to-float conversion is checked against all of them);
 - ``parity/``: damaged copies of the fixtures (random edits of the metadata or the tensor table,
-  and targeted edits of every field of the fresh, funhash and fsnet schemes, re-signed so the edit,
-  not the checksum, decides) with the Python reader's verdict in ``parity.json``, and for files it
+  targeted edits of every field of the fresh, funhash and fsnet schemes and of every attr of the
+  zoo blocks' pooling and layout nodes, re-signed so the edit, not the checksum, decides) with the Python reader's verdict in ``parity.json``, and for files it
   accepts, the numpy outputs for a random batch: both readers must accept the same files and compute
   the same outputs.
 """
@@ -72,6 +72,7 @@ PARITY_BASES = (
     "mlp_funhash_hops_int8",
     "lenet5_funhash",
     "rescnn_fsnet_fp16",
+    "zoo_blocks",
 )
 PARITY_PER_BASE = 50
 PARITY_MAX_VIRTUAL = 20_000_000  # accepted files above this are not run (too slow for a test)
@@ -638,6 +639,49 @@ PARITY_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lenet5_fsnet": ("c1.weight", ("shape", "space", "stride")),
 }
 _REMOVE = object()
+# Targeted parity edits of node attrs: every attr of every node of these ops in PARITY_ATTR_BASE.
+PARITY_ATTR_BASE = "zoo_blocks"
+PARITY_ATTR_OPS = {
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Transpose",
+    "Slice",
+    "Mean",
+    "Reshape",
+}
+ATTR_VALUES: tuple[Any, ...] = (
+    _REMOVE,
+    None,
+    True,
+    False,
+    0,
+    1,
+    2,
+    3,
+    4,
+    -1,
+    7,
+    2**31,
+    1.0,
+    "1",
+    [],
+    [0],
+    [1],
+    [2, 3],
+    [3, 2],
+    [0, 1],
+    [1, 1],
+    [7, 7],
+    [2, 2],
+    [0, 2, 1, 3, 4],
+    [0, 1, 2, 3, 4],
+    [1, 0, 2, 3, 4],
+    [0, 2, 1, 3],
+    [-1, 1],
+    [2**30, 2**30],
+)
 FIELD_VALUES: tuple[Any, ...] = (
     _REMOVE,
     None,
@@ -744,6 +788,30 @@ def write_parity_corpus(out: Path) -> str:
                     header, json.dumps(edited, sort_keys=True, separators=(",", ":")), data
                 )
                 cases.append(_parity_case(corpus, f"{base}_field_{index:03d}", payload, what, index))
+                index += 1
+    # Targeted edits of every attr of the zoo blocks' pooling and layout nodes (and ceil_mode where
+    # it is absent): the readers' shape rules for the zoo ops must agree on every value.
+    header, meta, data = _split_hpk((out / f"{PARITY_ATTR_BASE}.hpk").read_bytes())
+    index = 0
+    for position, node in enumerate(meta["nodes"]):
+        if node["op"] not in PARITY_ATTR_OPS:
+            continue
+        keys = sorted(node["attrs"]) + (["ceil_mode"] if node["op"].endswith("Pool2d") else [])
+        for key in dict.fromkeys(keys):
+            for value in ATTR_VALUES:
+                edited = copy.deepcopy(meta)
+                attrs = edited["nodes"][position]["attrs"]
+                if value is _REMOVE:
+                    attrs.pop(key, None)
+                    what = f"remove nodes/{node['name']}/attrs/{key}"
+                else:
+                    attrs[key] = copy.deepcopy(value)
+                    what = f"set nodes/{node['name']}/attrs/{key} = {value!r}"
+                payload = _container_bytes(
+                    header, json.dumps(edited, sort_keys=True, separators=(",", ":")), data
+                )
+                name = f"{PARITY_ATTR_BASE}_attr_{index:03d}"
+                cases.append(_parity_case(corpus, name, payload, what, index))
                 index += 1
     # A file within every size limit whose weights would take too long to regenerate (§6 work limit).
     header, meta, data = _split_hpk((out / "lenet5_funhash.hpk").read_bytes())
