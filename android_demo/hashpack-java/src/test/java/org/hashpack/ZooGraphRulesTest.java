@@ -32,7 +32,8 @@ public class ZooGraphRulesTest {
     public void activationsTakeNoAttrsAndOneInput() throws Exception {
         for (String op : new String[] {"Hardswish", "Hardsigmoid", "Silu"}) {
             assertArrayEquals(new int[] {2, 3}, shapeOf(single(new int[] {2, 3}, op, obj(), 2, 3)));
-            rejects(single(new int[] {2, 3}, op, obj("alpha", 1), 2, 3), "node 'n' (" + op + "): unexpected attr 'alpha'");
+            rejects(single(new int[] {2, 3}, op, obj("alpha", 1), 2, 3),
+                    "node 'n' (" + op + "): unexpected attr 'alpha'");
             rejects(TestHpk.builder(2).node(op, "n", list("x", "x"), obj(), obj()).output("n", 2),
                     "node 'n' (" + op + "): takes 1 input(s), got 2");
         }
@@ -76,7 +77,8 @@ public class ZooGraphRulesTest {
                     "attr 'output' = [-1, 3] is not a valid pair");
             rejects(single(new int[] {2, 5, 5}, op, obj("output", ints(3)), 2, 3, 3),
                     "attr 'output' = [3] is not a valid pair");
-            rejects(single(new int[] {2, 5, 5}, op, obj("output", 3), 2, 3, 3), "attr 'output' = 3 is not a valid pair");
+            rejects(single(new int[] {2, 5, 5}, op, obj("output", 3), 2, 3, 3),
+                    "attr 'output' = 3 is not a valid pair");
             rejects(single(new int[] {2, 5, 5}, op, obj(), 2, 3, 3), "missing attr 'output'");
             rejects(single(new int[] {10}, op, obj("output", ints(1, 1)), 10, 1, 1),
                     "input [N, 10] has rank 2, expected 4");
@@ -134,7 +136,8 @@ public class ZooGraphRulesTest {
         assertArrayEquals(new int[] {4, 2, 3}, shapeOf(single(new int[] {2, 3, 4}, "Transpose",
                 obj("perm", ints(0, 3, 1, 2)), 4, 2, 3)));
         rejects(single(new int[] {2, 3, 4}, "Transpose", obj("perm", ints(1, 0, 2, 3)), 3, 2, 4),
-                "node 'n' (Transpose): perm [1, 0, 2, 3] is not a permutation of 0..3 that keeps the batch axis 0 first");
+                "node 'n' (Transpose): perm [1, 0, 2, 3] is not a permutation of 0..3",
+                "that keeps the batch axis 0 first");
         rejects(single(new int[] {2, 3, 4}, "Transpose", obj("perm", ints(0, 1, 1, 2)), 2, 3, 4),
                 "perm [0, 1, 1, 2] is not a permutation of 0..3");
         rejects(single(new int[] {2, 3, 4}, "Transpose", obj("perm", ints(0, 1, 2, 4)), 2, 3, 4),

@@ -39,7 +39,7 @@ final class AvgPool2d extends Pooling {
                             long left = (long) ox * win.sw - win.pw;
                             long cols = Math.min(left + win.kw, (long) win.inW + win.pw) - left;
                             float sum = 0f;
-                            // taps outside the input are skipped (a ceil-mode window may reach far past it)
+                            // taps outside the input are skipped (a ceil-mode window may reach past the padded input)
                             int y0 = (int) Math.max(top, 0);
                             int y1 = (int) Math.min(top + win.kh, win.inH);
                             int x0 = (int) Math.max(left, 0);

@@ -33,7 +33,7 @@ final class MaxPool2d extends Pooling {
                     for (int oy = 0; oy < win.outH; oy++) {
                         for (int ox = 0; ox < win.outW; ox++) {
                             float m = Float.NEGATIVE_INFINITY;
-                            // taps in long: a ceil-mode window may reach far past the input
+                            // a ceil-mode window may reach past the padded input: taps stop at the input's edge
                             long top = (long) oy * win.sh - win.ph;
                             long left = (long) ox * win.sw - win.pw;
                             for (int ky = 0; ky < win.kh; ky++) {
