@@ -9,7 +9,7 @@ TORCH_PIN := torch==2.13.0
 TORCHVISION_PIN := torchvision==0.28.0
 APT_PACKAGES := default-jdk-headless junit4 libhamcrest-java libgoogle-gson-java dataset-fashion-mnist
 
-.PHONY: demo test lint format setup system-deps clean accuracy accuracy-quick
+.PHONY: demo test test-zoo-large lint format setup system-deps clean accuracy accuracy-quick
 
 demo: $(STAMP)
 	$(BIN)/hashpack demo
@@ -18,6 +18,10 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# vgg11_bn through every backend (~128 M virtual weights: minutes and several GB; not in `test`).
+test-zoo-large: $(STAMP) system-deps
+	$(BIN)/python -m pytest -m zoo_large tests/test_zoo.py
 
 setup: $(STAMP)
 
