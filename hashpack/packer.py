@@ -263,9 +263,6 @@ def _flatten(b: _Builder, node: fx.Node, where: str, start_dim: int = 0, end_dim
         raise UnsupportedModelError(
             f"{where}: flatten({start_dim}, {end_dim}) must keep the batch dimension and run to the last one"
         )
-    if start == rank - 1:
-        _identity(b, node, where)
-        return
     b.add("Flatten", node, _unary_input(b, node, where), attrs={"start_dim": start})
 
 
@@ -313,9 +310,6 @@ def _reshape(b: _Builder, node: fx.Node, where: str) -> None:
         raise UnsupportedModelError(
             f"{where}: reshape to {list(target)} mixes the batch dimension into others; keep dim 0 the batch"
         )
-    if target == source:
-        _identity(b, node, where)
-        return
     b.add("Reshape", node, _unary_input(b, node, where), attrs={"shape": list(target[1:])})
 
 

@@ -32,7 +32,7 @@ import hashpack
 from hashpack.nn.entries import CompressedLayer
 from hashpack.runtime import load
 from hashpack.torchvision_compat import torchvision_models
-from hashpack.validation import DEFAULT_ATOL, DEFAULT_RTOL, EXPORT_MODES, run_validation
+from hashpack.validation import DEFAULT_ATOL, DEFAULT_RTOL, EXPORT_MODES, BackendResult, run_validation
 
 INPUT_SHAPE = (3, 64, 64)
 # squeezenet's MaxPool2d(3, 2, ceil_mode=True) windows all fit at 64×64 (ceil_mode would change
@@ -101,6 +101,16 @@ def unit_scale(model: nn.Module, x: torch.Tensor) -> None:
             handle.remove()
 
 
+def describe(backend: BackendResult) -> str:
+    """One line: the backend, what happened, and why (the worst check of a failure)."""
+    worst = backend.worst()
+    if worst is not None:
+        why = f"{worst.inputs} inputs vs {worst.reference}: max |error| {worst.max_abs_error:.3g}"
+    else:
+        why = (backend.reason or "")[:160]
+    return f"{backend.name}: {backend.status} ({why})"
+
+
 def java_problem(path: Path) -> str | None:
     """The Java runtime's verdict on the file's golden samples (None when it passes)."""
     try:
@@ -137,11 +147,7 @@ def test_zoo_model_passes_every_backend(tmp_path: Path, name: str, method: str) 
 
     # every backend of `hashpack validate`, then Java; each failure is its own line
     report = run_validation(path, random_count=2, work_dir=tmp_path)
-    problems = [
-        f"{b.name}: {b.status}" + (f" ({b.reason})" if b.reason else "")
-        for b in report.backends
-        if b.status != "pass"
-    ]
+    problems = [describe(b) for b in report.backends if b.status != "pass"]
     ran = [b.name for b in report.backends]
     if ran != EXPECTED_BACKENDS:
         problems.append(f"backends run: {ran}, expected {EXPECTED_BACKENDS}")
