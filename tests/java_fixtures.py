@@ -20,13 +20,16 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
   ``intermediate``: offset and count into the intermediates file (C, or z as [numel, D] row-major);
 - ``<model>.hpk``, ``<model>.weights.bin``, ``<model>.intermediates.bin``, ``<model>.input.bin``,
   ``<model>.output.bin``;
+- ``op_cases/``: every case of tests/zoo_op_cases.py (the zoo ops, one tiny graph each, golden
+  outputs from torch) as ``<id>.hpk`` with a random input batch and the numpy runtime's outputs
+  (``<id>.input.bin``, ``<id>.output.bin``); listed under ``op_cases`` in the manifest;
 - ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
   ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
   numpy (the Java half-to-float conversion is checked against all of them);
 - ``parity/``: damaged copies of the fixtures (random edits of the metadata or the tensor table,
-  and targeted edits of every field of the fresh, funhash and fsnet schemes, re-signed so the edit,
-  not the checksum, decides) with the Python reader's verdict in ``parity.json``, and for files it
+  targeted edits of every field of the fresh, funhash and fsnet schemes and of every attr of the
+  zoo blocks' pooling and layout nodes, re-signed so the edit, not the checksum, decides) with the Python reader's verdict in ``parity.json``, and for files it
   accepts, the numpy outputs for a random batch: both readers must accept the same files and compute
   the same outputs.
 """
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo_op_cases import CASES, case_hpk, case_input  # tests/ (this script's directory)
 
 import hashpack
 from hashpack.nn.layers import HashedModule
@@ -68,6 +72,7 @@ PARITY_BASES = (
     "mlp_funhash_hops_int8",
     "lenet5_funhash",
     "rescnn_fsnet_fp16",
+    "zoo_blocks",
 )
 PARITY_PER_BASE = 50
 PARITY_MAX_VIRTUAL = 20_000_000  # accepted files above this are not run (too slow for a test)
@@ -190,6 +195,67 @@ class Mixed(nn.Module):
         return F.softmax(self.fc(s), dim=1)
 
 
+class ZooBlocks(nn.Module):
+    """The torchvision mobile zoo's constructs on a small odd-sized input: Hardswish, ceil-mode max
+    and average pooling, squeeze-and-excitation (functional adaptive pooling, SiLU, Hardsigmoid,
+    broadcast mul), chunk, channel shuffle (size arithmetic, view, transpose, contiguous), adaptive
+    average pooling to a larger size then adaptive max pooling, x.mean, Dropout (dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.se_reduce = nn.Conv2d(8, 4, 1)
+        self.se_expand = nn.Conv2d(4, 8, 1)
+        self.branch = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.avg_incl = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=True)
+        self.avg_excl = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.grow = nn.AdaptiveAvgPool2d((5, 7))
+        self.shrink = nn.AdaptiveMaxPool2d((2, 3))
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(8 * 2 * 3 + 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.hardswish(self.bn(self.stem(x))))
+        s = F.adaptive_avg_pool2d(x, 1)
+        x = x * F.hardsigmoid(self.se_expand(F.silu(self.se_reduce(s))))
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat([a, F.silu(self.branch(b))], dim=1)
+        n, c, h, w = x.size()
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        x = self.avg_incl(x) + self.avg_excl(x).mean([2, 3], keepdim=True)
+        m = x.mean([2, 3])
+        x = self.shrink(self.grow(x))
+        return self.fc(self.drop(torch.cat([torch.flatten(x, 1), m], dim=1)))
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    """A torchvision model constructor (10 classes), imported the supported way."""
+
+    def make() -> nn.Module:
+        from hashpack.torchvision_compat import torchvision_models
+
+        return getattr(torchvision_models(), name)(num_classes=10)
+
+    return make
+
+
+def _calibrate_batchnorm(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """BatchNorm running statistics from a few random batches in training mode (a random-init deep
+    net with the default statistics computes nearly the same output for every input, which would
+    make comparing outputs a weak check)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, *shape))
+    model.eval()
+
+
 def _randomise_batchnorm(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
@@ -263,7 +329,8 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
     """(name, constructor, sample input shape, options).
 
     Options: ``keep_dense`` (layer paths left uncompressed), ``method`` and ``method_options`` (of
-    ``hashpack.compress``), ``space_dtype`` (hashed spaces rewritten by this script, the original
+    ``hashpack.compress``), ``calibrate`` (BatchNorm statistics from random batches after
+    compression), ``space_dtype`` (hashed spaces rewritten by this script, the original
     fixtures), ``quantize`` (``hashpack.nn.quantize.quantize`` mode: every bucket space of every
     method), ``g_dtype`` (funhash g spaces rewritten after packing), ``golden`` (samples)."""
     return [
@@ -337,6 +404,12 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         # fsnet: conv and linear layers as filter summaries; float16 on the residual CNN (depthwise,
         # grouped, 1×1 and 3×2 kernels); int8 convs with hashed linear layers.
         ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet", "method_options": {"fc": "fs"}}),
+        # the zoo ops (docs/FORMAT.md §5), packed from torch: a block of every construct, and two
+        # torchvision models at 64×64 (BatchNorm calibrated, so the outputs depend on the input)
+        ("zoo_blocks", ZooBlocks, (3, 15, 13), {}),
+        ("zoo_blocks_fresh_fp16", ZooBlocks, (3, 15, 13), {"method": "fresh", "quantize": "fp16"}),
+        ("tv_mobilenet_v3_small", _torchvision("mobilenet_v3_small"), (3, 64, 64), {"calibrate": True}),
+        ("tv_shufflenet_v2_x0_5", _torchvision("shufflenet_v2_x0_5"), (3, 64, 64), {"calibrate": True}),
         (
             "rescnn_fsnet_fp16",
             ResCNN,
@@ -412,6 +485,8 @@ def write_model(
         filter_fn=lambda _m, path: path not in keep_dense,
         **options.get("method_options", {}),
     )
+    if options.get("calibrate"):
+        _calibrate_batchnorm(model, shape)
     model.eval()
     if "quantize" in options:
         quantize(model, options["quantize"])
@@ -569,6 +644,49 @@ PARITY_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lenet5_fsnet": ("c1.weight", ("shape", "space", "stride")),
 }
 _REMOVE = object()
+# Targeted parity edits of node attrs: every attr of every node of these ops in PARITY_ATTR_BASE.
+PARITY_ATTR_BASE = "zoo_blocks"
+PARITY_ATTR_OPS = {
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Transpose",
+    "Slice",
+    "Mean",
+    "Reshape",
+}
+ATTR_VALUES: tuple[Any, ...] = (
+    _REMOVE,
+    None,
+    True,
+    False,
+    0,
+    1,
+    2,
+    3,
+    4,
+    -1,
+    7,
+    2**31,
+    1.0,
+    "1",
+    [],
+    [0],
+    [1],
+    [2, 3],
+    [3, 2],
+    [0, 1],
+    [1, 1],
+    [7, 7],
+    [2, 2],
+    [0, 2, 1, 3, 4],
+    [0, 1, 2, 3, 4],
+    [1, 0, 2, 3, 4],
+    [0, 2, 1, 3],
+    [-1, 1],
+    [2**30, 2**30],
+)
 FIELD_VALUES: tuple[Any, ...] = (
     _REMOVE,
     None,
@@ -676,6 +794,30 @@ def write_parity_corpus(out: Path) -> str:
                 )
                 cases.append(_parity_case(corpus, f"{base}_field_{index:03d}", payload, what, index))
                 index += 1
+    # Targeted edits of every attr of the zoo blocks' pooling and layout nodes (and ceil_mode where
+    # it is absent): the readers' shape rules for the zoo ops must agree on every value.
+    header, meta, data = _split_hpk((out / f"{PARITY_ATTR_BASE}.hpk").read_bytes())
+    index = 0
+    for position, node in enumerate(meta["nodes"]):
+        if node["op"] not in PARITY_ATTR_OPS:
+            continue
+        keys = sorted(node["attrs"]) + (["ceil_mode"] if node["op"].endswith("Pool2d") else [])
+        for key in dict.fromkeys(keys):
+            for value in ATTR_VALUES:
+                edited = copy.deepcopy(meta)
+                attrs = edited["nodes"][position]["attrs"]
+                if value is _REMOVE:
+                    attrs.pop(key, None)
+                    what = f"remove nodes/{node['name']}/attrs/{key}"
+                else:
+                    attrs[key] = copy.deepcopy(value)
+                    what = f"set nodes/{node['name']}/attrs/{key} = {value!r}"
+                payload = _container_bytes(
+                    header, json.dumps(edited, sort_keys=True, separators=(",", ":")), data
+                )
+                name = f"{PARITY_ATTR_BASE}_attr_{index:03d}"
+                cases.append(_parity_case(corpus, name, payload, what, index))
+                index += 1
     # A file within every size limit whose weights would take too long to regenerate (§6 work limit).
     header, meta, data = _split_hpk((out / "lenet5_funhash.hpk").read_bytes())
     meta["params"]["fc1.weight"]["shape"] = [3 * 2**26]  # x (4 fetches + 25 for g) > 2^32 operations
@@ -685,6 +827,38 @@ def write_parity_corpus(out: Path) -> str:
     cases.append({**case, "java_must_mention": "operations"})
     (out / "parity.json").write_text(json.dumps({"cases": cases}, indent=1) + "\n")
     return "parity.json"
+
+
+OP_CASE_BATCH = 3
+
+
+def write_op_cases(out: Path) -> list[dict[str, Any]]:
+    """Every zoo op case as a .hpk (torch's golden outputs inside) with the numpy runtime's outputs
+    for another random batch: Java must match numpy within 1e-5 and pass the golden check."""
+    folder = out / "op_cases"
+    folder.mkdir(exist_ok=True)
+    entries = []
+    for case in CASES:
+        path = folder / f"{case.id}.hpk"
+        write_hpk(case_hpk(case), path)
+        runtime = load(path)
+        x = np.ascontiguousarray(case_input(case, OP_CASE_BATCH, seed=1), dtype="<f4")
+        y = np.ascontiguousarray(runtime.run(x), dtype="<f4")
+        (folder / f"{case.id}.input.bin").write_bytes(x.tobytes())
+        (folder / f"{case.id}.output.bin").write_bytes(y.tobytes())
+        entries.append(
+            {
+                "id": case.id,
+                "hpk": f"op_cases/{case.id}.hpk",
+                "input": f"op_cases/{case.id}.input.bin",
+                "output": f"op_cases/{case.id}.output.bin",
+                "batch": OP_CASE_BATCH,
+                "input_shape": list(case.input_shape),
+                "output_shape": list(y.shape[1:]),
+                "ops": sorted(case.ops),
+            }
+        )
+    return entries
 
 
 def write_materialize_case(out: Path) -> dict[str, Any]:
@@ -731,13 +905,15 @@ def main(argv: list[str]) -> int:
         "fresh_bases": write_fresh_bases(out),
         "parity": write_parity_corpus(out),
         "materialize": write_materialize_case(out),
+        "op_cases": write_op_cases(out),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    covered = sorted({op for m in models for op in m["ops"]})
+    covered = sorted({op for m in models + manifest["op_cases"] for op in m["ops"]})
     parity = json.loads((out / "parity.json").read_text())["cases"]
     accepted = sum(case["accepted"] for case in parity)
     schemes = sorted({pair for m in models for pair in m["scheme_dtypes"]})
-    print(f"wrote {len(models)} models to {out}; ops covered: {', '.join(covered)}")
+    print(f"wrote {len(models)} models and {len(manifest['op_cases'])} op cases to {out}")
+    print(f"ops covered: {', '.join(covered)}")
     print(f"schemes and space dtypes covered: {', '.join(schemes)}")
     print(f"parity corpus: {len(parity)} damaged files, {accepted} accepted by the Python reader")
     return 0

@@ -16,7 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from java_runner import assert_java_golden_passes, check_golden
+from zoo_op_cases import CASES, case_hpk
+
+from hashpack.runtime import write_hpk
 
 JAVA_DIR = Path(__file__).resolve().parent.parent / "android_demo" / "hashpack-java"
 RUN_TESTS = JAVA_DIR / "run_tests.sh"
@@ -58,11 +63,41 @@ def test_java_decoder_junit_suite() -> None:
 
 
 def expected_junit_tests() -> int:
-    """@Test methods in the sources, the fixture-driven class counted once per fixture model."""
+    """@Test methods in the sources, the fixture-driven classes counted once per fixture model (or
+    zoo op case)."""
     sources = list((JAVA_DIR / "src" / "test").rglob("*Test.java"))
     assert sources, "no JUnit test classes found"
     per_class = {path.stem: path.read_text().count("@Test") for path in sources}
     manifest = json.loads((JAVA_DIR / "build" / "fixtures" / "manifest.json").read_text())
     models = len(manifest["models"])
     assert models >= 10, f"only {models} fixture models"
-    return sum(per_class.values()) + per_class["FixtureModelsTest"] * (models - 1)
+    op_cases = len(manifest["op_cases"])
+    assert op_cases >= 20, f"only {op_cases} zoo op cases"
+    return (
+        sum(per_class.values())
+        + per_class["FixtureModelsTest"] * (models - 1)
+        + per_class["ZooOpCasesTest"] * (op_cases - 1)
+    )
+
+
+def test_java_runner_checks_golden_outputs(tmp_path: Path) -> None:
+    """tests/java_runner.py (what the zoo tests call): a zoo op case passes its golden check in Java,
+    the same file with altered golden outputs fails it, a damaged file is reported, not raised."""
+    case = next(c for c in CASES if c.id == "split-shuffle-concat")
+    good = tmp_path / "good.hpk"
+    write_hpk(case_hpk(case), good)
+    hpk = case_hpk(case)
+    hpk.tensors["golden/outputs"] = hpk.tensors["golden/outputs"] * np.float32(1.01) + np.float32(1e-3)
+    wrong = tmp_path / "wrong.hpk"
+    write_hpk(hpk, wrong)
+    damaged = tmp_path / "damaged.hpk"
+    damaged.write_bytes(good.read_bytes()[:-7])
+    results = check_golden([good, wrong, damaged], repeats=2)
+    assert [r.passed for r in results] == [True, False, False], results
+    assert results[0].max_abs_error is not None and results[0].max_abs_error < 1e-5
+    assert results[0].run_seconds is not None and results[0].error is None
+    assert results[1].mismatches and results[1].mismatches > 0 and results[1].error is None
+    assert results[2].error and "damaged.hpk" in results[2].error
+    assert_java_golden_passes(good)
+    with pytest.raises(AssertionError, match="golden outputs differ"):
+        assert_java_golden_passes(wrong)

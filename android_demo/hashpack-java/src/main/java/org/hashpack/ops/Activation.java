@@ -6,13 +6,19 @@ import org.hashpack.Node;
 import org.hashpack.Param;
 import org.hashpack.Tensor;
 
-/** The elementwise activations {@code Relu}, {@code Relu6}, {@code Sigmoid} and {@code Tanh} (float32). */
+/**
+ * The elementwise activations {@code Relu}, {@code Relu6}, {@code Sigmoid}, {@code Tanh},
+ * {@code Hardswish}, {@code Hardsigmoid} and {@code Silu} (float32, in torch's CPU formulation).
+ */
 final class Activation extends Op {
     enum Function {
         RELU("Relu"),
         RELU6("Relu6"),
         SIGMOID("Sigmoid"),
-        TANH("Tanh");
+        TANH("Tanh"),
+        HARDSWISH("Hardswish"),
+        HARDSIGMOID("Hardsigmoid"),
+        SILU("Silu");
 
         final String opName;
 
@@ -60,6 +66,21 @@ final class Activation extends Op {
                     case TANH:
                         for (int i = 0; i < x.length; i++) {
                             y[i] = (float) Math.tanh(x[i]);
+                        }
+                        break;
+                    case HARDSWISH: // x * relu6(x + 3) / 6
+                        for (int i = 0; i < x.length; i++) {
+                            y[i] = x[i] * Math.min(Math.max(x[i] + 3f, 0f), 6f) / 6f;
+                        }
+                        break;
+                    case HARDSIGMOID: // relu6(x + 3) / 6
+                        for (int i = 0; i < x.length; i++) {
+                            y[i] = Math.min(Math.max(x[i] + 3f, 0f), 6f) / 6f;
+                        }
+                        break;
+                    case SILU: // x * sigmoid(x), as torch computes it: x / (1 + exp(-x))
+                        for (int i = 0; i < x.length; i++) {
+                            y[i] = x[i] / (1f + (float) Math.exp(-x[i]));
                         }
                         break;
                     default:

@@ -5,7 +5,10 @@ import java.util.Map;
 import org.hashpack.Node;
 import org.hashpack.Tensor;
 
-/** {@code MaxPool2d} (NCHW, {@code ceil_mode=False}); padding counts as -infinity. */
+/**
+ * {@code MaxPool2d} (NCHW, optional {@code ceil_mode}); padding, and the part of a ceil-mode window
+ * past the padded input, count as -infinity.
+ */
 final class MaxPool2d extends Pooling {
     MaxPool2d() {
         super("MaxPool2d");
@@ -13,6 +16,7 @@ final class MaxPool2d extends Pooling {
         attr("stride", AttrKind.PAIR);
         attr("padding", AttrKind.PAIR);
         attr("dilation", AttrKind.PAIR);
+        ceilModeAttr();
     }
 
     @Override
@@ -29,15 +33,25 @@ final class MaxPool2d extends Pooling {
                     for (int oy = 0; oy < win.outH; oy++) {
                         for (int ox = 0; ox < win.outW; ox++) {
                             float m = Float.NEGATIVE_INFINITY;
+                            // a ceil-mode window may reach past the padded input: taps stop at the input's edge
+                            long top = (long) oy * win.sh - win.ph;
+                            long left = (long) ox * win.sw - win.pw;
                             for (int ky = 0; ky < win.kh; ky++) {
-                                int iy = oy * win.sh - win.ph + ky * win.dh;
-                                if (iy < 0 || iy >= win.inH) {
+                                long iy = top + (long) ky * win.dh;
+                                if (iy >= win.inH) {
+                                    break;
+                                }
+                                if (iy < 0) {
                                     continue;
                                 }
+                                int row = base + (int) iy * win.inW;
                                 for (int kx = 0; kx < win.kw; kx++) {
-                                    int ix = ox * win.sw - win.pw + kx * win.dw;
-                                    if (ix >= 0 && ix < win.inW) {
-                                        m = Math.max(m, x[base + iy * win.inW + ix]); // NaN propagates
+                                    long ix = left + (long) kx * win.dw;
+                                    if (ix >= win.inW) {
+                                        break;
+                                    }
+                                    if (ix >= 0) {
+                                        m = Math.max(m, x[row + (int) ix]); // NaN propagates
                                     }
                                 }
                             }

@@ -68,6 +68,7 @@ public abstract class Op {
     private final Map<String, Integer> params = new LinkedHashMap<>();
     private final Map<String, Integer> optionalParams = new LinkedHashMap<>();
     private final Map<String, AttrKind> attrs = new LinkedHashMap<>();
+    private final Map<String, AttrKind> optionalAttrs = new LinkedHashMap<>();
 
     protected Op(String name, int numInputs) {
         this.name = name;
@@ -84,6 +85,11 @@ public abstract class Op {
 
     protected final void attr(String attr, AttrKind kind) {
         attrs.put(attr, kind);
+    }
+
+    /** An attr a node may leave out (added to an op after files without it were written). */
+    protected final void optionalAttr(String attr, AttrKind kind) {
+        optionalAttrs.put(attr, kind);
     }
 
     /** The op name of the metadata. */
@@ -133,8 +139,16 @@ public abstract class Op {
                         + attr.getValue().name().toLowerCase(java.util.Locale.ROOT);
             }
         }
+        for (Map.Entry<String, AttrKind> attr : optionalAttrs.entrySet()) {
+            Object value = node.attrs().get(attr.getKey());
+            if (node.attrs().containsKey(attr.getKey()) && !matches(attr.getValue(), value)) {
+                return "attr '" + attr.getKey() + "' = " + clip(String.valueOf(value)) + " is not a valid "
+                        + attr.getValue().name().toLowerCase(java.util.Locale.ROOT);
+            }
+        }
         TreeSet<String> extra = new TreeSet<>(node.attrs().keySet());
         extra.removeAll(attrs.keySet());
+        extra.removeAll(optionalAttrs.keySet());
         if (!extra.isEmpty()) {
             return "unexpected attr '" + clip(extra.first()) + "'";
         }
@@ -221,6 +235,12 @@ public abstract class Op {
 
     protected static boolean boolAttr(Node node, String attr) {
         return (Boolean) node.attrs().get(attr);
+    }
+
+    /** An optional bool attr, {@code absent} if the node leaves it out. */
+    protected static boolean boolAttr(Node node, String attr, boolean absent) {
+        Object value = node.attrs().get(attr);
+        return value == null ? absent : (Boolean) value;
     }
 
     /** A number attr as float32 (the rounding torch applies to e.g. BatchNorm's eps). */

@@ -23,6 +23,12 @@ public final class Ops {
         register(new Add());
         register(new Concat());
         register(new Softmax());
+        register(new Mul());
+        register(new AdaptivePool2d(false));
+        register(new AdaptivePool2d(true));
+        register(new Transpose());
+        register(new Slice());
+        register(new Mean());
     }
 
     private Ops() {}

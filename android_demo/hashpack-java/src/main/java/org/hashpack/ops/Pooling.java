@@ -5,10 +5,22 @@ import java.util.Map;
 import org.hashpack.Node;
 import org.hashpack.Param;
 
-/** What MaxPool2d and AvgPool2d share: torch's padding rule and the window shape rule. */
+/**
+ * What MaxPool2d and AvgPool2d share: torch's padding rule, the window shape rule and the optional
+ * {@code ceil_mode} attr (absent means false, so files written before it existed stay valid).
+ */
 abstract class Pooling extends Op {
     Pooling(String name) {
         super(name, 1);
+    }
+
+    /** Declares the optional {@code ceil_mode}; called by subclasses after their required attrs. */
+    final void ceilModeAttr() {
+        optionalAttr("ceil_mode", AttrKind.BOOL);
+    }
+
+    static boolean ceilMode(Node node) {
+        return boolAttr(node, "ceil_mode", false);
     }
 
     @Override
@@ -28,7 +40,7 @@ abstract class Pooling extends Op {
 
     Window window(Node node, int[] x) throws ShapeException {
         return Window.of(x, intsAttr(node, "kernel"), intsAttr(node, "stride"), intsAttr(node, "padding"),
-                dilation(node));
+                dilation(node), ceilMode(node));
     }
 
     @Override
@@ -40,6 +52,6 @@ abstract class Pooling extends Op {
 
     Window checkedWindow(Node node, int[] x) {
         return Window.checked(x, intsAttr(node, "kernel"), intsAttr(node, "stride"), intsAttr(node, "padding"),
-                dilation(node));
+                dilation(node), ceilMode(node));
     }
 }

@@ -1,8 +1,12 @@
 package org.hashpack.ops;
 
 /**
- * The sliding-window geometry shared by Conv2d and the pools (PyTorch, {@code ceil_mode=False}):
- * {@code out = floor((in + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1} per spatial axis.
+ * The sliding-window geometry shared by Conv2d and the pools (PyTorch's rule):
+ * {@code out = floor((in + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1} per spatial axis;
+ * with {@code ceil_mode} (pools only) the division rounds up, minus one if the last window would
+ * start at or past {@code in + pad} (torch's {@code pooling_output_shape}). The dilated kernel must
+ * fit the padded input in both modes; the last ceil-mode window may then reach past the padded
+ * input, and the pools clip it.
  */
 final class Window {
     final int channels;
@@ -37,6 +41,12 @@ final class Window {
 
     /** The window over sample shape {@code x = {C, H, W}}; checks that it can run. */
     static Window of(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation) throws ShapeException {
+        return of(x, kernel, stride, padding, dilation, false);
+    }
+
+    /** As {@link #of(int[], int[], int[], int[], int[])}, with torch's {@code ceil_mode} rule if {@code ceil}. */
+    static Window of(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation, boolean ceil)
+            throws ShapeException {
         Op.requireRank(x, "input", 4);
         if (Math.min(Math.min(kernel[0], kernel[1]), Math.min(Math.min(stride[0], stride[1]),
                 Math.min(dilation[0], dilation[1]))) < 1) {
@@ -45,22 +55,42 @@ final class Window {
         }
         long paddedH = x[1] + 2L * padding[0];
         long paddedW = x[2] + 2L * padding[1];
-        Op.checkElements((double) x[0] * paddedH * paddedW, "the padded input");
         long spanH = (long) dilation[0] * (kernel[0] - 1) + 1;
         long spanW = (long) dilation[1] * (kernel[1] - 1) + 1;
-        if (paddedH < spanH || paddedW < spanW) {
+        if (paddedH < spanH || paddedW < spanW) { // in ceil mode too (docs/FORMAT.md §5)
             throw new ShapeException("kernel " + pair(kernel) + " (dilation " + pair(dilation)
                     + ") is larger than the padded input " + Op.show(x) + " + padding " + pair(padding));
         }
-        int outH = (int) ((paddedH - spanH) / stride[0] + 1);
-        int outW = (int) ((paddedW - spanW) / stride[1] + 1);
-        return new Window(x, kernel, stride, padding, dilation, outH, outW);
+        long outH = extent(paddedH - spanH, stride[0], ceil, x[1], padding[0]);
+        long outW = extent(paddedW - spanW, stride[1], ceil, x[2], padding[1]);
+        // ceil mode: the last window may reach past the padded input (the numpy runtime pads that far)
+        long extraH = Math.max(0, (outH - 1) * stride[0] + spanH - paddedH);
+        long extraW = Math.max(0, (outW - 1) * stride[1] + spanW - paddedW);
+        Op.checkElements((double) x[0] * (paddedH + extraH) * (paddedW + extraW), "the padded input");
+        return new Window(x, kernel, stride, padding, dilation, (int) outH, (int) outW);
+    }
+
+    /** Windows along one axis, {@code room = in + 2 * pad - span >= 0}. */
+    private static long extent(long room, int stride, boolean ceil, int in, int pad) {
+        if (!ceil) {
+            return room / stride + 1;
+        }
+        long out = (room + stride - 1) / stride + 1;
+        if ((out - 1) * stride >= (long) in + pad) { // the last window would start in the right padding
+            out--;
+        }
+        return out;
     }
 
     /** The same window for a node already checked by {@link #of}. */
     static Window checked(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation) {
+        return checked(x, kernel, stride, padding, dilation, false);
+    }
+
+    /** The same window for a node already checked by {@link #of} with this {@code ceil}. */
+    static Window checked(int[] x, int[] kernel, int[] stride, int[] padding, int[] dilation, boolean ceil) {
         try {
-            return of(x, kernel, stride, padding, dilation);
+            return of(x, kernel, stride, padding, dilation, ceil);
         } catch (ShapeException e) {
             throw new IllegalStateException("kernel() on a node that did not pass infer(): " + e.getMessage(), e);
         }
