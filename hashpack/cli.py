@@ -154,7 +154,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, None, min_open=True))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option(
-    "--golden", default=8, show_default=True, type=click.IntRange(0, 1024), help="Golden samples stored."
+    "--golden",
+    default=None,
+    type=click.IntRange(0, 1024),
+    help="Golden self-check samples (inputs regenerated from a seed, outputs stored). "
+    "Default: up to 8 within max(16 KiB, 1% of the stored values).",
 )
 @click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
               help="Bucket storage: float32, float16, or int8 with a per-layer scale.")  # fmt: skip
@@ -189,7 +193,7 @@ def train(
     batch_size: int,
     lr: float,
     seed: int,
-    golden: int,
+    golden: int | None,
     quantize: str,
     fake_quant: bool,
     output: str,
@@ -300,6 +304,12 @@ def inspect(file: str, as_json: bool) -> None:
         table.add_row(
             layer["name"], layer["op"], layer["scheme"], f"{layer['virtual_params']:,}",
             f"{layer['stored_values']:,}", f"{layer['stored_bytes']:,}", ratio, _details_text(layer["details"]),
+        )  # fmt: skip
+    if summary["golden_samples"]:
+        table.add_section()
+        table.add_row(
+            "(golden)", "-", "self-check", "-", "-", f"{summary['golden_bytes']:,}", "-",
+            f"{summary['golden_samples']} samples, inputs {summary['golden_inputs']}",
         )  # fmt: skip
     console = Console()
     console.print(table)

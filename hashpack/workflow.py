@@ -75,7 +75,7 @@ def train_and_pack(
     batch_size: int,
     lr: float,
     seed: int,
-    golden: int,
+    golden: int | None,
     path: str | os.PathLike[str],
     on_step: ProgressHook | None = None,
     options: dict[str, Any] | None = None,
@@ -91,7 +91,7 @@ def train_and_pack(
     model.eval()
     quantize_buckets(model, quantize)
     test_accuracy = evaluate(model, data.x_test, data.y_test) if quantize != "none" else result.test_accuracy
-    hpk = pack(model, torch.from_numpy(data.x_test[: max(golden, 1)]), path, golden=golden)
+    hpk = pack(model, torch.from_numpy(data.x_test[:8]), path, golden=golden)
     file_bytes = os.path.getsize(path)
     dense_bytes = sum(p.numel for p in hpk.params.values()) * FLOAT32_BYTES
     return {
