@@ -603,7 +603,7 @@ public class CorruptFileTest {
         rejects(hpk, "golden outputs: tensor 'golden/outputs'", "metadata declares F32[2, 10]");
         hpk = generated();
         generatedSpec(hpk).put("outputs", "golden/none");
-        rejects(hpk, "golden outputs: tensor 'golden/none' is missing from the file");
+        rejects(hpk, "golden outputs: tensor \"golden/none\" is missing from the file");
     }
 
     @Test
