@@ -307,15 +307,13 @@ def inspect(file: str, as_json: bool) -> None:
         )  # fmt: skip
     if summary["golden_samples"]:
         table.add_section()
-        table.add_row(
-            "(golden)", "-", "self-check", "-", "-", f"{summary['golden_bytes']:,}", "-",
-            f"{summary['golden_samples']} samples, inputs {summary['golden_inputs']}",
-        )  # fmt: skip
+        table.add_row("golden", "-", "-", "-", "-", f"{summary['golden_bytes']:,}", "-", "")
     console = Console()
     console.print(table)
     console.print(
         f"file {summary['file_bytes']:,} bytes · dense fp32 {summary['dense_fp32_bytes']:,} bytes · "
         f"{summary['compression']:.1f}x smaller · golden samples {summary['golden_samples']}"
+        + (f" (inputs {summary['golden_inputs']})" if summary["golden_samples"] else "")
     )
 
 
@@ -356,10 +354,10 @@ EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "i
 @click.option("-o", "--output", default=None, help="Output file (default: FILE with the format's suffix).")
 @click.option("--save-optimized", default=None, help="onnx: also write the model as ONNX Runtime folded it.")
 @click.option(
-    "--materializable",
-    is_flag=True,
+    "--materializable/--no-materializable",
+    default=None,
     help="tflite once: also store what an app needs to turn the file into constant weights on the "
-    "device (XNNPACK speed; see docs/TFLITE.md).",
+    "device (XNNPACK speed; see docs/TFLITE.md). Default: on for once.",
 )
 @click.option(
     "--android-assets",
@@ -373,7 +371,7 @@ def export(
     weights: str | None,
     output: str | None,
     save_optimized: str | None,
-    materializable: bool,
+    materializable: bool | None,
     android_assets: str | None,
     as_json: bool,
 ) -> None:
@@ -401,6 +399,7 @@ def export(
     else:
         from hashpack.exporter.tflite import export_tflite
 
+        materializable = mode == "once" if materializable is None else materializable
         export_tflite(source, target, weights=mode, materializable=materializable)
         written["materializable"] = materializable
     written["bytes"] = target.stat().st_size

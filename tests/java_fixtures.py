@@ -703,7 +703,7 @@ def write_materialize_case(out: Path) -> dict[str, Any]:
     once = build_tflite(path, "once", materializable=True).data
     files = {"once": "materialize.once.tflite", "plain": "materialize.plain.tflite"}
     (out / files["once"]).write_bytes(once)
-    (out / files["plain"]).write_bytes(build_tflite(path, "once").data)
+    (out / files["plain"]).write_bytes(build_tflite(path, "once", materializable=False).data)
     (out / "materialize.expected.tflite").write_bytes(materialize(once))
     runner = make_interpreter(once).get_signature_runner(WEIGHTS_SIGNATURE)
     computed = runner(**{WEIGHTS_TRIGGER: np.zeros(1, np.float32)})

@@ -138,8 +138,9 @@ def test_inspect_shows_golden_bytes_as_their_own_row(tmp_path: Path) -> None:
     hashpack.pack(model, torch.randn(2, 1, 8, 8), path)
     result = CliRunner().invoke(main, ["inspect", str(path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.output.splitlines() if "(golden)" in line)
-    assert "320" in row and "8 samples, inputs generated" in row  # 8 × 10 float32 outputs
+    row = next(line for line in result.output.splitlines() if "│ golden" in line)
+    assert "320" in row  # 8 × 10 float32 outputs, its own row
+    assert "golden samples 8 (inputs generated)" in result.output
     data = json.loads(CliRunner().invoke(main, ["inspect", str(path), "--json"]).output)
     assert data["golden_bytes"] == 320 and data["golden_inputs"] == "generated"
     assert os.path.getsize(path) == data["file_bytes"]
