@@ -252,6 +252,9 @@ def _parse_batches(text: str) -> list[int]:
 @click.option("--plot", default=None, metavar="OUT.png", help="Also write size and latency bar charts.")
 @click.option("--export-dir", default=None, metavar="DIR", help="Keep the exported files here.")
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory child processes.")
+@click.option(
+    "--all-sizes", is_flag=True, help="Export and size every weights mode, not only the profiled ones."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as one JSON document.")
 def profile(
     model: str,
@@ -261,6 +264,7 @@ def profile(
     plot: str | None,
     export_dir: str | None,
     no_memory: bool,
+    all_sizes: bool,
     as_json: bool,
 ) -> None:
     """Measure MODEL: sizes (dense, .hpk, every export, gzipped), per-layer breakdown, load time,
@@ -289,7 +293,7 @@ def profile(
     with _progress(quiet=as_json) as on_progress:
         report = run_profile(
             source, backends=backends, batches=batches, runs=runs, export_dir=export_dir,
-            memory=not no_memory, on_progress=on_progress,
+            memory=not no_memory, on_progress=on_progress, all_sizes=all_sizes,
         )  # fmt: skip
     report["plot"] = str(plot_profile(report, plot)) if plot is not None else None
     if as_json:

@@ -178,11 +178,14 @@ def run_profile(
     memory: bool = True,
     seed: int = 0,
     on_progress: ProgressHook | None = None,
+    all_sizes: bool = False,
 ) -> dict[str, Any]:
     """Measure ``path`` (see the module docstring); returns the ``hashpack profile --json`` document.
 
     backends: (kind, mode) pairs as ``parse_backends`` returns (mode None = the default mode).
     runs: timed runs per backend and batch; None = adaptive (see the module docstring).
+    all_sizes: export (and size) every weights mode of every format, not only the chosen backends'
+    (at ResNet-18 size each dense-sized export costs seconds to write and gzip).
     export_dir: keep the exports there (default: a temporary directory, removed afterwards). A
     backend that cannot run here is listed under ``skipped`` with the reason.
     """
@@ -193,13 +196,19 @@ def run_profile(
     chosen = [
         (kind, mode or (EXPORT_MODES[kind][0] if kind in EXPORT_MODES else None)) for kind, mode in backends
     ]
-    export_count = sum(len(modes) for modes in EXPORT_MODES.values())
+    wanted = [
+        (kind, mode)
+        for kind, modes in EXPORT_MODES.items()
+        for mode in modes
+        if all_sizes or (kind, mode) in chosen
+    ]
+    export_count = len(wanted)
     progress = _Progress(on_progress, 2 + export_count + len(chosen) * len(batches) + len(chosen) * memory)
     skipped: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="hashpack-profile-") as scratch:
         directory = Path(export_dir) if export_dir is not None else Path(scratch)
         directory.mkdir(parents=True, exist_ok=True)
-        sizes, exports = _sizes(source, directory, progress, skipped, keep=export_dir is not None)
+        sizes, exports = _sizes(source, directory, progress, skipped, wanted, keep=export_dir is not None)
         speed, memory_rows = [], []
         runnable = []
         for kind, mode in chosen:
@@ -262,6 +271,7 @@ def run_profile(
             else f"adaptive: {MIN_RUNS}-{DEFAULT_RUNS} in ~{TIME_BUDGET_S:g} s",
             "warmup": WARMUP,
             "seed": seed,
+            "all_sizes": all_sizes,
             "exports_kept_in": str(directory) if export_dir is not None else None,
         },
         "environment": _environment(),
@@ -269,7 +279,12 @@ def run_profile(
 
 
 def _sizes(
-    source: Path, directory: Path, progress: _Progress, skipped: list[dict[str, str]], keep: bool
+    source: Path,
+    directory: Path,
+    progress: _Progress,
+    skipped: list[dict[str, str]],
+    wanted: Sequence[tuple[str, str]],
+    keep: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """Size rows (dense fp32, .hpk, each export) and the export files by backend name.
 
@@ -286,22 +301,21 @@ def _sizes(
         progress.step("compressing the .hpk")
         pending.append(_size_row(pool, ".hpk", "hpk", None, source, source.read_bytes(), len(dense)))
         exports: dict[str, Path] = {}
-        for kind, modes in EXPORT_MODES.items():
-            for mode in modes:
-                name = backend_name(kind, mode)
-                progress.step(f"exporting {name}")
-                try:
-                    file = export_model(kind, mode, source, directory)
-                except BackendUnavailable as exc:
-                    skipped.append({"what": name, "reason": str(exc)})
-                    continue
-                except Exception as exc:
-                    skipped.append({"what": name, "reason": f"export failed: {short_error(exc)}"})
-                    continue
-                exports[name] = file
-                pending.append(
-                    _size_row(pool, name, kind, mode, file if keep else None, file.read_bytes(), len(dense))
-                )
+        for kind, mode in wanted:
+            name = backend_name(kind, mode)
+            progress.step(f"exporting {name}")
+            try:
+                file = export_model(kind, mode, source, directory)
+            except BackendUnavailable as exc:
+                skipped.append({"what": name, "reason": str(exc)})
+                continue
+            except Exception as exc:
+                skipped.append({"what": name, "reason": f"export failed: {short_error(exc)}"})
+                continue
+            exports[name] = file
+            pending.append(
+                _size_row(pool, name, kind, mode, file if keep else None, file.read_bytes(), len(dense))
+            )
         rows = []
         for row, gzipped in pending:
             row["gzip_bytes"] = gzipped.result()
