@@ -176,11 +176,12 @@ def measure(name: str, directory: Path, profile: bool) -> dict[str, Any]:
         onnx_paths[mode] = directory / f"{name}.{mode}.onnx"
         export_onnx(hpk_path, onnx_paths[mode], weights=mode)
     r["onnx"] = {
-        mode: {"bytes": p.stat().st_size, **run_children("onnx", p)} for mode, p in onnx_paths.items()
+        mode: {"bytes": p.stat().st_size, **run_children("onnx", p, CHILD_LOADS[mode])}
+        for mode, p in onnx_paths.items()
     }
     r["onnx"]["decoded"] = {
         "bytes": onnx_paths["compact"].stat().st_size,
-        **run_children("onnx-decoded", onnx_paths["compact"]),
+        **run_children("onnx-decoded", onnx_paths["compact"], CHILD_LOADS["decoded"]),
     }
     sessions = {mode: ort_session(onnx_paths[mode]) for mode in ("compact", "expanded")}
     feed_name = sessions["compact"].get_inputs()[0].name
