@@ -341,6 +341,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-profile", action="store_true", help="Do not time `hashpack profile`.")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep-dir", help="Keep the .hpk, .onnx files here (e.g. for ModelDecodeBenchmark).")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -350,8 +351,10 @@ def main() -> None:
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(args.keep_dir) if args.keep_dir else Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
         for index, name in enumerate(args.models.split(",")):
-            results.append(measure(name, Path(tmp), profile=not args.no_profile and index == 0))
+            results.append(measure(name, directory, profile=not args.no_profile and index == 0))
     environment = {
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
