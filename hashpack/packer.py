@@ -405,13 +405,14 @@ def _add_golden(hpk: HpkFile, model: nn.Module, golden: Golden) -> None:
             )
         if not torch.isfinite(inputs).all():
             raise ValueError("golden inputs hold NaN or infinite values")
-        outputs = _run(model, inputs)
-        size = inputs.numel() * 4 + outputs.nbytes
-        if inputs.shape[0] > MAX_STORED_GOLDEN_SAMPLES or size > MAX_STORED_GOLDEN_BYTES:
+        per_sample_out = math.prod(hpk.output.shape[1:]) * 4  # type: ignore[arg-type]
+        size = inputs.numel() * 4 + inputs.shape[0] * per_sample_out
+        if inputs.shape[0] > MAX_STORED_GOLDEN_SAMPLES or size > MAX_STORED_GOLDEN_BYTES:  # before running it
             raise ValueError(
                 f"{inputs.shape[0]} golden inputs take {size} bytes with their outputs; stored golden inputs are "
                 f"capped at {MAX_STORED_GOLDEN_SAMPLES} samples and {MAX_STORED_GOLDEN_BYTES} bytes: pass fewer"
             )
+        outputs = _run(model, inputs)
         hpk.tensors["golden/inputs"] = inputs.numpy().astype(np.float32)
         hpk.tensors["golden/outputs"] = outputs
         hpk.golden = {"inputs": "golden/inputs", "outputs": "golden/outputs"}
