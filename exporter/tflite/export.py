@@ -80,7 +80,7 @@ def build_tflite(
     initializer = ctx.weights.initializer
     if materializable and initializer is not None:  # (no initializer: every weight is constant already)
         initializer.add_weights_signature()
-        template, slots = make_template(ctx.model.to_bytes())
+        template, slots = make_template(ctx.model.to_bytes(), ctx.weights.variable_uses)
         ctx.model.add_metadata(TEMPLATE_METADATA, template)
         ctx.model.add_metadata(SLOTS_METADATA, json.dumps(slots, separators=(",", ":")).encode())
     return TFLiteExport(ctx.model.to_bytes(), dict(ctx.weights.exports), hpk.input.name, hpk.output.name)

@@ -167,6 +167,8 @@ class WeightStore:
         self._indices: dict[tuple, TensorHandle] = {}
         # main-subgraph tensor name -> how it was made: lets tests read back the weights LiteRT uses
         self.exports: dict[str, WeightUse] = {}
+        # once-mode variable (shared name) -> the weight it holds (materialize's slot recipes)
+        self.variable_uses: dict[str, WeightUse] = {}
 
     # -- where weights are computed --------------------------------------------------------------
     @property
@@ -237,7 +239,7 @@ class WeightStore:
                         value = sg.op(
                             op, [value, sg.constant(operand)], np.float32, value.shape, options, name=out
                         )
-                handle = self.publish(value, base)
+                handle = self.publish(value, base, use)
             self._main[use.key] = handle
             self.exports[handle.name] = use
         return self._main[use.key]
@@ -259,10 +261,11 @@ class WeightStore:
                 self._emitted[key] = out
         return self._emitted[key]
 
-    def publish(self, value: TensorHandle, base: str) -> TensorHandle:
+    def publish(self, value: TensorHandle, base: str, use: WeightUse | None = None) -> TensorHandle:
         """Make a tensor of the weight subgraph usable in main (once: through a resource variable).
 
-        The variable is named after ``base`` (made unique: a param may be used plain and folded).
+        The variable is named after ``base`` (made unique: a param may be used plain and folded);
+        ``use`` (what the variable holds) is recorded in ``variable_uses`` for materialize templates.
         """
         if value.subgraph == self.main.index:
             return value
@@ -272,6 +275,8 @@ class WeightStore:
             n += 1
             name = f"{base}~{n}"
         self._shared.add(name)
+        if use is not None:
+            self.variable_uses[name] = use
         self._init.assign(name, value)
         return self._init.read(name)
 
