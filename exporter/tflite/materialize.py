@@ -101,7 +101,7 @@ def make_template(once: bytes, uses: dict[str, Any] | None = None) -> tuple[byte
             externals.append(external)
             slot = {"variable": reads[old], "offset": 0, "size": size}
             if uses is not None and reads[old] in uses:
-                slot["recipe"] = recipe_of(uses[reads[old]])
+                slot["recipe"] = recipe_of(*uses[reads[old]])
             slots.append(slot)
         elif tensor.buffer:
             data = model.buffers[tensor.buffer].data
@@ -238,29 +238,42 @@ def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     return bytes(out)
 
 
-def recipe_of(use: Any) -> dict[str, Any]:
+def recipe_of(use: Any, folds: dict[str, Any]) -> dict[str, Any]:
     """How a slot's float32 values come from the decoded param (``WeightUse.reference``), as JSON.
 
     ``param``; ``perm`` (the PyTorch axis that becomes each axis, or null); ``rows`` ([start, stop)
-    of axis 0, or null); ``scale``/``shift`` ({"shape", "values"}: a folded BatchNorm, multiplied
-    then added in float32, broadcasting against the viewed weight; or null). float32 values are
-    written as JSON numbers, which round-trip exactly.
+    of axis 0, or null); ``scale``/``shift`` (a folded BatchNorm, multiplied then added in float32,
+    broadcasting against the viewed weight; or null): ``[subgraph, tensor]`` of the float32
+    constant the once file's init subgraph already holds, so a recipe costs a few bytes.
     """
-
-    def array(a: np.ndarray | None) -> dict[str, Any] | None:
-        if a is None:
-            return None
-        a = np.asarray(a, dtype=np.float32)
-        return {"shape": list(a.shape), "values": [float(v) for v in a.reshape(-1)]}
-
     view = use.view
     return {
         "param": use.param,
         "perm": None if view.perm is None else list(view.perm),
         "rows": None if view.rows is None else list(view.rows),
-        "scale": array(use.scale),
-        "shift": array(use.shift),
+        **{
+            key: [folds[key].subgraph, folds[key].index] if key in folds else None
+            for key in ("scale", "shift")
+        },
     }
+
+
+def _constant(model: Any, ref: Any) -> np.ndarray:
+    """The float32 constant ``[subgraph, tensor]`` of a once model (flatbuffer accessors: no copy
+    of the other buffers; every index checked, never trusted)."""
+    if not (isinstance(ref, list) and len(ref) == 2 and all(isinstance(i, int) and i >= 0 for i in ref)):
+        raise ValueError(f"constant reference {ref!r:.40} is not [subgraph, tensor]")
+    if ref[0] >= model.SubgraphsLength() or ref[1] >= model.Subgraphs(ref[0]).TensorsLength():
+        raise ValueError(f"constant reference {ref} is out of range")
+    tensor = model.Subgraphs(ref[0]).Tensors(ref[1])
+    index = tensor.Buffer()
+    shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+    data = model.Buffers(index).DataAsNumpy() if 0 < index < model.BuffersLength() else 0
+    if tensor.Type() != schema.TensorType.FLOAT32 or not isinstance(data, np.ndarray):
+        raise ValueError(f"constant reference {ref} is not a float32 constant")
+    if data.size != 4 * int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"constant reference {ref}: {data.size} bytes for shape {shape}")
+    return np.frombuffer(data.tobytes(), dtype="<f4").reshape(shape)
 
 
 def materialize_from_hpk(once: bytes, weights: dict[str, np.ndarray]) -> bytes:
@@ -283,6 +296,7 @@ def materialize_from_hpk(once: bytes, weights: dict[str, np.ndarray]) -> bytes:
     except ValueError as exc:
         raise ValueError(f"hashpack_slots is not JSON: {exc}") from None
     values: dict[str, np.ndarray] = {}
+    parsed = None  # the once model, parsed only if a recipe folds a BatchNorm
     for slot in slots if isinstance(slots, list) else []:
         recipe = slot.get("recipe") if isinstance(slot, dict) else None
         if not isinstance(recipe, dict) or recipe.get("param") not in weights:
@@ -294,7 +308,9 @@ def materialize_from_hpk(once: bytes, weights: dict[str, np.ndarray]) -> bytes:
             for key in ("scale", "shift"):
                 operand = recipe.get(key)
                 if operand is not None:
-                    factor = np.asarray(operand["values"], dtype=np.float32).reshape(operand["shape"])
+                    if parsed is None:
+                        parsed = schema.Model.GetRootAs(once, 0)
+                    factor = _constant(parsed, operand)
                     if np.broadcast_shapes(value.shape, factor.shape) != value.shape:
                         raise ValueError(
                             f"{key} of shape {factor.shape} does not fit the weight {value.shape}"
