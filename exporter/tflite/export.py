@@ -52,7 +52,7 @@ def build_tflite(
     materializable (once mode only): also store a ``hashpack_weights`` signature and a template
     so that ``materialize.materialize`` can turn the file into one with constant weights on the
     device (XNNPACK speed; ~2 KB plus ~0.4 KB per layer). The default (None) is True in once mode:
-    at ResNet-18 / MobileNetV2 size it costs 0.3 % / 2.5 % of the file and turns steady batch-1
+    at ResNet-18 / MobileNetV2 size it costs 0.3 % / 2.8 % of the file and turns steady batch-1
     latency from ~3× expanded into ~1× on the device (benchmarks/scale.py).
     Raises ``HpkFormatError`` for a bad file or an op/scheme/configuration LiteRT cannot run,
     ``ValueError`` for an unknown weights mode or ``materializable`` outside once mode.
