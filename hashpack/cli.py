@@ -243,7 +243,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, None, min_open=True))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option(
-    "--golden", default=8, show_default=True, type=click.IntRange(0, 1024), help="Golden samples stored."
+    "--golden",
+    default=None,
+    type=click.IntRange(0, 1024),
+    help="Golden self-check samples (inputs regenerated from a seed, outputs stored). "
+    "Default: up to 8 within max(16 KiB, 1% of the stored values).",
 )
 @click.option("--quantize", type=click.Choice(["none", "fp16", "int8"]), default="none", show_default=True,
               help="Bucket storage: float32, float16, or int8 with a per-layer scale.")  # fmt: skip
@@ -305,7 +309,7 @@ def train(
     batch_size: int,
     lr: float,
     seed: int,
-    golden: int,
+    golden: int | None,
     quantize: str,
     fake_quant: bool,
     output: str,
@@ -453,11 +457,15 @@ def inspect(file: str, as_json: bool) -> None:
             layer["name"], layer["op"], layer["scheme"], f"{layer['virtual_params']:,}",
             f"{layer['stored_values']:,}", f"{layer['stored_bytes']:,}", ratio, _details_text(layer["details"]),
         )  # fmt: skip
+    if summary["golden_samples"]:
+        table.add_section()
+        table.add_row("golden", "-", "-", "-", "-", f"{summary['golden_bytes']:,}", "-", "")
     console = Console()
     console.print(table)
     console.print(
         f"file {summary['file_bytes']:,} bytes · dense fp32 {summary['dense_fp32_bytes']:,} bytes · "
         f"{summary['compression']:.1f}x smaller · golden samples {summary['golden_samples']}"
+        + (f" (inputs {summary['golden_inputs']})" if summary["golden_samples"] else "")
     )
 
 
@@ -498,10 +506,10 @@ EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "i
 @click.option("-o", "--output", default=None, help="Output file (default: FILE with the format's suffix).")
 @click.option("--save-optimized", default=None, help="onnx: also write the model as ONNX Runtime folded it.")
 @click.option(
-    "--materializable",
-    is_flag=True,
+    "--materializable/--no-materializable",
+    default=None,
     help="tflite once: also store what an app needs to turn the file into constant weights on the "
-    "device (XNNPACK speed; see docs/TFLITE.md).",
+    "device (XNNPACK speed; see docs/TFLITE.md). Default: on for once.",
 )
 @click.option(
     "--android-assets",
@@ -520,7 +528,7 @@ def export(
     weights: str | None,
     output: str | None,
     save_optimized: str | None,
-    materializable: bool,
+    materializable: bool | None,
     android_assets: str | None,
     web_demo: str | None,
     as_json: bool,
@@ -551,6 +559,7 @@ def export(
     else:
         from hashpack.exporter.tflite import export_tflite
 
+        materializable = mode == "once" if materializable is None else materializable
         export_tflite(source, target, weights=mode, materializable=materializable)
         written["materializable"] = materializable
     written["bytes"] = target.stat().st_size

@@ -25,8 +25,9 @@ WIDE = 124  # table width when stdout is not a terminal (pipes, files, READMEs)
 
 @contextmanager
 def _progress(quiet: bool) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A transient rich progress bar on stderr fed by (done, total, label); nothing when quiet."""
-    if quiet:
+    """A transient rich progress bar on stderr fed by (done, total, label); nothing when quiet or
+    when stderr is not a terminal (logs and pipes get no control codes)."""
+    if quiet or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
@@ -266,20 +267,25 @@ def _parse_batches(text: str) -> list[int]:
 )  # fmt: skip
 @click.option("--batch", "batch_text", default=",".join(map(str, DEFAULT_BATCHES)), show_default=True,
               help="Comma-separated batch sizes.")  # fmt: skip
-@click.option("--runs", default=DEFAULT_RUNS, show_default=True, type=click.IntRange(1, 100_000),
-              help="Timed runs per backend and batch size (after 2 warm-up runs).")  # fmt: skip
+@click.option("--runs", default=None, type=click.IntRange(1, 100_000),
+              help=f"Timed runs per backend and batch size (after 2 warm-up runs). "
+              f"Default: 3-{DEFAULT_RUNS} within about a second.")  # fmt: skip
 @click.option("--plot", default=None, metavar="OUT.png", help="Also write size and latency bar charts.")
 @click.option("--export-dir", default=None, metavar="DIR", help="Keep the exported files here.")
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory child processes.")
+@click.option(
+    "--all-sizes", is_flag=True, help="Export and size every weights mode, not only the profiled ones."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as one JSON document.")
 def profile(
     model: str,
     backends_text: str,
     batch_text: str,
-    runs: int,
+    runs: int | None,
     plot: str | None,
     export_dir: str | None,
     no_memory: bool,
+    all_sizes: bool,
     as_json: bool,
 ) -> None:
     """Measure MODEL: sizes (dense, .hpk, every export, gzipped), per-layer breakdown, load time,
@@ -308,7 +314,7 @@ def profile(
     with _progress(quiet=as_json) as on_progress:
         report = run_profile(
             source, backends=backends, batches=batches, runs=runs, export_dir=export_dir,
-            memory=not no_memory, on_progress=on_progress,
+            memory=not no_memory, on_progress=on_progress, all_sizes=all_sizes,
         )  # fmt: skip
     report["plot"] = str(plot_profile(report, plot)) if plot is not None else None
     if as_json:
@@ -344,15 +350,15 @@ def _print_profile(report: dict[str, Any]) -> None:
         ratio = f"{row['compression']:.1f}x" if row["compression"] else "-"
         layers.add_row(row["name"], row["op"], row["scheme"], f"{row['virtual_params']:,}",
                        f"{row['stored_params']:,}", f"{row['bytes']:,}", ratio)  # fmt: skip
-    speed = Table(title=f"Speed (ms; {report['settings']['runs']} timed runs)", title_justify="left")
-    for name in ("backend", "batch", "load", "first run", "median", "p10", "p90", "per sample"):
+    speed = Table(title="Speed (ms)", title_justify="left")
+    for name in ("backend", "batch", "load", "first run", "median", "p10", "p90", "per sample", "runs"):
         speed.add_column(name, justify="left" if name == "backend" else "right")
     previous = None
     for row in report["speed"]:
         speed.add_row(
             row["backend"] if row["backend"] != previous else "", str(row["batch"]), f"{row['load_ms']:.2f}",
             f"{row['first_run_ms']:.2f}", f"{row['median_ms']:.3f}", f"{row['p10_ms']:.3f}",
-            f"{row['p90_ms']:.3f}", f"{row['median_ms'] / row['batch']:.4f}",
+            f"{row['p90_ms']:.3f}", f"{row['median_ms'] / row['batch']:.4f}", str(row["runs"]),
         )  # fmt: skip
         previous = row["backend"]
     memory = Table(title="Peak resident memory (MiB, child process)", title_justify="left")

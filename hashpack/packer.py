@@ -10,6 +10,7 @@ the op, the module whose forward made the call, and what to do.
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import warnings
@@ -24,13 +25,26 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 import hashpack
+from hashpack.runtime.golden import (
+    GENERATOR_NAME,
+    MAX_GENERATED_COUNT,
+    MAX_GENERATED_VALUES,
+    generated_inputs,
+)
+from hashpack.runtime.hashing import derive_seed
 from hashpack.runtime.hpk import HpkFile, Node, Param, Space, ValueInfo, write_hpk
 
 from .nn.conv_geometry import numeric_padding
 from .nn.entries import CompressedLayer
 
-DEFAULT_GOLDEN = 8
 NOT_IN_FORMAT = "not yet in the .hpk op set (docs/FORMAT.md §5)"
+DEFAULT_GOLDEN = 8  # generated golden samples by default, fewer if their outputs exceed the budget
+GOLDEN_BUDGET_FLOOR = 16 * 1024  # default golden bytes <= max(16 KiB, 1% of the stored values' bytes)
+GOLDEN_BUDGET_FRACTION = 0.01
+MAX_STORED_GOLDEN_SAMPLES = 64  # cap on user-supplied golden inputs (pack(..., golden=array))
+MAX_STORED_GOLDEN_BYTES = 16 * 1024 * 1024
+GOLDEN_SEED = derive_seed(0, "golden")
+Golden = int | np.ndarray | torch.Tensor | None
 
 
 class UnsupportedModelError(ValueError):
@@ -624,8 +638,8 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
     return graph_module, builder.nodes, builder
 
 
-def build_hpk(model: nn.Module, example_input: torch.Tensor, golden: int = DEFAULT_GOLDEN) -> HpkFile:
-    """The HpkFile for ``model`` in eval mode (weights, graph, and ``golden`` recorded input/output pairs).
+def build_hpk(model: nn.Module, example_input: torch.Tensor, golden: Golden = None) -> HpkFile:
+    """The HpkFile for ``model`` in eval mode (weights, graph, and ``golden`` the golden self-check, see ``pack``).
 
     A model in training mode is packed in eval mode (with a warning) and handed back in the modes
     its modules had.
@@ -646,7 +660,7 @@ def build_hpk(model: nn.Module, example_input: torch.Tensor, golden: int = DEFAU
             module.training = training
 
 
-def _build(model: nn.Module, example_input: torch.Tensor, golden: int) -> HpkFile:
+def _build(model: nn.Module, example_input: torch.Tensor, golden: Golden) -> HpkFile:
     graph_module, nodes, builder = capture(model, example_input)
     output_nodes = [n for n in graph_module.graph.nodes if n.op == "output"]
     result = output_nodes[0].args[0]
@@ -668,14 +682,70 @@ def _build(model: nn.Module, example_input: torch.Tensor, golden: int) -> HpkFil
         producer=f"hashpack {hashpack.__version__}",
     )
     _check_unique_seeds(hpk)
-    if golden > 0:
-        inputs = example_input[:golden]
-        with torch.no_grad():
-            outputs = model(inputs)
-        hpk.tensors["golden/inputs"] = inputs.numpy().astype(np.float32)
-        hpk.tensors["golden/outputs"] = outputs.detach().float().numpy()
-        hpk.golden = {"inputs": "golden/inputs", "outputs": "golden/outputs"}
+    _add_golden(hpk, model, golden)
     return hpk
+
+
+def golden_budget(hpk: HpkFile) -> int:
+    """Bytes the default golden section may take: max(16 KiB, 1% of the stored values' bytes)."""
+    stored = sum(int(array.nbytes) for array in hpk.tensors.values())
+    return max(GOLDEN_BUDGET_FLOOR, int(stored * GOLDEN_BUDGET_FRACTION))
+
+
+def _default_golden_count(hpk: HpkFile) -> int:
+    per_sample_in = math.prod(hpk.input.shape[1:])  # type: ignore[arg-type]
+    per_sample_out = math.prod(hpk.output.shape[1:]) * 4  # type: ignore[arg-type]
+    count = min(DEFAULT_GOLDEN, golden_budget(hpk) // per_sample_out, MAX_GENERATED_VALUES // per_sample_in)
+    if count < 1:
+        warnings.warn(
+            f"no golden self-check stored: one output ({per_sample_out} bytes) exceeds the golden budget of "
+            f"{golden_budget(hpk)} bytes; pass golden=1 to store one anyway",
+            stacklevel=4,
+        )
+    return count
+
+
+def _run(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(inputs).detach().float().numpy().astype(np.float32)
+
+
+def _add_golden(hpk: HpkFile, model: nn.Module, golden: Golden) -> None:
+    """Record the self-check: outputs for inputs regenerated from a seed, or for the caller's inputs."""
+    if isinstance(golden, (np.ndarray, torch.Tensor)):
+        inputs = torch.as_tensor(np.asarray(golden, dtype=np.float32))
+        expected = tuple(hpk.input.shape[1:])
+        if inputs.ndim != len(expected) + 1 or tuple(inputs.shape[1:]) != expected or inputs.shape[0] < 1:
+            raise ValueError(
+                f"golden inputs {list(inputs.shape)} do not match the model's [N, {list(expected)}]"
+            )
+        if not torch.isfinite(inputs).all():
+            raise ValueError("golden inputs hold NaN or infinite values")
+        per_sample_out = math.prod(hpk.output.shape[1:]) * 4  # type: ignore[arg-type]
+        size = inputs.numel() * 4 + inputs.shape[0] * per_sample_out
+        if inputs.shape[0] > MAX_STORED_GOLDEN_SAMPLES or size > MAX_STORED_GOLDEN_BYTES:  # before running it
+            raise ValueError(
+                f"{inputs.shape[0]} golden inputs take {size} bytes with their outputs; stored golden inputs are "
+                f"capped at {MAX_STORED_GOLDEN_SAMPLES} samples and {MAX_STORED_GOLDEN_BYTES} bytes: pass fewer"
+            )
+        outputs = _run(model, inputs)
+        hpk.tensors["golden/inputs"] = inputs.numpy().astype(np.float32)
+        hpk.tensors["golden/outputs"] = outputs
+        hpk.golden = {"inputs": "golden/inputs", "outputs": "golden/outputs"}
+        return
+    count = _default_golden_count(hpk) if golden is None else int(golden)
+    if count <= 0:
+        return
+    if count > MAX_GENERATED_COUNT:
+        raise ValueError(f"golden={count}: at most {MAX_GENERATED_COUNT} generated golden samples")
+    inputs = generated_inputs(GOLDEN_SEED, count, hpk.input.shape[1:])  # type: ignore[arg-type]
+    hpk.tensors["golden/outputs"] = _run(model, torch.from_numpy(inputs))
+    hpk.golden = {
+        "generator": GENERATOR_NAME,
+        "seed": GOLDEN_SEED,
+        "count": count,
+        "outputs": "golden/outputs",
+    }
 
 
 def _check_unique_seeds(hpk: HpkFile) -> None:
@@ -693,12 +763,16 @@ def _check_unique_seeds(hpk: HpkFile) -> None:
 
 
 def pack(
-    model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str], golden: int = DEFAULT_GOLDEN
+    model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str], golden: Golden = None
 ) -> HpkFile:
     """Capture ``model`` in eval mode and write it to ``path`` (atomically); returns what was written.
 
-    ``example_input`` is a float32 batch shaped like the model's input; its first ``golden`` rows
-    and the model's outputs for them are stored so any runtime can check itself.
+    ``example_input`` is a float32 batch shaped like the model's input (used for tracing). The golden
+    self-check lets any runtime check itself: by default (``golden=None``) up to 8 inputs
+    regenerated from a seed (docs/FORMAT.md §3) with only the model's outputs stored, within
+    max(16 KiB, 1% of the stored values' bytes); ``golden=n`` stores outputs for exactly ``n``
+    generated inputs (0: none); ``golden=array`` stores those real inputs and their outputs
+    (at most 64 samples and 16 MiB).
     """
     hpk = build_hpk(model, example_input, golden)
     write_hpk(hpk, path)

@@ -13,6 +13,10 @@ Plus the per-layer breakdown of ``hashpack.runtime.summary``.
 - ``first_run_ms``: the first inference, including lazy work (the numpy runtime decodes weights
   on first use, a LiteRT ``once`` export runs its CALL_ONCE init);
 - ``median_ms``, ``p10_ms``, ``p90_ms``: ``runs`` timed inferences after ``WARMUP`` untimed ones.
+  By default (``runs=None``) each backend and batch gets at most ``DEFAULT_RUNS`` timed runs
+  within about ``TIME_BUDGET_S`` seconds (at least ``MIN_RUNS``), and one warm-up run when a run
+  takes longer than ``SLOW_RUN_S``: a ResNet-18 at 224×224 is profiled in under a minute on two
+  cores instead of four.
 
 **Memory**: the peak resident set size (``VmHWM``, else ``ru_maxrss``) of a child process that
 imports the backend, loads the model and runs the largest batch; also its peak after the imports
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +62,12 @@ from hashpack.validation import (
 )
 
 DEFAULT_BACKENDS = ("numpy", "onnx", "tflite")
-DEFAULT_BATCHES = (1, 32)
+DEFAULT_BATCHES = (1,)  # batch 32 of a 224×224 model takes seconds per numpy run: ask with --batch 1,32
 DEFAULT_RUNS = 30
 WARMUP = 2
+MIN_RUNS = 3
+TIME_BUDGET_S = 1.0  # per backend and batch size, when the number of runs is not given
+SLOW_RUN_S = 0.25
 MEMORY_RUNS = 3
 CHILD_TIMEOUT_S = 600
 KIB = 1024
@@ -165,32 +173,42 @@ def run_profile(
     *,
     backends: Sequence[tuple[str, str | None]] = tuple((kind, None) for kind in DEFAULT_BACKENDS),
     batches: Sequence[int] = DEFAULT_BATCHES,
-    runs: int = DEFAULT_RUNS,
+    runs: int | None = None,
     export_dir: str | os.PathLike[str] | None = None,
     memory: bool = True,
     seed: int = 0,
     on_progress: ProgressHook | None = None,
+    all_sizes: bool = False,
 ) -> dict[str, Any]:
     """Measure ``path`` (see the module docstring); returns the ``hashpack profile --json`` document.
 
     backends: (kind, mode) pairs as ``parse_backends`` returns (mode None = the default mode).
+    runs: timed runs per backend and batch; None = adaptive (see the module docstring).
+    all_sizes: export (and size) every weights mode of every format, not only the chosen backends'
+    (at ResNet-18 size each dense-sized export costs seconds to write and gzip).
     export_dir: keep the exports there (default: a temporary directory, removed afterwards). A
     backend that cannot run here is listed under ``skipped`` with the reason.
     """
-    if runs < 1 or not batches or min(batches) < 1:
+    if (runs is not None and runs < 1) or not batches or min(batches) < 1:
         raise ValueError("runs and every batch size must be at least 1")
     source = Path(path)
     hpk = read_hpk(source)
     chosen = [
         (kind, mode or (EXPORT_MODES[kind][0] if kind in EXPORT_MODES else None)) for kind, mode in backends
     ]
-    export_count = sum(len(modes) for modes in EXPORT_MODES.values())
+    wanted = [
+        (kind, mode)
+        for kind, modes in EXPORT_MODES.items()
+        for mode in modes
+        if all_sizes or (kind, mode) in chosen
+    ]
+    export_count = len(wanted)
     progress = _Progress(on_progress, 2 + export_count + len(chosen) * len(batches) + len(chosen) * memory)
     skipped: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="hashpack-profile-") as scratch:
         directory = Path(export_dir) if export_dir is not None else Path(scratch)
         directory.mkdir(parents=True, exist_ok=True)
-        sizes, exports = _sizes(source, directory, progress, skipped, keep=export_dir is not None)
+        sizes, exports = _sizes(source, directory, progress, skipped, wanted, keep=export_dir is not None)
         speed, memory_rows = [], []
         runnable = []
         for kind, mode in chosen:
@@ -248,9 +266,12 @@ def run_profile(
         "settings": {
             "backends": [backend_name(kind, mode) for kind, mode in chosen],
             "batches": list(batches),
-            "runs": runs,
+            "runs": runs
+            if runs is not None
+            else f"adaptive: {MIN_RUNS}-{DEFAULT_RUNS} in ~{TIME_BUDGET_S:g} s",
             "warmup": WARMUP,
             "seed": seed,
+            "all_sizes": all_sizes,
             "exports_kept_in": str(directory) if export_dir is not None else None,
         },
         "environment": _environment(),
@@ -258,18 +279,29 @@ def run_profile(
 
 
 def _sizes(
-    source: Path, directory: Path, progress: _Progress, skipped: list[dict[str, str]], keep: bool
+    source: Path,
+    directory: Path,
+    progress: _Progress,
+    skipped: list[dict[str, str]],
+    wanted: Sequence[tuple[str, str]],
+    keep: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Size rows (dense fp32, .hpk, each export) and the export files by backend name."""
-    progress.step("decoding the dense fp32 weights")
-    model = load(source)
-    dense = b"".join(np.ascontiguousarray(w, dtype="<f4").tobytes() for w in model.weights.values())
-    rows = [_size_row("dense fp32", "dense", None, None, dense, len(dense))]
-    progress.step("compressing the .hpk")
-    rows.append(_size_row(".hpk", "hpk", None, source, source.read_bytes(), len(dense)))
-    exports: dict[str, Path] = {}
-    for kind, modes in EXPORT_MODES.items():
-        for mode in modes:
+    """Size rows (dense fp32, .hpk, each export) and the export files by backend name.
+
+    gzip runs on a worker thread (zlib releases the GIL) while the next export is written: at
+    ResNet-18 size each dense-sized artifact costs ~4 s of gzip, which would otherwise add up.
+    Every gzip finishes before this returns, so none overlaps the timed runs.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        progress.step("decoding the dense fp32 weights")
+        model = load(source)
+        dense = b"".join(np.ascontiguousarray(w, dtype="<f4").tobytes() for w in model.weights.values())
+        del model
+        pending = [_size_row(pool, "dense fp32", "dense", None, None, dense, len(dense))]
+        progress.step("compressing the .hpk")
+        pending.append(_size_row(pool, ".hpk", "hpk", None, source, source.read_bytes(), len(dense)))
+        exports: dict[str, Path] = {}
+        for kind, mode in wanted:
             name = backend_name(kind, mode)
             progress.step(f"exporting {name}")
             try:
@@ -281,26 +313,39 @@ def _sizes(
                 skipped.append({"what": name, "reason": f"export failed: {short_error(exc)}"})
                 continue
             exports[name] = file
-            rows.append(_size_row(name, kind, mode, file if keep else None, file.read_bytes(), len(dense)))
+            pending.append(
+                _size_row(pool, name, kind, mode, file if keep else None, file.read_bytes(), len(dense))
+            )
+        rows = []
+        for row, gzipped in pending:
+            row["gzip_bytes"] = gzipped.result()
+            rows.append(row)
     return rows, exports
 
 
 def _size_row(
-    name: str, kind: str, mode: str | None, path: Path | None, data: bytes, dense_bytes: int
-) -> dict[str, Any]:
-    return {
+    pool: ThreadPoolExecutor,
+    name: str,
+    kind: str,
+    mode: str | None,
+    path: Path | None,
+    data: bytes,
+    dense_bytes: int,
+) -> tuple[dict[str, Any], Future[int]]:
+    row = {
         "name": name,
         "kind": kind,
         "mode": mode,
         "path": None if path is None else str(path),
         "bytes": len(data),
-        "gzip_bytes": gzip_size(data),
+        "gzip_bytes": None,
         "dense_over_size": dense_bytes / len(data) if data else None,
     }
+    return row, pool.submit(gzip_size, data)
 
 
 def _time_backend(
-    name: str, kind: str, file: Path, hpk: HpkFile, batch: int, runs: int, seed: int
+    name: str, kind: str, file: Path, hpk: HpkFile, batch: int, runs: int | None, seed: int
 ) -> dict[str, Any]:
     x = random_inputs(hpk, batch, seed)
     start = time.perf_counter()
@@ -309,13 +354,18 @@ def _time_backend(
     start = time.perf_counter()
     runner(x)
     first_s = time.perf_counter() - start
-    for _ in range(WARMUP):
+    adaptive = runs is None
+    for _ in range(1 if adaptive and first_s > SLOW_RUN_S else WARMUP):
         runner(x)
-    times = np.empty(runs)
-    for index in range(runs):
+    timed: list[float] = []
+    budget_start = time.perf_counter()
+    while len(timed) < (DEFAULT_RUNS if adaptive else runs):  # type: ignore[operator]
+        if adaptive and len(timed) >= MIN_RUNS and time.perf_counter() - budget_start > TIME_BUDGET_S:
+            break
         start = time.perf_counter()
         runner(x)
-        times[index] = time.perf_counter() - start
+        timed.append(time.perf_counter() - start)
+    times = np.array(timed)
     p10, median, p90 = np.percentile(times * 1e3, [10, 50, 90])
     return {
         "backend": name,
@@ -325,7 +375,7 @@ def _time_backend(
         "median_ms": float(median),
         "p10_ms": float(p10),
         "p90_ms": float(p90),
-        "runs": runs,
+        "runs": len(timed),
     }
 
 

@@ -26,10 +26,12 @@ from .container import (
     serialize_container,
 )
 from .errors import HpkFormatError
-from .hashing import MAX_BUCKETS, MAX_VIRTUAL_SIZE
+from .golden import GENERATOR_NAME, MAX_GENERATED_COUNT, MAX_GENERATED_VALUES, generated_inputs
+from .hashing import MASK32, MAX_BUCKETS, MAX_VIRTUAL_SIZE
 
 FORMAT_NAME = "hashpack"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this reader knows; it reads every version in READ_VERSIONS
+READ_VERSIONS = (1, 2)
 HASH_NAME = "hp32"
 METADATA_KEY = "hashpack"
 CHECKSUM_KEY = "hashpack.sha256"
@@ -99,7 +101,9 @@ class HpkFile:
     params: dict[str, Param]
     nodes: list[Node]
     tensors: dict[str, np.ndarray]
-    golden: dict[str, str] | None = None
+    # {"inputs": tensor, "outputs": tensor} (stored inputs) or {"generator": "hp32-uniform",
+    # "seed": s, "count": n, "outputs": tensor} (inputs regenerated, docs/FORMAT.md §3)
+    golden: dict[str, Any] | None = None
     producer: str = ""
     source: str = "<memory>"
 
@@ -120,15 +124,38 @@ class HpkFile:
         return raw.astype(np.float32)
 
     def golden_arrays(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(inputs, outputs) of the self-check, regenerating the inputs when the file has a seed."""
         if self.golden is None:
             return None
-        return self.tensors[self.golden["inputs"]], self.tensors[self.golden["outputs"]]
+        outputs = self.tensors[self.golden["outputs"]]
+        if "generator" in self.golden:
+            inputs = generated_inputs(self.golden["seed"], self.golden["count"], self.input.shape[1:])  # type: ignore[arg-type]
+            return inputs, outputs
+        return self.tensors[self.golden["inputs"]], outputs
+
+    @property
+    def golden_tensors(self) -> list[str]:
+        """The names of the tensors the golden section stores (outputs, and inputs if stored)."""
+        if self.golden is None:
+            return []
+        return [self.golden[key] for key in ("inputs", "outputs") if key in self.golden]
+
+    @property
+    def golden_count(self) -> int:
+        if self.golden is None:
+            return 0
+        return int(self.tensors[self.golden["outputs"]].shape[0])
+
+    @property
+    def version(self) -> int:
+        """The lowest format version that can express this file (writers write it, §7)."""
+        return 2 if self.golden is not None and "generator" in self.golden else 1
 
     def to_metadata(self) -> dict[str, Any]:
         """The metadata document (docs/FORMAT.md §3) for this file."""
         meta: dict[str, Any] = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": self.version,
             "hash": HASH_NAME,
             "producer": self.producer,
             "inputs": [{"name": v.name, "shape": list(v.shape)} for v in self.inputs],
@@ -209,6 +236,7 @@ class _Validator:
         self.container = container
         self.source = source
         self.used_tensors: set[str] = set()
+        self.version = 1
 
     def fail(self, message: str) -> HpkFormatError:
         return HpkFormatError(f"{self.source}: {message}")
@@ -224,10 +252,12 @@ class _Validator:
         if meta.get("format") != FORMAT_NAME:
             raise self.fail(f"format is {_show(meta.get('format'))}, expected {FORMAT_NAME!r}")
         version = meta.get("version")
-        if not _is_int(version) or version != FORMAT_VERSION:
+        if not _is_int(version) or version not in READ_VERSIONS:
             raise self.fail(
-                f"unsupported format version {_show(version)} (this reader knows {FORMAT_VERSION})"
+                f"unsupported format version {_show(version)} (this reader knows "
+                f"{', '.join(map(str, READ_VERSIONS))}: update hashpack)"
             )
+        self.version = version
         if meta.get("hash") != HASH_NAME:
             raise self.fail(f"unsupported hash {_show(meta.get('hash'))} (this reader knows {HASH_NAME!r})")
         digest = hashlib.sha256(meta_text.encode("utf-8"))
@@ -445,10 +475,12 @@ class _Validator:
             )
         return nodes
 
-    def golden(self, meta: dict, graph_input: ValueInfo, graph_output: ValueInfo) -> dict[str, str] | None:
+    def golden(self, meta: dict, graph_input: ValueInfo, graph_output: ValueInfo) -> dict[str, Any] | None:
         spec = meta.get("golden")
         if spec is None:
             return None
+        if self.version >= 2 and isinstance(spec, dict) and "inputs" not in spec:
+            return self.generated_golden(spec, graph_input, graph_output)
         inputs_name = self.field(spec, "inputs", str, "golden")
         outputs_name = self.field(spec, "outputs", str, "golden")
         array = self.container.tensors.get(inputs_name)
@@ -459,6 +491,27 @@ class _Validator:
         self.tensor(inputs_name, f32, (count, *graph_input.shape[1:]), "golden inputs")  # type: ignore[arg-type]
         self.tensor(outputs_name, f32, (count, *graph_output.shape[1:]), "golden outputs")  # type: ignore[arg-type]
         return {"inputs": inputs_name, "outputs": outputs_name}
+
+    def generated_golden(self, spec: dict, graph_input: ValueInfo, graph_output: ValueInfo) -> dict[str, Any]:
+        generator = self.field(spec, "generator", str, "golden")
+        if generator != GENERATOR_NAME:
+            raise self.fail(
+                f"golden: unknown input generator {_show(generator)} (this reader knows {GENERATOR_NAME!r})"
+            )
+        seed = self.field(spec, "seed", int, "golden")
+        if not 0 <= seed <= MASK32:
+            raise self.fail(f"golden: seed {_show(seed)} is not in [0, 2^32)")
+        count = self.field(spec, "count", int, "golden")
+        per_sample = math.prod(graph_input.shape[1:])  # type: ignore[arg-type]
+        if not 1 <= count <= MAX_GENERATED_COUNT or count * per_sample > MAX_GENERATED_VALUES:
+            raise self.fail(
+                f"golden: {_show(count)} generated samples of {per_sample} values exceed the limits "
+                f"(1..{MAX_GENERATED_COUNT} samples, {MAX_GENERATED_VALUES} values in all)"
+            )
+        outputs_name = self.field(spec, "outputs", str, "golden")
+        f32 = np.dtype("<f4")
+        self.tensor(outputs_name, f32, (count, *graph_output.shape[1:]), "golden outputs")  # type: ignore[arg-type]
+        return {"generator": generator, "seed": seed, "count": count, "outputs": outputs_name}
 
 
 def _is_int(value: object) -> bool:

@@ -55,9 +55,7 @@ def summarize(hpk: HpkFile, file_size: int | None = None) -> dict[str, Any]:
         )
     virtual_total = sum(p.numel for p in hpk.params.values())
     stored_bytes_total = sum(layer["stored_bytes"] for layer in layers)
-    golden_bytes = 0
-    if hpk.golden is not None:
-        golden_bytes = sum(int(hpk.tensors[name].nbytes) for name in hpk.golden.values())
+    golden_bytes = sum(int(hpk.tensors[name].nbytes) for name in hpk.golden_tensors)
     result: dict[str, Any] = {
         "source": hpk.source,
         "producer": hpk.producer,
@@ -67,7 +65,10 @@ def summarize(hpk: HpkFile, file_size: int | None = None) -> dict[str, Any]:
         "virtual_params": virtual_total,
         "dense_fp32_bytes": virtual_total * FLOAT32_BYTES,
         "stored_bytes": stored_bytes_total,
-        "golden_samples": 0 if hpk.golden is None else int(hpk.tensors[hpk.golden["inputs"]].shape[0]),
+        "golden_samples": hpk.golden_count,
+        "golden_inputs": "none"
+        if hpk.golden is None
+        else ("generated" if "generator" in hpk.golden else "stored"),
         "golden_bytes": golden_bytes,
     }
     if file_size is not None:

@@ -531,15 +531,23 @@ def build_seeds(directory: Path) -> dict[str, bytes]:
     from hashpack.nn.compress import METHODS
     from hashpack.nn.quantize import quantize
 
-    def pack(name: str, model: nn.Module, shape: tuple[int, ...], golden: int) -> None:
+    def pack(
+        name: str, model: nn.Module, shape: tuple[int, ...], golden: int, generated: bool = False
+    ) -> None:
+        """``golden`` samples: stored inputs (version 1), or regenerated from a seed (version 2)."""
         torch.manual_seed(1)
         path = directory / f"{name}.hpk"
-        hashpack.pack(model.eval(), torch.randn(max(golden, 1), *shape), path, golden=golden)
+        example = torch.randn(max(golden, 1), *shape)
+        hashpack.pack(model.eval(), example, path, golden=golden if generated or not golden else example)
         seeds[name] = path.read_bytes()
 
     seeds: dict[str, bytes] = {}
     torch.manual_seed(0)
     pack("mlp", hashpack.compress(mlp((1, 8, 8), 10), compression=1 / 8, seed=3), (1, 8, 8), 2)
+    torch.manual_seed(0)
+    pack(
+        "mlp-generated", hashpack.compress(mlp((1, 8, 8), 10), compression=1 / 8, seed=3), (1, 8, 8), 3, True
+    )
     torch.manual_seed(0)
     pack("allops", hashpack.compress(_all_ops_model(), compression=1 / 4, seed=4), (3, 12, 12), 2)
     torch.manual_seed(0)
@@ -648,7 +656,7 @@ FIELD_LIES: list[tuple[str, str, Any, str]] = [
     # §3 top level
     ("mlp", "format", "hashpack2", "format is 'hashpack2'"),
     ("mlp", "format", DELETE, "format is None"),
-    ("mlp", "version", 2, "unsupported format version 2"),
+    ("mlp", "version", 3, "unsupported format version 3"),
     ("mlp", "version", 0, "unsupported format version 0"),
     ("mlp", "version", "1", "unsupported format version '1'"),
     ("mlp", "version", 1.0, "unsupported format version 1.0"),
@@ -665,6 +673,23 @@ FIELD_LIES: list[tuple[str, str, Any, str]] = [
     ("mlp", "golden/inputs", "golden/nope", "missing or empty"),
     ("mlp", "golden/outputs", "golden/inputs", "metadata declares|used twice"),
     ("mlp", "golden/outputs", DELETE, "golden: missing field 'outputs'"),
+    # §3 generated golden inputs (version 2)
+    ("mlp-generated", "version", 1, "golden: missing field 'inputs'"),
+    ("mlp-generated", "golden/generator", "hp32-normal", "unknown input generator 'hp32-normal'"),
+    ("mlp-generated", "golden/generator", DELETE, "golden: missing field 'generator'"),
+    ("mlp-generated", "golden/generator", 1, "field 'generator' has the wrong type"),
+    ("mlp-generated", "golden/seed", -1, "seed -1 is not in"),
+    ("mlp-generated", "golden/seed", 2**32, "seed 4294967296 is not in"),
+    ("mlp-generated", "golden/seed", 1.5, "field 'seed' has the wrong type"),
+    ("mlp-generated", "golden/seed", True, "field 'seed' has the wrong type"),
+    ("mlp-generated", "golden/count", 0, "exceed the limits"),
+    ("mlp-generated", "golden/count", 1025, "exceed the limits"),
+    ("mlp-generated", "golden/count", 2**62, "exceed the limits"),
+    ("mlp-generated", "golden/count", "3", "field 'count' has the wrong type"),
+    ("mlp-generated", "golden/count", 2, "metadata declares"),
+    ("mlp-generated", "golden/outputs", "golden/nope", "missing from the file"),
+    ("mlp-generated", "golden/outputs", DELETE, "golden: missing field 'outputs'"),
+    ("mlp-generated", "golden/inputs", "golden/outputs", "metadata declares"),
     # §3 inputs and outputs
     ("mlp", "inputs/0/name", 3, "field 'name' has the wrong type"),
     ("mlp", "inputs/0/shape", [1, 8, 8], "must start with null"),

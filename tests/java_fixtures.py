@@ -319,7 +319,7 @@ def _store_g_spaces(path: Path, dtype: str) -> None:
         hpk.spaces[name] = replace(space, dtype=dtype, scale=scale)
         hpk.tensors[space.tensor] = raw
     if hpk.golden is not None:
-        for tensor in hpk.golden.values():
+        for tensor in hpk.golden_tensors:
             del hpk.tensors[tensor]
         hpk.golden = None
     write_hpk(hpk, path)
@@ -341,6 +341,7 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ("mlp_fp16", MLP, (64,), {"space_dtype": "float16"}),
         ("lenet5_int8", LeNet5, (1, 28, 28), {"space_dtype": "int8"}),
         ("mlp_nogolden", MLP, (64,), {"golden": 0}),
+        ("lenet5_generated_golden", LeNet5, (1, 28, 28), {"golden": "generated"}),
         # fresh: 5×5 kernels in 9 bands with a steep allocation (the top bands get no buckets), a
         # depthwise 3×3; uniform allocation (one band) in float16; 3 bands over 3×3, 3×2 (dilated,
         # strided) and 1×1 kernels, grouped and depthwise, in int8. Linear layers are hashed.
@@ -494,7 +495,8 @@ def write_model(
     stored = _quantize_spaces(model, space_dtype) if space_dtype else {}
     example = torch.randn(8, *shape)
     hpk_path = out / f"{name}.hpk"
-    hashpack.pack(model, example, hpk_path, golden=options.get("golden", 8))
+    golden = options.get("golden", example)  # stored inputs (version 1) unless the case asks otherwise
+    hashpack.pack(model, example, hpk_path, golden=None if golden == "generated" else golden)
     if space_dtype:
         _store_spaces(hpk_path, space_dtype, stored)
     if "g_dtype" in options:
@@ -880,7 +882,7 @@ def write_materialize_case(out: Path) -> dict[str, Any]:
     once = build_tflite(path, "once", materializable=True).data
     files = {"once": "materialize.once.tflite", "plain": "materialize.plain.tflite"}
     (out / files["once"]).write_bytes(once)
-    (out / files["plain"]).write_bytes(build_tflite(path, "once").data)
+    (out / files["plain"]).write_bytes(build_tflite(path, "once", materializable=False).data)
     (out / "materialize.expected.tflite").write_bytes(materialize(once))
     runner = make_interpreter(once).get_signature_runner(WEIGHTS_SIGNATURE)
     computed = runner(**{WEIGHTS_TRIGGER: np.zeros(1, np.float32)})

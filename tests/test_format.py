@@ -93,8 +93,8 @@ def test_wrong_format_name(tmp_path: Path, hpk_bytes: bytes) -> None:
 
 
 def test_unsupported_version(tmp_path: Path, hpk_bytes: bytes) -> None:
-    blob = _edit_metadata(hpk_bytes, lambda m: m.update(version=2))
-    with pytest.raises(HpkFormatError, match="unsupported format version 2"):
+    blob = _edit_metadata(hpk_bytes, lambda m: m.update(version=3))
+    with pytest.raises(HpkFormatError, match="unsupported format version 3"):
         read_hpk(_write(tmp_path, blob))
 
 

@@ -135,12 +135,19 @@ def test_weights_bit_identical_to_torch(name: str, tmp_path: Path) -> None:
 def test_golden_outputs_recorded_and_reproduced(tmp_path: Path) -> None:
     model, shape = _compressed("lenet5")
     x = torch.randn(8, *shape)
-    hashpack.pack(model, x, tmp_path / "g.hpk", golden=5)
+    hashpack.pack(model, x, tmp_path / "g.hpk", golden=5)  # generated inputs, outputs stored
     runtime = load(tmp_path / "g.hpk")
     assert runtime.golden_inputs.shape == (5, *shape)
     with torch.no_grad():
-        np.testing.assert_array_equal(runtime.golden_outputs, model(x[:5]).numpy())
+        np.testing.assert_array_equal(
+            runtime.golden_outputs, model(torch.from_numpy(runtime.golden_inputs)).numpy()
+        )
     np.testing.assert_allclose(runtime.run(runtime.golden_inputs), runtime.golden_outputs, atol=1e-5)
+    hashpack.pack(model, x, tmp_path / "s.hpk", golden=x[:5])  # real inputs, stored
+    stored = load(tmp_path / "s.hpk")
+    np.testing.assert_array_equal(stored.golden_inputs, x[:5].numpy())
+    with torch.no_grad():
+        np.testing.assert_array_equal(stored.golden_outputs, model(x[:5]).numpy())
 
 
 @pytest.mark.parametrize("compression", [1 / 8, 1 / 64])

@@ -16,7 +16,12 @@ from test_tflite_export import CASES, _assert_close, _case, _exact, _export, _in
 
 from hashpack.cli import main
 from hashpack.exporter.tflite import build_tflite
-from hashpack.exporter.tflite.materialize import SLOTS_METADATA, materialize, read_metadata
+from hashpack.exporter.tflite.materialize import (
+    SLOTS_METADATA,
+    materialize,
+    materialize_from_hpk,
+    read_metadata,
+)
 from hashpack.exporter.tflite.once import WEIGHTS_SIGNATURE, WEIGHTS_TRIGGER
 from hashpack.exporter.tflite.runner import make_interpreter
 from hashpack.runtime import load
@@ -39,7 +44,9 @@ def test_materialized_model_matches_and_holds_the_once_weights(scheme: str, arch
     path, _, shape = _case(scheme, arch, str(workdir))
     runtime = load(path)
     once = build_tflite(path, "once", materializable=True)
-    if once.data == _export(path, "once").data:  # nothing to decompress (dense): nothing to add
+    if (
+        once.data == build_tflite(path, "once", materializable=False).data
+    ):  # nothing to decompress (dense): nothing to add
         assert not once.weights or all(
             runtime.hpk.params[u.param].scheme == "dense" for u in once.weights.values()
         )
@@ -86,7 +93,7 @@ def test_materialized_hashed_model_is_the_expanded_model(workdir: Path) -> None:
 
 def test_materializable_costs_little_and_is_deterministic(workdir: Path) -> None:
     path, _, _ = _case("fresh", "resnet20", str(workdir))
-    plain = _export(path, "once").data
+    plain = build_tflite(path, "once", materializable=False).data
     first = build_tflite(path, "once", materializable=True).data
     assert first == build_tflite(path, "once", materializable=True).data
     nodes = len(load(path).hpk.nodes)
@@ -151,3 +158,40 @@ def test_damaged_files_give_value_error_only(workdir: Path) -> None:
             assert str(exc).startswith("not a valid .tflite"), exc
             rejected += 1
     assert rejected >= 150  # every truncation and many flips
+
+
+@pytest.mark.parametrize(("scheme", "arch"), CASES)
+def test_materialize_from_hpk_fills_the_template_without_litert(
+    scheme: str, arch: str, workdir: Path
+) -> None:
+    """The slot recipes rebuild materialize()'s bytes from the .hpk's decoded params (exact schemes)."""
+    path, _, shape = _case(scheme, arch, str(workdir))
+    runtime = load(path)
+    once = build_tflite(path, "once")
+    if SLOTS_METADATA not in read_metadata(once.data):
+        return  # nothing decompressed (dense): no template
+    fast = materialize_from_hpk(once.data, runtime.weights)
+    if all(_exact(runtime.hpk, use.param) for use in once.weights.values()):
+        assert fast == materialize(once.data)  # bit for bit, BatchNorm folds included
+    x = _inputs(shape, 2, 5)
+    runner = make_interpreter(fast).get_signature_runner(SERVING)
+    _assert_close(runner(**{once.input_name: x})[once.output_name], runtime.run(x), "from .hpk vs numpy")
+
+
+def test_materialize_from_hpk_refuses_bad_recipes(workdir: Path) -> None:
+    path, _, _ = _case("hashed", "resnet20", str(workdir))
+    weights = load(path).weights
+    once = build_tflite(path, "once").data
+    with pytest.raises(ValueError, match="no recipe"):
+        materialize_from_hpk(once, {})
+    plain = build_tflite(path, "once", materializable=False).data
+    with pytest.raises(ValueError, match="no hashpack materialize template"):
+        materialize_from_hpk(plain, weights)
+    slots = json.loads(read_metadata(once)[SLOTS_METADATA])
+    # ResNet-20's BatchNorms are folded into conv weights: the bit-for-bit test above covers them
+    assert any(s["recipe"]["scale"] is not None and s["recipe"]["perm"] is not None for s in slots)
+    bad = dict(weights)
+    first = slots[0]["recipe"]["param"]
+    bad[first] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"bad recipe|bytes, its slot has|fit"):
+        materialize_from_hpk(once, bad)

@@ -167,6 +167,9 @@ class WeightStore:
         self._indices: dict[tuple, TensorHandle] = {}
         # main-subgraph tensor name -> how it was made: lets tests read back the weights LiteRT uses
         self.exports: dict[str, WeightUse] = {}
+        # once-mode variable (shared name) -> the weight it holds and its BatchNorm-fold constants
+        # ("scale"/"shift" tensors of the init subgraph): materialize's slot recipes
+        self.variable_uses: dict[str, tuple[WeightUse, dict[str, TensorHandle]]] = {}
 
     # -- where weights are computed --------------------------------------------------------------
     @property
@@ -226,6 +229,7 @@ class WeightStore:
             else:
                 sg = self.weight_subgraph
                 value = self.emit(sg, name, view)
+                folds: dict[str, TensorHandle] = {}
                 for op, operand, options in (
                     ("MUL", scale, schema.MulOptionsT()),
                     ("ADD", shift, schema.AddOptionsT()),
@@ -234,10 +238,10 @@ class WeightStore:
                         last = op == "ADD" or shift is None
                         # named in main (inline: tests find weights by name), anonymous in init
                         out = self.names.claim(sg, base) if last and sg is self.main else None
-                        value = sg.op(
-                            op, [value, sg.constant(operand)], np.float32, value.shape, options, name=out
-                        )
-                handle = self.publish(value, base)
+                        const = sg.constant(operand)
+                        folds["scale" if op == "MUL" else "shift"] = const
+                        value = sg.op(op, [value, const], np.float32, value.shape, options, name=out)
+                handle = self.publish(value, base, (use, folds))
             self._main[use.key] = handle
             self.exports[handle.name] = use
         return self._main[use.key]
@@ -259,10 +263,14 @@ class WeightStore:
                 self._emitted[key] = out
         return self._emitted[key]
 
-    def publish(self, value: TensorHandle, base: str) -> TensorHandle:
+    def publish(
+        self, value: TensorHandle, base: str, use: tuple[WeightUse, dict[str, TensorHandle]] | None = None
+    ) -> TensorHandle:
         """Make a tensor of the weight subgraph usable in main (once: through a resource variable).
 
-        The variable is named after ``base`` (made unique: a param may be used plain and folded).
+        The variable is named after ``base`` (made unique: a param may be used plain and folded);
+        ``use`` (what the variable holds, and the constants of a folded BatchNorm) is recorded in
+        ``variable_uses`` for materialize templates.
         """
         if value.subgraph == self.main.index:
             return value
@@ -272,6 +280,8 @@ class WeightStore:
             n += 1
             name = f"{base}~{n}"
         self._shared.add(name)
+        if use is not None:
+            self.variable_uses[name] = use
         self._init.assign(name, value)
         return self._init.read(name)
 

@@ -18,12 +18,12 @@ public final class HpkFile {
     private final Map<String, Param> params;
     private final List<Node> nodes;
     private final Map<String, StoredTensor> tensors;
-    private final String[] golden;
+    private final Golden golden;
     private final Map<String, int[]> valueShapes;
     private final Map<String, float[]> spaceCache = new ConcurrentHashMap<>();
 
     HpkFile(String source, String producer, ValueInfo input, ValueInfo output, Map<String, Space> spaces,
-            Map<String, Param> params, List<Node> nodes, Map<String, StoredTensor> tensors, String[] golden,
+            Map<String, Param> params, List<Node> nodes, Map<String, StoredTensor> tensors, Golden golden,
             Map<String, int[]> valueShapes) {
         this.source = source;
         this.producer = producer;
@@ -129,16 +129,31 @@ public final class HpkFile {
 
     /** Number of golden samples (0 without golden). */
     public int goldenCount() {
-        return golden == null ? 0 : (int) tensors.get(golden[0]).shape()[0];
+        return golden == null ? 0 : golden.count;
     }
 
-    /** The golden inputs {@code [n, *input shape]}, flat, or null. */
+    /** True if the golden inputs are regenerated from a seed (version 2), not stored. */
+    public boolean goldenGenerated() {
+        return golden != null && golden.generated();
+    }
+
+    /** The golden inputs {@code [n, *input shape]}, flat (stored, or regenerated from the seed), or null. */
     public float[] goldenInputs() {
-        return golden == null ? null : tensors.get(golden[0]).toFloatArray();
+        if (golden == null) {
+            return null;
+        }
+        if (golden.generated()) {
+            long perSample = 1;
+            for (int d : input.sampleShape()) {
+                perSample *= d;
+            }
+            return Golden.generate(golden.seed, golden.count, perSample);
+        }
+        return tensors.get(golden.inputsTensor).toFloatArray();
     }
 
     /** The golden outputs {@code [n, *output shape]} recorded at pack time, flat, or null. */
     public float[] goldenOutputs() {
-        return golden == null ? null : tensors.get(golden[1]).toFloatArray();
+        return golden == null ? null : tensors.get(golden.outputsTensor).toFloatArray();
     }
 }

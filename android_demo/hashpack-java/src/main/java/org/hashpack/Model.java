@@ -8,6 +8,8 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.hashpack.ops.Kernel;
 import org.hashpack.ops.Op;
 import org.hashpack.ops.Ops;
@@ -57,16 +59,24 @@ public final class Model {
 
     /**
      * Prepares a file the reader validated (shapes included): decodes every param through its scheme
-     * and binds every node to its kernel.
+     * and binds every node to its kernel. Params are decoded on up to {@link #DEFAULT_DECODE_THREADS}
+     * threads.
      */
     public Model(HpkFile file) {
+        this(file, DEFAULT_DECODE_THREADS);
+    }
+
+    /** Decode threads by default: the cores, at most 4 (params are independent; memory is the same). */
+    public static final int DEFAULT_DECODE_THREADS = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
+
+    /**
+     * As {@link #Model(HpkFile)}, decoding params on {@code decodeThreads} threads (1: this thread).
+     * Every param is decoded exactly once into its own array, so memory is one dense copy of the
+     * weights plus the dequantized spaces, whatever the thread count; the weights are the same bits.
+     */
+    public Model(HpkFile file, int decodeThreads) {
         this.file = file;
-        Map<String, Tensor> decoded = new LinkedHashMap<>();
-        for (Param param : file.params().values()) {
-            float[] values = Schemes.get(param.scheme()).decode(param, file);
-            decoded.put(param.name(), new Tensor(param.shape(), values));
-        }
-        this.weights = Collections.unmodifiableMap(decoded);
+        this.weights = Collections.unmodifiableMap(decodeAll(file, decodeThreads));
 
         Map<String, Integer> slots = new HashMap<>();
         slots.put(file.input().name(), 0);
@@ -92,6 +102,72 @@ public final class Model {
         this.outputSlot = slots.get(file.output().name());
         this.maxSampleElements = largest;
         planFrees();
+    }
+
+    private static Map<String, Tensor> decodeAll(final HpkFile file, int threads) {
+        final List<Param> params = new ArrayList<>(file.params().values());
+        final float[][] values = new float[params.size()][];
+        int workers = Math.max(1, Math.min(threads, params.size()));
+        if (workers == 1) {
+            for (int i = 0; i < params.size(); i++) {
+                values[i] = Schemes.get(params.get(i).scheme()).decode(params.get(i), file);
+            }
+        } else {
+            // Largest params first, handed out one at a time: the threads finish together.
+            final Integer[] order = new Integer[params.size()];
+            for (int i = 0; i < order.length; i++) {
+                order[i] = i;
+            }
+            Arrays.sort(order, (a, b) -> Long.compare(numel(params.get(b)), numel(params.get(a))));
+            final AtomicInteger next = new AtomicInteger();
+            final AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread[] pool = new Thread[workers];
+            for (int t = 0; t < workers; t++) {
+                pool[t] = new Thread(() -> {
+                    for (int k = next.getAndIncrement(); k < order.length && failure.get() == null;
+                            k = next.getAndIncrement()) {
+                        Param param = params.get(order[k]);
+                        try {
+                            values[order[k]] = Schemes.get(param.scheme()).decode(param, file);
+                        } catch (Throwable e) {
+                            failure.compareAndSet(null, e);
+                        }
+                    }
+                }, "hashpack-decode-" + t);
+                pool[t].start();
+            }
+            for (Thread thread : pool) {
+                try {
+                    thread.join();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while decoding " + file.source(), e);
+                }
+            }
+            Throwable e = failure.get();
+            if (e instanceof RuntimeException) {
+                throw (RuntimeException) e;
+            }
+            if (e instanceof Error) {
+                throw (Error) e;
+            }
+            if (e != null) {
+                throw new IllegalStateException(e);
+            }
+        }
+        Map<String, Tensor> decoded = new LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) {
+            decoded.put(params.get(i).name(), new Tensor(params.get(i).shape(), values[i]));
+        }
+        return decoded;
+    }
+
+    private static long numel(Param param) {
+        long n = 1;
+        for (int d : param.shape()) {
+            n *= d;
+        }
+        return n;
     }
 
     /** After each step, drop the values no later step reads (the graph output is kept). */

@@ -25,7 +25,8 @@ import org.hashpack.ops.ShapeException;
  */
 public final class Validator {
     static final String FORMAT_NAME = "hashpack";
-    static final BigInteger FORMAT_VERSION = BigInteger.ONE;
+    /** The format versions this reader knows (2 adds generated golden inputs, §3). */
+    static final BigInteger FORMAT_VERSION = BigInteger.valueOf(2);
     static final String HASH_NAME = "hp32";
     /** The file's virtual parameters sum to at most this (1 GiB of float32). */
     public static final long MAX_TOTAL_VIRTUAL = 1L << 28;
@@ -39,6 +40,7 @@ public final class Validator {
     private final String source;
     private final Set<String> usedTensors = new HashSet<>();
     private final Map<String, Space> spaces = new LinkedHashMap<>();
+    private int version = 1;
 
     Validator(Container container, String source) {
         this.container = container;
@@ -68,10 +70,11 @@ public final class Validator {
         if (!FORMAT_NAME.equals(meta.get("format"))) {
             throw fail("format is " + Json.repr(meta.get("format")) + ", expected '" + FORMAT_NAME + "'");
         }
-        if (!FORMAT_VERSION.equals(meta.get("version"))) {
-            throw fail("unsupported format version " + Json.repr(meta.get("version")) + " (this reader knows "
-                    + FORMAT_VERSION + ")");
+        if (!BigInteger.ONE.equals(meta.get("version")) && !FORMAT_VERSION.equals(meta.get("version"))) {
+            throw fail("unsupported format version " + Json.repr(meta.get("version"))
+                    + " (this reader knows 1, 2: update hashpack)");
         }
+        version = ((BigInteger) meta.get("version")).intValue();
         if (!HASH_NAME.equals(meta.get("hash"))) {
             throw fail("unsupported hash " + Json.repr(meta.get("hash")) + " (this reader knows '" + HASH_NAME + "')");
         }
@@ -101,7 +104,7 @@ public final class Validator {
         Map<String, Param> params = checkParams(meta);
         Map<String, int[]> shapes = new LinkedHashMap<>();
         List<Node> nodes = checkNodes(meta, params, input, output, shapes);
-        String[] golden = checkGolden(meta, input, output);
+        Golden golden = checkGolden(meta, input, output);
         Set<String> unused = new TreeSet<>(container.tensors.keySet());
         unused.removeAll(usedTensors);
         if (!unused.isEmpty()) {
@@ -454,12 +457,15 @@ public final class Validator {
         return nodes;
     }
 
-    /** The golden tensor names {inputs, outputs}, or null if the file has none. */
-    private String[] checkGolden(Map<String, Object> meta, ValueInfo input, ValueInfo output)
+    /** The golden section, or null if the file has none. */
+    private Golden checkGolden(Map<String, Object> meta, ValueInfo input, ValueInfo output)
             throws HpkFormatException {
         Object spec = meta.get("golden");
         if (spec == null) {
             return null;
+        }
+        if (version >= 2 && spec instanceof Map && !((Map<?, ?>) spec).containsKey("inputs")) {
+            return checkGeneratedGolden(spec, input, output);
         }
         String inputsName = string(spec, "inputs", "golden");
         String outputsName = string(spec, "outputs", "golden");
@@ -470,7 +476,33 @@ public final class Validator {
         }
         tensor(inputsName, DType.F32, withBatch(count, input.sampleShape()), "golden inputs");
         tensor(outputsName, DType.F32, withBatch(count, output.sampleShape()), "golden outputs");
-        return new String[] {inputsName, outputsName};
+        return new Golden(inputsName, outputsName, 0, (int) count);
+    }
+
+    private Golden checkGeneratedGolden(Object spec, ValueInfo input, ValueInfo output)
+            throws HpkFormatException {
+        String generator = string(spec, "generator", "golden");
+        if (!Golden.GENERATOR.equals(generator)) {
+            throw fail("golden: unknown input generator " + Json.repr(generator) + " (this reader knows '"
+                    + Golden.GENERATOR + "')");
+        }
+        BigInteger seed = integer(spec, "seed", "golden");
+        if (seed.signum() < 0 || seed.bitLength() > 32) {
+            throw fail("golden: seed " + seed + " is not in [0, 2^32)");
+        }
+        BigInteger count = integer(spec, "count", "golden");
+        long perSample = 1;
+        for (int d : input.sampleShape()) {
+            perSample *= d; // the graph's input size was bounded by the node checks
+        }
+        if (count.signum() < 1 || count.compareTo(BigInteger.valueOf(Golden.MAX_COUNT)) > 0
+                || count.longValue() * perSample > Golden.MAX_VALUES) {
+            throw fail("golden: " + count + " generated samples of " + perSample + " values exceed the limits (1.."
+                    + Golden.MAX_COUNT + " samples, " + Golden.MAX_VALUES + " values in all)");
+        }
+        String outputsName = string(spec, "outputs", "golden");
+        tensor(outputsName, DType.F32, withBatch(count.longValue(), output.sampleShape()), "golden outputs");
+        return new Golden(null, outputsName, seed.longValue(), count.intValue());
     }
 
     private static long[] withBatch(long count, int[] sample) {

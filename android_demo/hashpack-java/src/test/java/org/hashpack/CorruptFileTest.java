@@ -239,8 +239,8 @@ public class CorruptFileTest {
         hpk.meta.put("format", "safetensors");
         rejects(hpk, "format is \"safetensors\", expected 'hashpack'");
         hpk = mlp();
-        hpk.meta.put("version", BigInteger.valueOf(2));
-        rejects(hpk, "unsupported format version 2 (this reader knows 1)");
+        hpk.meta.put("version", BigInteger.valueOf(3));
+        rejects(hpk, "unsupported format version 3 (this reader knows 1, 2: update hashpack)");
         hpk.meta.put("version", "1");
         rejects(hpk, "unsupported format version \"1\"");
         hpk.meta.remove("version");
@@ -557,6 +557,53 @@ public class CorruptFileTest {
         hpk = mlp();
         hpk.meta.put("golden", null); // null means "no golden", but its tensors are then unreferenced
         rejects(hpk, "tensor 'golden/inputs' is not referenced by the metadata");
+    }
+
+    private static TestHpk generated() {
+        return TestHpk.parse(TestSupport.readBytes(new File(TestSupport.fixtures(), "lenet5_generated_golden.hpk")));
+    }
+
+    private static Map<String, Object> generatedSpec(TestHpk hpk) {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> spec = (Map<String, Object>) hpk.meta.get("golden");
+        return spec;
+    }
+
+    @Test
+    public void generatedGoldenIsChecked() throws Exception {
+        TestHpk hpk = generated();
+        assertEquals(BigInteger.valueOf(2), hpk.meta.get("version"));
+        HpkFile file = HpkReader.parse(hpk.bytes(), "generated.hpk");
+        assertTrue(file.goldenGenerated());
+        hpk.meta.put("version", BigInteger.ONE); // version 1 has no generated inputs
+        rejects(hpk, "golden: missing field 'inputs'");
+        hpk = generated();
+        generatedSpec(hpk).put("generator", "hp32-normal");
+        rejects(hpk, "golden: unknown input generator \"hp32-normal\"");
+        hpk = generated();
+        generatedSpec(hpk).remove("generator");
+        rejects(hpk, "golden: missing field 'generator'");
+        hpk = generated();
+        generatedSpec(hpk).put("seed", BigInteger.ONE.shiftLeft(32));
+        rejects(hpk, "golden: seed 4294967296 is not in [0, 2^32)");
+        hpk = generated();
+        generatedSpec(hpk).put("seed", BigInteger.valueOf(-1));
+        rejects(hpk, "golden: seed -1 is not in [0, 2^32)");
+        hpk = generated();
+        generatedSpec(hpk).put("seed", 1.5);
+        rejects(hpk, "golden: field 'seed' has the wrong type");
+        for (BigInteger count : new BigInteger[] {BigInteger.ZERO, BigInteger.valueOf(1025),
+                BigInteger.ONE.shiftLeft(62), BigInteger.ONE.shiftLeft(70)}) {
+            hpk = generated();
+            generatedSpec(hpk).put("count", count);
+            rejects(hpk, "golden: " + count + " generated samples", "exceed the limits");
+        }
+        hpk = generated();
+        generatedSpec(hpk).put("count", BigInteger.valueOf(2));
+        rejects(hpk, "golden outputs: tensor 'golden/outputs'", "metadata declares F32[2, 10]");
+        hpk = generated();
+        generatedSpec(hpk).put("outputs", "golden/none");
+        rejects(hpk, "golden outputs: tensor \"golden/none\" is missing from the file");
     }
 
     @Test

@@ -1,0 +1,381 @@
+"""Deployment costs at real size: ResNet-18 and MobileNetV2 (torchvision definitions) at 224×224.
+
+Random init (costs do not depend on training), every Linear/Conv2d hashed at 1/8, one thread for
+ONNX Runtime and LiteRT. Each figure is a ratio measured in this run next to its absolute values:
+
+- sizes: dense fp32 ÷ .hpk, golden bytes, dense ÷ compact ONNX / once TFLite;
+- ONNX Runtime session creation (a fresh child process per load, so each is a first load: file
+  cache warm, nothing else; the best of 2-5 loads, the least disturbed by the machine's other
+  work), compact and inline ÷ expanded, and the extra ns per virtual weight; the app-side path
+  (``decoded_session`` on the compact file); peak RSS of those children; batch-1 latency
+  compact ÷ expanded;
+- LiteRT (XNNPACK, the default delegate): interpreter creation, first invoke (``once``
+  decompresses there: ns per virtual weight), steady batch-1 latency once / inline /
+  materialized ÷ expanded; ``materialize()`` time;
+- numpy runtime: read + validate, then decoding every weight, ns per virtual weight;
+- ``hashpack profile`` with its defaults: wall time (ResNet-18 only; ``--no-profile`` skips it).
+
+    python benchmarks/scale.py                 # both models, ~5 minutes on 2 cores
+    python benchmarks/scale.py --models resnet18 --json
+
+The machine these numbers come from is shared: the load average is printed next to them. Compare
+ratios within one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHILD_LOADS = {"compact": 3, "inline": 2, "expanded": 5, "decoded": 5}  # fresh processes per ORT path
+STEADY_RUNS = 20  # batch-1 runs per mode, interleaved in rounds
+ROUNDS = 5
+SLOW_RUNS = 4  # for modes that decompress on every run (LiteRT inline)
+MODELS = ("resnet18", "mobilenet_v2")
+
+
+def build_model(name: str) -> Any:
+    """The torchvision model, compressed (hashed, 1/8, seed 0), in eval mode."""
+    import torch
+    from torch import nn
+
+    import hashpack
+    from hashpack.torchvision_compat import torchvision_models
+
+    torch.manual_seed(0)
+    model = getattr(torchvision_models(), name)(weights=None)
+    if name == "mobilenet_v2":
+        # torchvision's forward calls F.adaptive_avg_pool2d; the same layers as a Sequential with the
+        # module form, which the packer captures. Weights and arithmetic are unchanged.
+        model = nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1), model.classifier)
+    hashpack.compress(model, compression=1 / 8, seed=0)
+    return model.eval()
+
+
+def peak_rss() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+def child(kind: str, path: str) -> None:
+    """One fresh load (timed) and one batch-1 run; prints seconds and peak RSS as JSON."""
+    if kind in ("onnx", "onnx-decoded"):
+        import onnx  # noqa: F401  (imported before the clock starts, like onnxruntime)
+        import onnxruntime as ort
+
+        from hashpack.exporter.onnx.external import decoded_session
+
+        imports = peak_rss()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        start = time.perf_counter()
+        if kind == "onnx":
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        else:  # the app-side path: decode the compact file's weights, hand them to ORT
+            session = decoded_session(path, options)
+        load_s = time.perf_counter() - start
+        shape = [1 if not isinstance(d, int) else d for d in session.get_inputs()[0].shape]
+        session.run(None, {session.get_inputs()[0].name: np.zeros(shape, np.float32)})
+    else:
+        raise ValueError(kind)
+    print(json.dumps({"load_s": load_s, "imports": imports, "peak": peak_rss()}))
+
+
+def run_children(kind: str, path: Path, loads_wanted: int) -> dict[str, float]:
+    """Best (least disturbed) and median load time of ``loads_wanted`` fresh processes, and peak RSS."""
+    loads, peaks = [], []
+    for _ in range(loads_wanted):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True, check=True
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        loads.append(row["load_s"])
+        peaks.append(row["peak"] - row["imports"])
+    return {
+        "load_s": min(loads),
+        "median_load_s": statistics.median(loads),
+        "loads": len(loads),
+        "rss_bytes": max(peaks),
+    }
+
+
+def ort_session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def interleaved(runners: dict[str, Any], runs: dict[str, int]) -> dict[str, float]:
+    """Median ms per call of each runner, calls interleaved in ROUNDS so load drift hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(ROUNDS):
+        for name, run in runners.items():
+            for _ in range(max(1, runs[name] // ROUNDS)):
+                start = time.perf_counter()
+                run()
+                samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def measure(name: str, directory: Path, profile: bool) -> dict[str, Any]:
+    import torch
+
+    import hashpack
+    from hashpack.exporter.onnx import export_onnx
+    from hashpack.exporter.tflite import build_tflite
+    from hashpack.exporter.tflite.materialize import materialize, materialize_from_hpk
+    from hashpack.exporter.tflite.runner import make_interpreter
+    from hashpack.runtime import load
+
+    model = build_model(name)
+    hpk_path = directory / f"{name}.hpk"
+    hpk = hashpack.pack(model, torch.randn(1, 3, 224, 224), hpk_path)
+    virtual = sum(p.numel for p in hpk.params.values())
+    dense_bytes = 4 * virtual
+    r: dict[str, Any] = {"model": name, "virtual_params": virtual, "dense_bytes": dense_bytes}
+    r["hpk_bytes"] = hpk_path.stat().st_size
+    r["golden_bytes"] = sum(int(hpk.tensors[t].nbytes) for t in hpk.golden_tensors)
+    r["golden_samples"] = hpk.golden_count
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+
+    # numpy runtime: load, then the first run decodes every weight
+    start = time.perf_counter()
+    runtime = load(hpk_path)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _ = runtime.weights  # decoded on first use, once
+    decode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    runtime.run(x)
+    r["numpy"] = {"load_s": load_s, "decode_s": decode_s, "first_run_s": time.perf_counter() - start}
+    start = time.perf_counter()
+    runtime.run(x)
+    r["numpy"]["steady_s"] = time.perf_counter() - start
+    del runtime
+
+    # ONNX Runtime
+    onnx_paths = {}
+    for mode in ("compact", "inline", "expanded"):
+        onnx_paths[mode] = directory / f"{name}.{mode}.onnx"
+        export_onnx(hpk_path, onnx_paths[mode], weights=mode)
+    r["onnx"] = {
+        mode: {"bytes": p.stat().st_size, **run_children("onnx", p, CHILD_LOADS[mode])}
+        for mode, p in onnx_paths.items()
+    }
+    r["onnx"]["decoded"] = {
+        "bytes": onnx_paths["compact"].stat().st_size,
+        **run_children("onnx-decoded", onnx_paths["compact"], CHILD_LOADS["decoded"]),
+    }
+    sessions = {mode: ort_session(onnx_paths[mode]) for mode in ("compact", "expanded")}
+    feed_name = sessions["compact"].get_inputs()[0].name
+    latency = interleaved(
+        {mode: (lambda s=s: s.run(None, {feed_name: x})) for mode, s in sessions.items()},
+        {"compact": STEADY_RUNS, "expanded": STEADY_RUNS},
+    )
+    for mode, ms in latency.items():
+        r["onnx"][mode]["batch1_ms"] = ms
+    del sessions
+
+    # LiteRT
+    files = {
+        mode: build_tflite(hpk, mode, materializable=False).data for mode in ("once", "inline", "expanded")
+    }
+    files["once-materializable"] = build_tflite(hpk, "once").data  # the default once file
+    start = time.perf_counter()
+    materialized = materialize(files["once-materializable"], num_threads=1)
+    materialize_s = time.perf_counter() - start
+    r["tflite"] = {"materialize_s": materialize_s}
+    start = time.perf_counter()  # the same template filled from the .hpk's params decoded by numpy
+    from_hpk = materialize_from_hpk(files["once-materializable"], load(hpk_path).weights)
+    r["tflite"]["materialize_from_hpk_s"] = time.perf_counter() - start
+    r["tflite"]["from_hpk_identical"] = from_hpk == materialized
+    del from_hpk
+    runners = {}
+    for mode, data in (*files.items(), ("materialized", materialized)):
+        start = time.perf_counter()
+        interpreter = make_interpreter(data, num_threads=1)
+        create_s = time.perf_counter() - start
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.set_tensor(index, x)
+        start = time.perf_counter()
+        interpreter.invoke()
+        first_s = time.perf_counter() - start
+        r["tflite"][mode] = {"bytes": len(data), "create_s": create_s, "first_invoke_s": first_s}
+        runners[mode] = interpreter.invoke  # the input tensor stays set between invokes
+    latency = interleaved(runners, {m: SLOW_RUNS if m == "inline" else STEADY_RUNS for m in runners})
+    for mode, ms in latency.items():
+        r["tflite"][mode]["batch1_ms"] = ms
+    del runners
+
+    if profile:
+        start = time.perf_counter()
+        hashpack_cli = Path(sys.executable).with_name("hashpack")
+        subprocess.run(
+            [str(hashpack_cli), "profile", str(hpk_path), "--json"], capture_output=True, check=True
+        )
+        r["profile_s"] = time.perf_counter() - start
+    return r
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The issue's table: ratio first, absolute values in brackets."""
+    head = (
+        "| | "
+        + " | ".join(f"{r['model']} ({r['virtual_params'] / 1e6:.2f} M weights)" for r in results)
+        + " |"
+    )
+    lines = [head, "|---" * (len(results) + 1) + "|"]
+
+    def row(label: str, cell: Any) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(r) for r in results) + " |")
+
+    def ns(seconds: float, r: dict[str, Any]) -> str:
+        return f"{seconds * 1e9 / r['virtual_params']:.0f} ns/weight"
+
+    row(
+        "dense fp32 ÷ .hpk",
+        lambda r: (
+            f"**{r['dense_bytes'] / r['hpk_bytes']:.2f}×** ({_mb(r['dense_bytes'])} → {_mb(r['hpk_bytes'])})"
+        ),
+    )
+    row(
+        "golden bytes in the .hpk",
+        lambda r: (
+            f"{r['golden_bytes']:,} B ({r['golden_samples']} generated samples; {100 * r['golden_bytes'] / r['hpk_bytes']:.2f} % of the file)"
+        ),
+    )
+    row(
+        "dense ÷ compact ONNX / once TFLite (default, materializable)",
+        lambda r: (
+            f"{r['dense_bytes'] / r['onnx']['compact']['bytes']:.2f}× / "
+            f"{r['dense_bytes'] / r['tflite']['once-materializable']['bytes']:.2f}×"
+        ),
+    )
+    row(
+        "ORT session creation, compact ÷ expanded (best fresh process)",
+        lambda r: (
+            f"**{r['onnx']['compact']['load_s'] / r['onnx']['expanded']['load_s']:.1f}×** ({r['onnx']['compact']['load_s']:.2f} vs "
+            f"{r['onnx']['expanded']['load_s']:.3f} s; +{ns(r['onnx']['compact']['load_s'] - r['onnx']['expanded']['load_s'], r)}); "
+            f"inline {r['onnx']['inline']['load_s'] / r['onnx']['expanded']['load_s']:.1f}× ({r['onnx']['inline']['load_s']:.2f} s)"
+        ),
+    )
+    row(
+        "ORT app-side decode (`decoded_session`, compact file) ÷ expanded",
+        lambda r: (
+            f"**{r['onnx']['decoded']['load_s'] / r['onnx']['expanded']['load_s']:.2f}×** ({r['onnx']['decoded']['load_s']:.3f} vs "
+            f"{r['onnx']['expanded']['load_s']:.3f} s; {(r['onnx']['decoded']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f} ns per weight vs expanded); "
+            f"peak RSS {r['onnx']['decoded']['rss_bytes'] / 2**20:.0f} MiB = {r['onnx']['decoded']['rss_bytes'] / r['onnx']['expanded']['rss_bytes']:.2f}× expanded"
+        ),
+    )
+    row(
+        "ORT peak RSS (model's own), compact / inline / expanded",
+        lambda r: (
+            f"{r['onnx']['compact']['rss_bytes'] / 2**20:.0f} / {r['onnx']['inline']['rss_bytes'] / 2**20:.0f} / "
+            f"{r['onnx']['expanded']['rss_bytes'] / 2**20:.0f} MiB (compact {r['onnx']['compact']['rss_bytes'] / r['onnx']['expanded']['rss_bytes']:.1f}× expanded)"
+        ),
+    )
+    row(
+        "ORT batch-1 latency compact ÷ expanded",
+        lambda r: (
+            f"{r['onnx']['compact']['batch1_ms'] / r['onnx']['expanded']['batch1_ms']:.2f} ({r['onnx']['compact']['batch1_ms']:.1f} vs {r['onnx']['expanded']['batch1_ms']:.1f} ms)"
+        ),
+    )
+    row(
+        "TFLite once file: materializable (default) ÷ plain",
+        lambda r: (
+            f"{r['tflite']['once-materializable']['bytes'] / r['tflite']['once']['bytes']:.3f} "
+            f"(+{(r['tflite']['once-materializable']['bytes'] - r['tflite']['once']['bytes']) / 1e3:.1f} KB)"
+        ),
+    )
+    row(
+        "LiteRT steady batch-1 ÷ expanded (XNNPACK): once / materialized / inline",
+        lambda r: (
+            f"**{r['tflite']['once']['batch1_ms'] / r['tflite']['expanded']['batch1_ms']:.2f}×** / "
+            f"{r['tflite']['materialized']['batch1_ms'] / r['tflite']['expanded']['batch1_ms']:.2f}× / "
+            f"{r['tflite']['inline']['batch1_ms'] / r['tflite']['expanded']['batch1_ms']:.1f}× (expanded {r['tflite']['expanded']['batch1_ms']:.1f} ms)"
+        ),
+    )
+    row(
+        "LiteRT first invoke, once (decompression)",
+        lambda r: (
+            f"{r['tflite']['once']['first_invoke_s'] * 1e3:.0f} ms ({ns(r['tflite']['once']['first_invoke_s'], r)}; "
+            f"expanded {r['tflite']['expanded']['first_invoke_s'] * 1e3:.0f} ms)"
+        ),
+    )
+    row(
+        "`materialize()` (LiteRT runs the init) / `materialize_from_hpk()` (numpy decode), then steady ÷ expanded",
+        lambda r: (
+            f"{r['tflite']['materialize_s']:.2f} s ({ns(r['tflite']['materialize_s'], r)}) / "
+            f"{r['tflite']['materialize_from_hpk_s']:.2f} s ({ns(r['tflite']['materialize_from_hpk_s'], r)}; "
+            f"{'same bytes' if r['tflite']['from_hpk_identical'] else 'bytes differ'}), then "
+            f"{r['tflite']['materialized']['batch1_ms'] / r['tflite']['expanded']['batch1_ms']:.2f}×"
+        ),
+    )
+    row(
+        "numpy runtime: read + decode every weight",
+        lambda r: (
+            f"{r['numpy']['load_s']:.2f} + {r['numpy']['decode_s']:.2f} s ({ns(r['numpy']['decode_s'], r)}); "
+            f"then {r['numpy']['steady_s']:.2f} s per batch-1 run"
+        ),
+    )
+    row("`hashpack profile` with defaults", lambda r: f"{r['profile_s']:.0f} s" if "profile_s" in r else "—")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--no-profile", action="store_true", help="Do not time `hashpack profile`.")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep-dir", help="Keep the .hpk, .onnx files here (e.g. for ModelDecodeBenchmark).")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    load_before = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(args.keep_dir) if args.keep_dir else Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
+        for index, name in enumerate(args.models.split(",")):
+            results.append(measure(name, directory, profile=not args.no_profile and index == 0))
+    environment = {
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps({"results": results, "environment": environment}, indent=1))
+        return
+    print(table(results))
+    print(
+        f"\nload average before / after: {load_before[0]:.1f} / {environment['load_average_after'][0]:.1f} "
+        f"on {environment['cpus']} CPUs (a shared machine: read absolute times as orders of magnitude)"
+    )
+
+
+if __name__ == "__main__":
+    main()
