@@ -21,7 +21,8 @@ _KERNEL_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
 
 
 class Model:
-    """A loaded .hpk model. ``run(x)`` takes a float32 batch shaped ``(N, *input_shape[1:])``."""
+    """A loaded .hpk model. ``run(x)`` takes a float32 batch shaped ``(N, *input_shape[1:])``, or token
+    ids (any integer dtype, or whole floats) when the input's dtype is int32."""
 
     def __init__(self, hpk: HpkFile) -> None:
         self.hpk = hpk
