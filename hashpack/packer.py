@@ -947,7 +947,9 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
             "example_input holds token ids of magnitude >= 2^24; .hpk int32 inputs are recorded exactly only "
             "below 2^24 (docs/FORMAT.md §3)"
         )
-    graph_module.graph.eliminate_dead_code()  # e.g. attention weights computed but not used
+    # e.g. attention weights computed but not used; an unused in-place call (x.relu_()) is kept, so
+    # it still reaches its handler (and its error) instead of silently vanishing
+    graph_module.graph.eliminate_dead_code(is_impure_node=_may_mutate)
     if integer:
         _check_ids_users(graph_module, modules, example_input.dtype)
     graph_module.recompile()
@@ -1032,6 +1034,15 @@ def _check_layout(
             "and this op depends on the layout; use batch_first=True, or transpose back first"
         )
     b.swapped.add(node.name)
+
+
+def _may_mutate(node: fx.Node) -> bool:
+    """Whether dead-code elimination must keep ``node`` (placeholders, outputs, in-place calls, modules)."""
+    if node.op in ("placeholder", "output", "call_module"):
+        return True
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    in_place_operator = node.target in (operator.iadd, operator.isub, operator.imul, operator.itruediv)
+    return node.is_impure() or in_place_operator or (name.endswith("_") and not name.endswith("__"))
 
 
 def _check_ids_users(graph_module: fx.GraphModule, modules: dict[str, nn.Module], dtype: torch.dtype) -> None:

@@ -242,3 +242,15 @@ def test_unsupported_transformer_constructs_fail_in_one_line(tmp_path: Path, nam
     assert "\n" not in str(info.value)
     assert re.search(pattern, str(info.value)), str(info.value)
     assert not (tmp_path / "m.hpk").exists()
+
+
+def test_unused_in_place_calls_are_not_dropped(tmp_path: Path) -> None:
+    """Dead-code elimination (unused attention weights) must not make an in-place op vanish silently."""
+
+    class InPlace(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x.relu_()
+            return x * 2.0
+
+    with pytest.raises(UnsupportedModelError, match=r"relu_"):
+        hashpack.pack(InPlace().eval(), torch.randn(2, 3), tmp_path / "m.hpk")
