@@ -804,7 +804,7 @@ FIELD_LIES: list[tuple[str, str, Any, str]] = [
     ("allops", "nodes/softmax/attrs/axis", 2, "axis 2 is out of range"),
     ("allops", "nodes/softmax/attrs/axis", -3, "axis -3 is out of range"),
     # §5 nodes and wiring
-    ("allops", "nodes/relu/op", "Gelu", "unknown op 'Gelu'"),
+    ("allops", "nodes/relu/op", "Mish", "unknown op 'Mish'"),
     ("allops", "nodes/relu/op", "relu", "unknown op 'relu'"),
     ("allops", "nodes/relu/inputs", ["nope"], "input 'nope' is not produced by an earlier node"),
     ("allops", "nodes/relu/inputs", [1], "input 1 is not produced"),
@@ -816,7 +816,7 @@ FIELD_LIES: list[tuple[str, str, Any, str]] = [
     ("allops", "nodes/add/inputs", ["relu"], "takes 2 input"),
     ("allops", "nodes/cat/inputs", [], "at least one input"),
     ("allops", "nodes/cat/inputs", ["view", "gap"], "does not match"),
-    ("allops", "nodes/fc/inputs", ["relu"], "rank 4, expected 2"),
+    ("allops", "nodes/fc/inputs", ["relu"], "does not fit weight"),
     ("allops", "nodes/bn1d/inputs", ["cat"], "does not fit 16 channels"),
     ("allops", "nodes/fc/params/weight", DELETE, "missing param 'weight'"),
     ("allops", "nodes/fc/params/weight", "nope", "unknown param 'nope'"),
