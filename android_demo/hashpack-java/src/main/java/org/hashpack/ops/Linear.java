@@ -7,7 +7,10 @@ import org.hashpack.Node;
 import org.hashpack.Param;
 import org.hashpack.Tensor;
 
-/** {@code Linear}: {@code y = x W^T + b}, x {@code [N, in]}, weight {@code [out, in]}, bias {@code [out]}. */
+/**
+ * {@code Linear}: {@code y = x W^T + b} over the last axis (as {@code nn.Linear}), x {@code [N, …, in]}
+ * (rank 2, or more for a transformer's {@code [N, L, D]}), weight {@code [out, in]}, bias {@code [out]}.
+ */
 final class Linear extends Op {
     Linear() {
         super("Linear", 1);
@@ -29,11 +32,14 @@ final class Linear extends Op {
     public Inference infer(Node node, List<int[]> inputs, Map<String, Param> params) throws ShapeException {
         int[] x = inputs.get(0);
         int[] w = params.get("weight").shape();
-        requireRank(x, "input", 2);
-        if (x[0] != w[1]) {
+        requireRank(x, "input", 2, 3, 4, 5, 6, 7, 8);
+        if (x[x.length - 1] != w[1]) {
             throw new ShapeException("input " + show(x) + " does not fit weight " + Arrays.toString(w));
         }
-        return new Inference(new int[] {w[0]}, (double) w[0] * w[1]);
+        int[] out = x.clone();
+        out[out.length - 1] = w[0];
+        double rows = numel(x) / x[x.length - 1];
+        return new Inference(out, rows * w[0] * w[1]);
     }
 
     @Override
@@ -48,8 +54,9 @@ final class Linear extends Op {
             @Override
             public float[] run(int batch, float[][] xs) {
                 float[] x = xs[0];
-                float[] y = new float[batch * out];
-                for (int n = 0; n < batch; n++) {
+                int rows = x.length / in; // the batch times the dims before the last
+                float[] y = new float[rows * out];
+                for (int n = 0; n < rows; n++) {
                     int xBase = n * in;
                     for (int o = 0; o < out; o++) {
                         int wBase = o * in;
