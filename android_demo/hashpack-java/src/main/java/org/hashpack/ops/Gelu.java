@@ -11,7 +11,7 @@ import org.hashpack.Tensor;
  * {@code approximate} is false, {@code F.gelu(x, approximate="tanh")} =
  * {@code x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2} when true; computed in float64, rounded once.
  */
-final class Gelu extends Op {
+public final class Gelu extends Op {
     private static final double SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
     private static final double TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
 
@@ -57,7 +57,7 @@ final class Gelu extends Op {
      * series of positive terms (no cancellation) that converges for every z; beyond |z| = 6, erf is
      * ±1 to double precision (erfc(6) < 3e-17).
      */
-    static double erf(double z) {
+    public static double erf(double z) {
         if (Double.isNaN(z)) {
             return z;
         }
