@@ -264,7 +264,7 @@ public final class Validator {
         if ("inputs".equals(key) && ((Map<?, ?>) item).containsKey("dtype")) {
             String dtype = string(item, "dtype", key + " '" + name + "'");
             if (!"float32".equals(dtype) && !"int32".equals(dtype)) {
-                throw fail(key + " '" + name + "': dtype " + Json.repr(dtype) + " is not one of float32, int32");
+                throw fail(key + " '" + name + "': dtype '" + dtype + "' is not one of float32, int32");
             }
             ids = "int32".equals(dtype);
         }
@@ -416,7 +416,7 @@ public final class Validator {
                 boolean wantsIds = op.takesIds() && inputNames.isEmpty();
                 boolean isIds = graphInput.isIds() && graphInput.name().equals(value);
                 if (wantsIds != isIds) {
-                    throw fail(where + ": input " + Json.repr(value) + " is "
+                    throw fail(where + ": input '" + value + "' is "
                             + (wantsIds ? "float32 but must be int32 token ids" : "int32 but this op takes float32"));
                 }
                 inputNames.add((String) value);
