@@ -20,9 +20,10 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
   ``intermediate``: offset and count into the intermediates file (C, or z as [numel, D] row-major);
 - ``<model>.hpk``, ``<model>.weights.bin``, ``<model>.intermediates.bin``, ``<model>.input.bin``,
   ``<model>.output.bin``;
-- ``op_cases/``: every case of tests/zoo_op_cases.py (the zoo ops, one tiny graph each, golden
-  outputs from torch) as ``<id>.hpk`` with a random input batch and the numpy runtime's outputs
-  (``<id>.input.bin``, ``<id>.output.bin``); listed under ``op_cases`` in the manifest;
+- ``op_cases/``: every case of tests/zoo_op_cases.py and tests/tx_op_cases.py (the zoo and
+  transformer ops, one tiny graph each, golden outputs from torch) as ``<id>.hpk`` with a random
+  input batch and the numpy runtime's outputs (``<id>.input.bin``, ``<id>.output.bin``; the input
+  is int32 for a case of token ids, ``"dtype": "int32"``); listed under ``op_cases`` in the manifest;
 - ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
   ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
@@ -51,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+import tx_op_cases  # tests/ (this script's directory)
 from zoo_op_cases import CASES, case_hpk, case_input  # tests/ (this script's directory)
 
 import hashpack
@@ -828,16 +830,22 @@ OP_CASE_BATCH = 3
 
 
 def write_op_cases(out: Path) -> list[dict[str, Any]]:
-    """Every zoo op case as a .hpk (torch's golden outputs inside) with the numpy runtime's outputs
-    for another random batch: Java must match numpy within 1e-5 and pass the golden check."""
+    """Every zoo and transformer op case as a .hpk (torch's golden outputs inside) with the numpy
+    runtime's outputs for another random batch: Java must match numpy within 1e-5 and pass the
+    golden check."""
     folder = out / "op_cases"
     folder.mkdir(exist_ok=True)
     entries = []
-    for case in CASES:
+    table = [(case, case_hpk, case_input, "float32") for case in CASES] + [
+        (case, tx_op_cases.case_hpk, tx_op_cases.case_input, "int32" if case.vocab else "float32")
+        for case in tx_op_cases.CASES
+    ]
+    for case, make_hpk, make_input, dtype in table:
         path = folder / f"{case.id}.hpk"
-        write_hpk(case_hpk(case), path)
+        write_hpk(make_hpk(case), path)
         runtime = load(path)
-        x = np.ascontiguousarray(case_input(case, OP_CASE_BATCH, seed=1), dtype="<f4")
+        x = make_input(case, OP_CASE_BATCH, seed=1)
+        x = np.ascontiguousarray(x, dtype="<i4" if dtype == "int32" else "<f4")
         y = np.ascontiguousarray(runtime.run(x), dtype="<f4")
         (folder / f"{case.id}.input.bin").write_bytes(x.tobytes())
         (folder / f"{case.id}.output.bin").write_bytes(y.tobytes())
@@ -847,6 +855,7 @@ def write_op_cases(out: Path) -> list[dict[str, Any]]:
                 "hpk": f"op_cases/{case.id}.hpk",
                 "input": f"op_cases/{case.id}.input.bin",
                 "output": f"op_cases/{case.id}.output.bin",
+                "dtype": dtype,
                 "batch": OP_CASE_BATCH,
                 "input_shape": list(case.input_shape),
                 "output_shape": list(y.shape[1:]),
