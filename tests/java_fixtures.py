@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 import tx_op_cases  # tests/ (this script's directory)
+from torch import nn
 from zoo_op_cases import CASES, case_hpk, case_input  # tests/ (this script's directory)
 
 import hashpack
