@@ -81,7 +81,28 @@ public final class Hp32 {
      * bit-identical to multiplying by -1.0f (§1 allows either).
      */
     public void gatherSigned(float[] values, float[] out) {
-        new Gather(this, values).fill(0, out, 0, out.length);
+        int numBuckets = values.length;
+        if (numBuckets < 1 || numBuckets > MAX_BUCKETS) {
+            throw new IllegalArgumentException("bucket count " + numBuckets + " outside [1, 2^30]");
+        }
+        int[] bits = new int[numBuckets];
+        for (int j = 0; j < numBuckets; j++) {
+            bits[j] = Float.floatToRawIntBits(values[j]);
+        }
+        final long k = key;
+        final long m = multiplier;
+        final long divisor = numBuckets;
+        final double inverse = 1.0 / numBuckets;
+        for (int i = 0; i < out.length; i++) { // the loop of Gather.fill from 0, kept apart: the hot path
+            long x = ((i ^ k) & MASK) * m & MASK;
+            x ^= x >>> 16;
+            x = (x * MIX) & MASK;
+            x ^= x >>> 16;
+            x = (x * MIX) & MASK;
+            x ^= x >>> 16;
+            int bucket = (int) mod(x, divisor, inverse);
+            out[i] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
+        }
     }
 
     /**
