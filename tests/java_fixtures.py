@@ -684,6 +684,24 @@ ATTR_VALUES: tuple[Any, ...] = (
     [-1, 1],
     [2**30, 2**30],
 )
+# Targeted parity edits of the transformer op cases (tests/tx_op_cases.py): every attr of every
+# node, the input dtype, and the op of each node swapped (readers must agree on int32 misuse).
+TX_ATTR_VALUES: tuple[Any, ...] = (
+    *ATTR_VALUES,
+    0.5,
+    -0.5,
+    1e-5,
+    -1e-5,
+    3.4e38,
+    1e39,
+    5,
+    8,
+    11,
+    20,
+    [4],
+    [5, 3],
+)
+TX_INPUT_DTYPES: tuple[Any, ...] = (_REMOVE, "float32", "int32", "int64", "float16", None, 1, True, ["int32"])
 FIELD_VALUES: tuple[Any, ...] = (
     _REMOVE,
     None,
@@ -740,7 +758,11 @@ def _parity_case(corpus: Path, name: str, payload: bytes, what: str, seed: int) 
     case["accepted"] = True
     if sum(p.numel for p in hpk.params.values()) <= PARITY_MAX_VIRTUAL:
         model = Model(hpk)
-        x = np.random.default_rng(seed).standard_normal((2, *hpk.input.shape[1:])).astype("<f4")
+        rng = np.random.default_rng(seed)
+        if hpk.input.dtype == "int32":  # token ids, stored as whole float32 numbers in every table
+            x = rng.integers(0, 5, (2, *hpk.input.shape[1:])).astype("<f4")
+        else:
+            x = rng.standard_normal((2, *hpk.input.shape[1:])).astype("<f4")
         try:
             y = model.run(x)
         except HpkFormatError as exc:  # a file the reader accepted but cannot run
@@ -815,6 +837,7 @@ def write_parity_corpus(out: Path) -> str:
                 name = f"{PARITY_ATTR_BASE}_attr_{index:03d}"
                 cases.append(_parity_case(corpus, name, payload, what, index))
                 index += 1
+    cases += _tx_parity_cases(corpus)
     # A file within every size limit whose weights would take too long to regenerate (§6 work limit).
     header, meta, data = _split_hpk((out / "lenet5_funhash.hpk").read_bytes())
     meta["params"]["fc1.weight"]["shape"] = [3 * 2**26]  # x (4 fetches + 25 for g) > 2^32 operations
@@ -824,6 +847,49 @@ def write_parity_corpus(out: Path) -> str:
     cases.append({**case, "java_must_mention": "operations"})
     (out / "parity.json").write_text(json.dumps({"cases": cases}, indent=1) + "\n")
     return "parity.json"
+
+
+def _tx_parity_cases(corpus: Path) -> list[dict[str, Any]]:
+    """Every attr of every node of the transformer op cases set to each TX_ATTR_VALUES value (and
+    removed), the graph input's dtype edited, and each node's op renamed to every other tx op."""
+    cases = []
+    index = 0
+
+    def add(header: dict[str, Any], meta: dict[str, Any], data: bytes, what: str) -> None:
+        nonlocal index
+        payload = _container_bytes(header, json.dumps(meta, sort_keys=True, separators=(",", ":")), data)
+        cases.append(_parity_case(corpus, f"tx_{index:04d}", payload, what, index))
+        index += 1
+
+    for case in tx_op_cases.CASES:
+        scratch = corpus / "tx_base.hpk"
+        write_hpk(tx_op_cases.case_hpk(case), scratch)
+        header, meta, data = _split_hpk(scratch.read_bytes())
+        scratch.unlink()
+        for position, node in enumerate(meta["nodes"]):
+            keys = sorted(node["attrs"]) + (["padding_idx"] if node["op"] == "Embedding" else [])
+            for key in dict.fromkeys(keys):
+                for value in TX_ATTR_VALUES:
+                    edited = copy.deepcopy(meta)
+                    attrs = edited["nodes"][position]["attrs"]
+                    if value is _REMOVE:
+                        attrs.pop(key, None)
+                    else:
+                        attrs[key] = copy.deepcopy(value)
+                    add(header, edited, data, f"{case.id}: nodes/{node['name']}/attrs/{key} = {value!r}")
+            for op in tx_op_cases.TX_OPS:
+                if op != node["op"]:
+                    edited = copy.deepcopy(meta)
+                    edited["nodes"][position]["op"] = op
+                    add(header, edited, data, f"{case.id}: nodes/{node['name']}/op = {op}")
+        for value in TX_INPUT_DTYPES:
+            edited = copy.deepcopy(meta)
+            if value is _REMOVE:
+                edited["inputs"][0].pop("dtype", None)
+            else:
+                edited["inputs"][0]["dtype"] = copy.deepcopy(value)
+            add(header, edited, data, f"{case.id}: inputs/0/dtype = {value!r}")
+    return cases
 
 
 OP_CASE_BATCH = 3
