@@ -232,6 +232,45 @@ class ZooBlocks(nn.Module):
         return self.fc(self.drop(torch.cat([torch.flatten(x, 1), m], dim=1)))
 
 
+class TextClassifier(nn.Module):
+    """Issue 15's text classifier, small: Embedding (padding_idx 0) + 2-layer TransformerEncoder
+    (batch_first, GELU in one layer) + mean over the sequence + Linear."""
+
+    def __init__(self, vocab: int = 300, dim: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(dim, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.encoder.layers[1].activation = nn.GELU()
+        self.fc = nn.Linear(dim, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.encoder(self.embed(ids)).mean(1))
+
+
+class EmbeddingMeanHead(nn.Module):
+    """An embedding-bag style recommender head: Embedding + mean over the items + Linear."""
+
+    def __init__(self, vocab: int = 500, dim: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.fc = nn.Linear(dim, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(ids).mean(1))
+
+
+def _tiny_vit() -> nn.Module:
+    """torchvision's VisionTransformer at issue 15's small configuration (image 32, patch 8, 2 layers,
+    2 heads, hidden 64, mlp 128)."""
+    from hashpack.torchvision_compat import torchvision_models
+
+    vit = torchvision_models().vision_transformer.VisionTransformer
+    return vit(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+
+
 def _torchvision(name: str) -> Callable[[], nn.Module]:
     """A torchvision model constructor (10 classes), imported the supported way."""
 
@@ -412,6 +451,12 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ("zoo_blocks_fresh_fp16", ZooBlocks, (3, 15, 13), {"method": "fresh", "quantize": "fp16"}),
         ("tv_mobilenet_v3_small", _torchvision("mobilenet_v3_small"), (3, 64, 64), {"calibrate": True}),
         ("tv_shufflenet_v2_x0_5", _torchvision("shufflenet_v2_x0_5"), (3, 64, 64), {"calibrate": True}),
+        # the transformer ops (issue 15): a small torchvision ViT, a text classifier and an
+        # embedding-mean head over int32 token ids (hashed tables: rows regenerated per batch)
+        ("tx_vit", _tiny_vit, (3, 32, 32), {}),
+        ("tx_text", TextClassifier, (12,), {"vocab": 300}),
+        ("tx_text_fp16", TextClassifier, (12,), {"vocab": 300, "quantize": "fp16"}),
+        ("tx_bag_int8", EmbeddingMeanHead, (7,), {"vocab": 500, "quantize": "int8"}),
         ("rescnn_fsnet_fp16", ResCNN, (3, 16, 12), {"method": "fsnet", "quantize": "fp16"}),
         (
             "lenet5_fsnet_int8",
@@ -489,7 +534,8 @@ def write_model(
         quantize(model, options["quantize"])
     space_dtype = options.get("space_dtype")
     stored = _quantize_spaces(model, space_dtype) if space_dtype else {}
-    example = torch.randn(8, *shape)
+    vocab = options.get("vocab", 0)  # > 0: an int32 input of token ids in [0, vocab)
+    example = torch.randint(0, vocab, (8, *shape)) if vocab else torch.randn(8, *shape)
     hpk_path = out / f"{name}.hpk"
     hashpack.pack(model, example, hpk_path, golden=options.get("golden", 8))
     if space_dtype:
@@ -524,7 +570,11 @@ def write_model(
         offset += values.size
     (out / f"{name}.weights.bin").write_bytes(b"".join(chunks))
     (out / f"{name}.intermediates.bin").write_bytes(b"".join(extra_chunks))
-    x = np.random.default_rng(len(name)).standard_normal((BATCH, *shape)).astype("<f4")
+    rng = np.random.default_rng(len(name))
+    # token ids are written as whole float32 numbers (as golden inputs are); Java also runs them as int[]
+    x = (rng.integers(0, vocab, (BATCH, *shape)) if vocab else rng.standard_normal((BATCH, *shape))).astype(
+        "<f4"
+    )
     y = runtime.run(x).astype("<f4")
     (out / f"{name}.input.bin").write_bytes(x.tobytes())
     (out / f"{name}.output.bin").write_bytes(y.tobytes())
@@ -551,6 +601,7 @@ def write_model(
                 for space in _spaces_of(param)
             }
         ),
+        "dtype": runtime.hpk.input.dtype,
         "has_golden": runtime.golden_inputs is not None,
         "numpy_golden_max_error": golden_error,
         "params": params,
