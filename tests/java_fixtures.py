@@ -234,14 +234,15 @@ class ZooBlocks(nn.Module):
 
 class TextClassifier(nn.Module):
     """Issue 15's text classifier, small: Embedding (padding_idx 0) + 2-layer TransformerEncoder
-    (batch_first, GELU in one layer) + mean over the sequence + Linear."""
+    (batch_first, GELU feed-forward) + mean over the sequence + Linear."""
 
     def __init__(self, vocab: int = 300, dim: int = 32) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, dim, padding_idx=0)
-        layer = nn.TransformerEncoderLayer(dim, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, 4, dim_feedforward=64, dropout=0.0, activation="gelu", batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.encoder.layers[1].activation = nn.GELU()
         self.fc = nn.Linear(dim, 5)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -249,7 +250,8 @@ class TextClassifier(nn.Module):
 
 
 class EmbeddingMeanHead(nn.Module):
-    """An embedding-bag style recommender head: Embedding + mean over the items + Linear."""
+    """An embedding-bag style recommender head: Embedding + mean over the items + Linear, the items
+    first mixed by a hand-written self-attention (``e @ eᵀ``, softmax, ``@ e``: MatMul and Softmax)."""
 
     def __init__(self, vocab: int = 500, dim: int = 16) -> None:
         super().__init__()
@@ -257,7 +259,9 @@ class EmbeddingMeanHead(nn.Module):
         self.fc = nn.Linear(dim, 4)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.embed(ids).mean(1))
+        e = self.embed(ids)
+        mixed = torch.softmax(e @ e.transpose(1, 2) * 0.25, dim=-1) @ e
+        return self.fc((e + mixed).mean(1))
 
 
 def _tiny_vit() -> nn.Module:
@@ -266,9 +270,13 @@ def _tiny_vit() -> nn.Module:
     from hashpack.torchvision_compat import torchvision_models
 
     vit = torchvision_models().vision_transformer.VisionTransformer
-    return vit(
+    model = vit(
         image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128, num_classes=10
     )
+    # torchvision zero-initialises the head and the class token: the outputs would not depend on the input
+    nn.init.normal_(model.heads.head.weight, std=0.2)
+    nn.init.normal_(model.class_token, std=0.5)
+    return model
 
 
 def _torchvision(name: str) -> Callable[[], nn.Module]:
@@ -453,10 +461,10 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ("tv_shufflenet_v2_x0_5", _torchvision("shufflenet_v2_x0_5"), (3, 64, 64), {"calibrate": True}),
         # the transformer ops (issue 15): a small torchvision ViT, a text classifier and an
         # embedding-mean head over int32 token ids (hashed tables: rows regenerated per batch)
-        # ("tx_vit", _tiny_vit, (3, 32, 32), {}),
-        # ("tx_text", TextClassifier, (12,), {"vocab": 300}),
-        # ("tx_text_fp16", TextClassifier, (12,), {"vocab": 300, "quantize": "fp16"}),
-        # ("tx_bag_int8", EmbeddingMeanHead, (7,), {"vocab": 500, "quantize": "int8"}),
+        ("tx_vit", _tiny_vit, (3, 32, 32), {}),
+        ("tx_text", TextClassifier, (12,), {"vocab": 300}),
+        ("tx_text_fp16", TextClassifier, (12,), {"vocab": 300, "quantize": "fp16"}),
+        ("tx_bag_int8", EmbeddingMeanHead, (7,), {"vocab": 500, "quantize": "int8"}),
         ("rescnn_fsnet_fp16", ResCNN, (3, 16, 12), {"method": "fsnet", "quantize": "fp16"}),
         (
             "lenet5_fsnet_int8",

@@ -18,7 +18,7 @@ public class FuzzTest {
     private static final String[] BASES = {"mlp.hpk", "lenet5.hpk", "mixed.hpk", "rescnn.hpk", "lenet5_int8.hpk",
         "lenet5_fresh.hpk", "rescnn_fresh_int8.hpk", "lenet5_funhash.hpk", "mlp_funhash_g_int8.hpk",
         "rescnn_fsnet_fp16.hpk", "zoo_blocks.hpk", "op_cases/embedding-padding-idx.hpk",
-        "op_cases/mha-plumbing.hpk", "op_cases/constant-cls-pos.hpk"};
+        "op_cases/mha-plumbing.hpk", "op_cases/constant-cls-pos.hpk", "tx_vit.hpk", "tx_text.hpk", "tx_bag_int8.hpk"};
     private static final Object[] PALETTE = {
         null, true, false, 0, 1, -1, 2, 3, 7, 16, 17, 64, 256, 257, 1 << 30, Integer.MAX_VALUE, 1L << 31, 1L << 32,
         Long.MAX_VALUE,
