@@ -452,7 +452,7 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ),
         # fsnet: conv and linear layers as filter summaries; float16 on the residual CNN (depthwise,
         # grouped, 1×1 and 3×2 kernels); int8 convs with hashed linear layers.
-        ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet"}),
+        ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet", "method_options": {"fc": "fs"}}),
         # the zoo ops (docs/FORMAT.md §5), packed from torch: a block of every construct, and two
         # torchvision models at 64×64 (BatchNorm calibrated, so the outputs depend on the input)
         ("zoo_blocks", ZooBlocks, (3, 15, 13), {}),
@@ -465,12 +465,17 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ("tx_text", TextClassifier, (12,), {"vocab": 300}),
         ("tx_text_fp16", TextClassifier, (12,), {"vocab": 300, "quantize": "fp16"}),
         ("tx_bag_int8", EmbeddingMeanHead, (7,), {"vocab": 500, "quantize": "int8"}),
-        ("rescnn_fsnet_fp16", ResCNN, (3, 16, 12), {"method": "fsnet", "quantize": "fp16"}),
+        (
+            "rescnn_fsnet_fp16",
+            ResCNN,
+            (3, 16, 12),
+            {"method": "fsnet", "method_options": {"fc": "fs"}, "quantize": "fp16"},
+        ),
         (
             "lenet5_fsnet_int8",
             LeNet5,
             (1, 28, 28),
-            {"method": "fsnet", "method_options": {"fc": "hashed"}, "quantize": "int8"},
+            {"method": "fsnet", "quantize": "int8"},  # the default: hashed Linear layers
         ),
     ]
 
