@@ -57,7 +57,8 @@ public class TxGraphRulesTest {
         rejects(layerNorm(x, null, null, obj("dims", 1, "eps", 1e300)), "attr 'eps' = 1.0E300 is not a valid float");
         rejects(layerNorm(x, null, null, obj("dims", 1, "eps", true)), "attr 'eps' = true is not a valid float");
         rejects(layerNorm(x, null, null, obj("dims", 1)), "node 'n' (LayerNorm): missing attr 'eps'");
-        rejects(layerNorm(x, new int[] {5}, null, obj("dims", 1, "eps", 1e-5)), "takes both weight and bias or neither");
+        rejects(layerNorm(x, new int[] {5}, null, obj("dims", 1, "eps", 1e-5)),
+                "takes both weight and bias or neither");
         rejects(layerNorm(x, new int[] {5}, new int[] {5}, obj("dims", 2, "eps", 1e-5)),
                 "weight [5] and bias [5] must both have the 2 normalized dims");
         rejects(layerNorm(x, new int[] {3, 5}, new int[] {15}, obj("dims", 2, "eps", 1e-5)),
@@ -77,7 +78,8 @@ public class TxGraphRulesTest {
 
     /** x {@code [N, 6, 4]} sliced into the two operands of a MatMul. */
     private static TestHpk matmul(int[] x, Map<String, Object> sliceA, Map<String, Object> sliceB, int... out) {
-        return TestHpk.builder(x).node("Slice", "a", list("x"), obj(), sliceA).node("Slice", "b", list("x"), obj(), sliceB)
+        return TestHpk.builder(x).node("Slice", "a", list("x"), obj(), sliceA)
+                .node("Slice", "b", list("x"), obj(), sliceB)
                 .node("MatMul", "n", list("a", "b"), obj(), obj()).output("n", out);
     }
 
@@ -91,13 +93,16 @@ public class TxGraphRulesTest {
                 "node 'n' (MatMul): inputs [N, 2, 4] and [N, 3, 4] do not multiply");
         TestHpk rank2 = TestHpk.builder(4).node("MatMul", "n", list("x", "x"), obj(), obj()).output("n", 4);
         rejects(rank2, "node 'n' (MatMul): inputs [N, 4] and [N, 4] must have equal rank >= 3");
-        TestHpk ranks = TestHpk.builder(2, 2).node("Reshape", "r", list("x"), obj(), obj("shape", TestSupport.ints(2, 2, 1)))
+        TestHpk ranks = TestHpk.builder(2, 2)
+                .node("Reshape", "r", list("x"), obj(), obj("shape", TestSupport.ints(2, 2, 1)))
                 .node("MatMul", "n", list("x", "r"), obj(), obj()).output("n", 2, 1);
         rejects(ranks, "inputs [N, 2, 2] and [N, 2, 2, 1] must have equal rank >= 3");
-        TestHpk middle = TestHpk.builder(2, 3, 3).node("Slice", "s", list("x"), obj(), obj("axis", 1, "start", 0, "end", 1))
+        TestHpk middle = TestHpk.builder(2, 3, 3)
+                .node("Slice", "s", list("x"), obj(), obj("axis", 1, "start", 0, "end", 1))
                 .node("MatMul", "n", list("x", "s"), obj(), obj()).output("n", 2, 3, 3);
         rejects(middle, "inputs [N, 2, 3, 3] and [N, 1, 3, 3] do not multiply");
-        rejects(TestHpk.builder(2, 2).node("MatMul", "n", "x").output("n", 2, 2), "node 'n' (MatMul): takes 2 input(s), got 1");
+        rejects(TestHpk.builder(2, 2).node("MatMul", "n", "x").output("n", 2, 2),
+                "node 'n' (MatMul): takes 2 input(s), got 1");
     }
 
     private static TestHpk attention(int[] q, int[] k, int[] v, Map<String, Object> attrs, int... out) {
@@ -148,7 +153,8 @@ public class TxGraphRulesTest {
                 "node 'n' (Constant): unexpected attr 'axis'");
     }
 
-    private static TestHpk embedding(int[] ids, String dtype, int vocab, int dim, Map<String, Object> attrs, int... out) {
+    private static TestHpk embedding(int[] ids, String dtype, int vocab, int dim, Map<String, Object> attrs,
+            int... out) {
         TestHpk.Builder b = TestHpk.builder(ids).dense("t", new int[] {vocab, dim}, zeros(vocab * dim));
         if (dtype != null) {
             b.dtype(dtype);
@@ -195,13 +201,15 @@ public class TxGraphRulesTest {
         for (float bad : new float[] {0.5f, 16777218f, -16777218f}) {
             TestHpk hpk = TestHpk.builder(2).dtype("int32").dense("t", new int[] {5, 2}, table)
                     .node("Embedding", "n", list("x"), obj("weight", "t"), obj())
-                    .golden(new int[] {1, 2}, new float[] {1, bad}, new int[] {1, 2, 2}, new float[4]).output("n", 2, 2);
+                    .golden(new int[] {1, 2}, new float[] {1, bad}, new int[] {1, 2, 2}, new float[4])
+                    .output("n", 2, 2);
             rejects(hpk, "golden: inputs of the int32 graph input must be integers within +-16777216 (stored as F32)");
         }
         // out of the table's range but whole: a valid file (the range is a run-time check)
         TestHpk outOfRange = TestHpk.builder(2).dtype("int32").dense("t", new int[] {5, 2}, table)
                 .node("Embedding", "n", list("x"), obj("weight", "t"), obj())
-                .golden(new int[] {1, 2}, new float[] {1, 16777216f}, new int[] {1, 2, 2}, new float[4]).output("n", 2, 2);
+                .golden(new int[] {1, 2}, new float[] {1, 16777216f}, new int[] {1, 2, 2}, new float[4])
+                .output("n", 2, 2);
         Model model = new Model(outOfRange.read());
         try {
             model.checkGolden(1e-4, 1e-4);

@@ -305,7 +305,8 @@ public class TxOpsTest {
             float[] b = randn(out, 1);
             Model m = model(TestHpk.builder(concat(lead, in)).dense("w", new int[] {out, in}, w)
                     .dense("b", new int[] {out}, b)
-                    .node("Linear", "n", list("x"), obj("weight", "w", "bias", "b"), obj()).output("n", concat(lead, out)));
+                    .node("Linear", "n", list("x"), obj("weight", "w", "bias", "b"), obj())
+                    .output("n", concat(lead, out)));
             int batch = 2;
             float[] x = randn(batch * numel(lead) * in, 2);
             int rows = batch * numel(lead);

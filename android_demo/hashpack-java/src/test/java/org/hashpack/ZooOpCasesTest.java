@@ -55,7 +55,8 @@ public class ZooOpCasesTest {
         File input = file((String) spec.get("input"));
         boolean ids = "int32".equals(spec.get("dtype"));
         assertEquals(ids, model.takesIds());
-        float[] actual = ids ? model.run(TestSupport.readInts(input), batch) : model.run(TestSupport.readFloats(input), batch);
+        float[] actual = ids ? model.run(TestSupport.readInts(input), batch)
+                : model.run(TestSupport.readFloats(input), batch);
         assertEquals(expected.length, actual.length);
         double worst = 0;
         for (int i = 0; i < expected.length; i++) {

@@ -85,7 +85,8 @@ public final class EmbeddingBenchmark {
                 buckets, compression, batch, tokens);
         System.out.printf("  whole table: decode %.2f ms at load (%.1f MB held), then %.4f ms per batch%n",
                 median(decode) * 1e3, 4.0 * vocab * dim / 1e6, median(copy) * 1e3);
-        System.out.printf("  rows only:   %.2f ms at load (%.1f MB of buckets), then %.4f ms per batch%n",
+        System.out.printf(
+                "  rows only:   %.2f ms at load (%.1f MB of buckets, copied once as bits), then %.4f ms per batch%n",
                 median(setup) * 1e3, 4.0 * buckets / 1e6, median(gather) * 1e3);
         System.out.println("vocab=" + vocab);
         System.out.println("dim=" + dim);

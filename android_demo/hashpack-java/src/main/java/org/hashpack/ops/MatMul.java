@@ -25,7 +25,8 @@ final class MatMul extends Op {
             throw new ShapeException("inputs " + show(a) + " and " + show(b) + " must have equal rank >= 3");
         }
         if (!Arrays.equals(Arrays.copyOf(a, r - 2), Arrays.copyOf(b, r - 2)) || a[r - 1] != b[r - 2]) {
-            throw new ShapeException("inputs " + show(a) + " and " + show(b) + " do not multiply ([…, M, K] @ […, K, P])");
+            throw new ShapeException("inputs " + show(a) + " and " + show(b)
+                    + " do not multiply ([…, M, K] @ […, K, P])");
         }
         int[] out = a.clone();
         out[r - 1] = b[r - 1];
