@@ -47,7 +47,27 @@ public final class Embedding extends Op {
 
     @Override
     public Kernel kernel(Node node, List<int[]> inputs, Map<String, Tensor> params) {
-        return gather(node, Rows.of(params.get("weight")));
+        return gather(node, decoded(params.get("weight")));
+    }
+
+    /** The rows of a decoded {@code [V, D]} table. */
+    private static Rows decoded(final Tensor table) {
+        return new Rows() {
+            @Override
+            public int rows() {
+                return table.dim(0);
+            }
+
+            @Override
+            public int width() {
+                return table.dim(1);
+            }
+
+            @Override
+            public void copy(int row, float[] out, int offset) {
+                System.arraycopy(table.data(), row * table.dim(1), out, offset, table.dim(1));
+            }
+        };
     }
 
     /** The kernel of a checked Embedding node reading its table through {@code table}. */
