@@ -20,9 +20,10 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
   ``intermediate``: offset and count into the intermediates file (C, or z as [numel, D] row-major);
 - ``<model>.hpk``, ``<model>.weights.bin``, ``<model>.intermediates.bin``, ``<model>.input.bin``,
   ``<model>.output.bin``;
-- ``op_cases/``: every case of tests/zoo_op_cases.py (the zoo ops, one tiny graph each, golden
-  outputs from torch) as ``<id>.hpk`` with a random input batch and the numpy runtime's outputs
-  (``<id>.input.bin``, ``<id>.output.bin``); listed under ``op_cases`` in the manifest;
+- ``op_cases/``: every case of tests/zoo_op_cases.py and tests/tx_op_cases.py (the zoo and
+  transformer ops, one tiny graph each, golden outputs from torch) as ``<id>.hpk`` with a random
+  input batch and the numpy runtime's outputs (``<id>.input.bin``, ``<id>.output.bin``; the input
+  is int32 for a case of token ids, ``"dtype": "int32"``); listed under ``op_cases`` in the manifest;
 - ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
   ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
@@ -50,6 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import tx_op_cases  # tests/ (this script's directory)
 from torch import nn
 from zoo_op_cases import CASES, case_hpk, case_input  # tests/ (this script's directory)
 
@@ -228,6 +230,53 @@ class ZooBlocks(nn.Module):
         m = x.mean([2, 3])
         x = self.shrink(self.grow(x))
         return self.fc(self.drop(torch.cat([torch.flatten(x, 1), m], dim=1)))
+
+
+class TextClassifier(nn.Module):
+    """Issue 15's text classifier, small: Embedding (padding_idx 0) + 2-layer TransformerEncoder
+    (batch_first, GELU feed-forward) + mean over the sequence + Linear."""
+
+    def __init__(self, vocab: int = 300, dim: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(
+            dim, 4, dim_feedforward=64, dropout=0.0, activation="gelu", batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.fc = nn.Linear(dim, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.encoder(self.embed(ids)).mean(1))
+
+
+class EmbeddingMeanHead(nn.Module):
+    """An embedding-bag style recommender head: Embedding + mean over the items + Linear, the items
+    first mixed by a hand-written self-attention (``e @ eᵀ``, softmax, ``@ e``: MatMul and Softmax)."""
+
+    def __init__(self, vocab: int = 500, dim: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.fc = nn.Linear(dim, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.embed(ids)
+        mixed = torch.softmax(e @ e.transpose(1, 2) * 0.25, dim=-1) @ e
+        return self.fc((e + mixed).mean(1))
+
+
+def _tiny_vit() -> nn.Module:
+    """torchvision's VisionTransformer at issue 15's small configuration (image 32, patch 8, 2 layers,
+    2 heads, hidden 64, mlp 128)."""
+    from hashpack.torchvision_compat import torchvision_models
+
+    vit = torchvision_models().vision_transformer.VisionTransformer
+    model = vit(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+    # torchvision zero-initialises the head and the class token: the outputs would not depend on the input
+    nn.init.normal_(model.heads.head.weight, std=0.2)
+    nn.init.normal_(model.class_token, std=0.5)
+    return model
 
 
 def _torchvision(name: str) -> Callable[[], nn.Module]:
@@ -411,6 +460,12 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ("zoo_blocks_fresh_fp16", ZooBlocks, (3, 15, 13), {"method": "fresh", "quantize": "fp16"}),
         ("tv_mobilenet_v3_small", _torchvision("mobilenet_v3_small"), (3, 64, 64), {"calibrate": True}),
         ("tv_shufflenet_v2_x0_5", _torchvision("shufflenet_v2_x0_5"), (3, 64, 64), {"calibrate": True}),
+        # the transformer ops (issue 15): a small torchvision ViT, a text classifier and an
+        # embedding-mean head over int32 token ids (hashed tables: rows regenerated per batch)
+        ("tx_vit", _tiny_vit, (3, 32, 32), {}),
+        ("tx_text", TextClassifier, (12,), {"vocab": 300}),
+        ("tx_text_fp16", TextClassifier, (12,), {"vocab": 300, "quantize": "fp16"}),
+        ("tx_bag_int8", EmbeddingMeanHead, (7,), {"vocab": 500, "quantize": "int8"}),
         (
             "rescnn_fsnet_fp16",
             ResCNN,
@@ -493,7 +548,8 @@ def write_model(
         quantize(model, options["quantize"])
     space_dtype = options.get("space_dtype")
     stored = _quantize_spaces(model, space_dtype) if space_dtype else {}
-    example = torch.randn(8, *shape)
+    vocab = options.get("vocab", 0)  # > 0: an int32 input of token ids in [0, vocab)
+    example = torch.randint(0, vocab, (8, *shape)) if vocab else torch.randn(8, *shape)
     hpk_path = out / f"{name}.hpk"
     golden = options.get("golden", example)  # stored inputs (version 1) unless the case asks otherwise
     hashpack.pack(model, example, hpk_path, golden=None if golden == "generated" else golden)
@@ -529,7 +585,11 @@ def write_model(
         offset += values.size
     (out / f"{name}.weights.bin").write_bytes(b"".join(chunks))
     (out / f"{name}.intermediates.bin").write_bytes(b"".join(extra_chunks))
-    x = np.random.default_rng(len(name)).standard_normal((BATCH, *shape)).astype("<f4")
+    rng = np.random.default_rng(len(name))
+    # token ids are written as whole float32 numbers (as golden inputs are); Java also runs them as int[]
+    x = (rng.integers(0, vocab, (BATCH, *shape)) if vocab else rng.standard_normal((BATCH, *shape))).astype(
+        "<f4"
+    )
     y = runtime.run(x).astype("<f4")
     (out / f"{name}.input.bin").write_bytes(x.tobytes())
     (out / f"{name}.output.bin").write_bytes(y.tobytes())
@@ -556,6 +616,7 @@ def write_model(
                 for space in _spaces_of(param)
             }
         ),
+        "dtype": runtime.hpk.input.dtype,
         "has_golden": runtime.golden_inputs is not None,
         "numpy_golden_max_error": golden_error,
         "params": params,
@@ -689,6 +750,24 @@ ATTR_VALUES: tuple[Any, ...] = (
     [-1, 1],
     [2**30, 2**30],
 )
+# Targeted parity edits of the transformer op cases (tests/tx_op_cases.py): every attr of every
+# node, the input dtype, and the op of each node swapped (readers must agree on int32 misuse).
+TX_ATTR_VALUES: tuple[Any, ...] = (
+    *ATTR_VALUES,
+    0.5,
+    -0.5,
+    1e-5,
+    -1e-5,
+    3.4e38,
+    1e39,
+    5,
+    8,
+    11,
+    20,
+    [4],
+    [5, 3],
+)
+TX_INPUT_DTYPES: tuple[Any, ...] = (_REMOVE, "float32", "int32", "int64", "float16", None, 1, True, ["int32"])
 FIELD_VALUES: tuple[Any, ...] = (
     _REMOVE,
     None,
@@ -745,7 +824,11 @@ def _parity_case(corpus: Path, name: str, payload: bytes, what: str, seed: int) 
     case["accepted"] = True
     if sum(p.numel for p in hpk.params.values()) <= PARITY_MAX_VIRTUAL:
         model = Model(hpk)
-        x = np.random.default_rng(seed).standard_normal((2, *hpk.input.shape[1:])).astype("<f4")
+        rng = np.random.default_rng(seed)
+        if hpk.input.dtype == "int32":  # token ids, stored as whole float32 numbers in every table
+            x = rng.integers(0, 5, (2, *hpk.input.shape[1:])).astype("<f4")
+        else:
+            x = rng.standard_normal((2, *hpk.input.shape[1:])).astype("<f4")
         try:
             y = model.run(x)
         except HpkFormatError as exc:  # a file the reader accepted but cannot run
@@ -820,6 +903,7 @@ def write_parity_corpus(out: Path) -> str:
                 name = f"{PARITY_ATTR_BASE}_attr_{index:03d}"
                 cases.append(_parity_case(corpus, name, payload, what, index))
                 index += 1
+    cases += _tx_parity_cases(corpus)
     # A file within every size limit whose weights would take too long to regenerate (§6 work limit).
     header, meta, data = _split_hpk((out / "lenet5_funhash.hpk").read_bytes())
     meta["params"]["fc1.weight"]["shape"] = [3 * 2**26]  # x (4 fetches + 25 for g) > 2^32 operations
@@ -831,20 +915,69 @@ def write_parity_corpus(out: Path) -> str:
     return "parity.json"
 
 
+def _tx_parity_cases(corpus: Path) -> list[dict[str, Any]]:
+    """Every attr of every node of the transformer op cases set to each TX_ATTR_VALUES value (and
+    removed), the graph input's dtype edited, and each node's op renamed to every other tx op."""
+    cases = []
+    index = 0
+
+    def add(header: dict[str, Any], meta: dict[str, Any], data: bytes, what: str) -> None:
+        nonlocal index
+        payload = _container_bytes(header, json.dumps(meta, sort_keys=True, separators=(",", ":")), data)
+        cases.append(_parity_case(corpus, f"tx_{index:04d}", payload, what, index))
+        index += 1
+
+    for case in tx_op_cases.CASES:
+        scratch = corpus / "tx_base.hpk"
+        write_hpk(tx_op_cases.case_hpk(case), scratch)
+        header, meta, data = _split_hpk(scratch.read_bytes())
+        scratch.unlink()
+        for position, node in enumerate(meta["nodes"]):
+            keys = sorted(node["attrs"]) + (["padding_idx"] if node["op"] == "Embedding" else [])
+            for key in dict.fromkeys(keys):
+                for value in TX_ATTR_VALUES:
+                    edited = copy.deepcopy(meta)
+                    attrs = edited["nodes"][position]["attrs"]
+                    if value is _REMOVE:
+                        attrs.pop(key, None)
+                    else:
+                        attrs[key] = copy.deepcopy(value)
+                    add(header, edited, data, f"{case.id}: nodes/{node['name']}/attrs/{key} = {value!r}")
+            for op in tx_op_cases.TX_OPS:
+                if op != node["op"]:
+                    edited = copy.deepcopy(meta)
+                    edited["nodes"][position]["op"] = op
+                    add(header, edited, data, f"{case.id}: nodes/{node['name']}/op = {op}")
+        for value in TX_INPUT_DTYPES:
+            edited = copy.deepcopy(meta)
+            if value is _REMOVE:
+                edited["inputs"][0].pop("dtype", None)
+            else:
+                edited["inputs"][0]["dtype"] = copy.deepcopy(value)
+            add(header, edited, data, f"{case.id}: inputs/0/dtype = {value!r}")
+    return cases
+
+
 OP_CASE_BATCH = 3
 
 
 def write_op_cases(out: Path) -> list[dict[str, Any]]:
-    """Every zoo op case as a .hpk (torch's golden outputs inside) with the numpy runtime's outputs
-    for another random batch: Java must match numpy within 1e-5 and pass the golden check."""
+    """Every zoo and transformer op case as a .hpk (torch's golden outputs inside) with the numpy
+    runtime's outputs for another random batch: Java must match numpy within 1e-5 and pass the
+    golden check."""
     folder = out / "op_cases"
     folder.mkdir(exist_ok=True)
     entries = []
-    for case in CASES:
+    table = [(case, case_hpk, case_input, "float32") for case in CASES] + [
+        (case, tx_op_cases.case_hpk, tx_op_cases.case_input, "int32" if case.vocab else "float32")
+        for case in tx_op_cases.CASES
+    ]
+    for case, make_hpk, make_input, dtype in table:
         path = folder / f"{case.id}.hpk"
-        write_hpk(case_hpk(case), path)
+        write_hpk(make_hpk(case), path)
         runtime = load(path)
-        x = np.ascontiguousarray(case_input(case, OP_CASE_BATCH, seed=1), dtype="<f4")
+        x = make_input(case, OP_CASE_BATCH, seed=1)
+        x = np.ascontiguousarray(x, dtype="<i4" if dtype == "int32" else "<f4")
         y = np.ascontiguousarray(runtime.run(x), dtype="<f4")
         (folder / f"{case.id}.input.bin").write_bytes(x.tobytes())
         (folder / f"{case.id}.output.bin").write_bytes(y.tobytes())
@@ -854,6 +987,7 @@ def write_op_cases(out: Path) -> list[dict[str, Any]]:
                 "hpk": f"op_cases/{case.id}.hpk",
                 "input": f"op_cases/{case.id}.input.bin",
                 "output": f"op_cases/{case.id}.output.bin",
+                "dtype": dtype,
                 "batch": OP_CASE_BATCH,
                 "input_shape": list(case.input_shape),
                 "output_shape": list(y.shape[1:]),

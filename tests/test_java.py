@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tx_op_cases
 from java_runner import assert_java_golden_passes, check_golden
 from zoo_op_cases import CASES, case_hpk
 
@@ -101,3 +102,23 @@ def test_java_runner_checks_golden_outputs(tmp_path: Path) -> None:
     assert_java_golden_passes(good)
     with pytest.raises(AssertionError, match="golden outputs differ"):
         assert_java_golden_passes(wrong)
+
+
+def test_java_runner_checks_token_id_models(tmp_path: Path) -> None:
+    """An int32 (token ids) model through java_runner: its golden check passes; golden ids outside the
+    table are reported as an error naming the Embedding node (a run-time error, not a format error)."""
+    case = next(c for c in tx_op_cases.CASES if c.id == "embedding-padding-idx")
+    good = tmp_path / "ids.hpk"
+    write_hpk(tx_op_cases.case_hpk(case), good)
+    hpk = tx_op_cases.case_hpk(case)
+    ids = hpk.tensors["golden/inputs"].copy()
+    ids.flat[3] = case.vocab  # one past the table
+    hpk.tensors["golden/inputs"] = ids
+    outside = tmp_path / "outside.hpk"
+    write_hpk(hpk, outside)
+    results = check_golden([good, outside])
+    assert [r.passed for r in results] == [True, False], results
+    assert results[0].max_abs_error is not None and results[0].max_abs_error < 1e-6
+    assert results[1].error and "node 'n0' (Embedding): token id 5 is outside the table's [0, 5) rows" in (
+        results[1].error
+    )

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from java_runner import assert_java_golden_passes  # tests/java_runner.py (the Java runtime)
 from models import single_thread  # noqa: F401 (autouse fixture)
 from torch import nn
 
@@ -96,6 +97,7 @@ def test_transformer_models_through_the_chain(tmp_path: Path, name: str) -> None
         result = status[backend]
         assert result.status == "pass", f"{backend}: {result.status} {getattr(result, 'reason', '')}"
         assert result.checks or result.is_reference
+    assert_java_golden_passes(path)  # the Java runtime (int32 ids as int[], hashed tables gathered by row)
     unasserted = {n: r.status for n, r in status.items() if n not in ASSERTED_BACKENDS}
     print(f"{name}: backends not asserted yet: {unasserted}")
 

@@ -93,7 +93,7 @@ public final class Hp32 {
         final long m = multiplier;
         final long divisor = numBuckets;
         final double inverse = 1.0 / numBuckets;
-        for (int i = 0; i < out.length; i++) {
+        for (int i = 0; i < out.length; i++) { // the loop of Gather.fill from 0, kept apart: the hot path
             long x = ((i ^ k) & MASK) * m & MASK;
             x ^= x >>> 16;
             x = (x * MIX) & MASK;
@@ -102,6 +102,50 @@ public final class Hp32 {
             x ^= x >>> 16;
             int bucket = (int) mod(x, divisor, inverse);
             out[i] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
+        }
+    }
+
+    /**
+     * {@code sign(i) * values[bucket(i)]} for any run of flat indices: what decodes only the rows of a
+     * hashed embedding table a batch looks up (indices {@code id·D .. id·D + D - 1}), bit-identical
+     * to the same elements of {@link #gatherSigned}.
+     */
+    public static final class Gather {
+        private final int[] bits;
+        private final long key;
+        private final long multiplier;
+        private final double inverse;
+
+        /** Hash function {@code hash} over the buckets {@code values} (their bits are copied once). */
+        public Gather(Hp32 hash, float[] values) {
+            int numBuckets = values.length;
+            if (numBuckets < 1 || numBuckets > MAX_BUCKETS) {
+                throw new IllegalArgumentException("bucket count " + numBuckets + " outside [1, 2^30]");
+            }
+            bits = new int[numBuckets];
+            for (int j = 0; j < numBuckets; j++) {
+                bits[j] = Float.floatToRawIntBits(values[j]);
+            }
+            key = hash.key;
+            multiplier = hash.multiplier;
+            inverse = 1.0 / numBuckets;
+        }
+
+        /** {@code out[offset + t] = sign(start + t) * values[bucket(start + t)]} for {@code t < count}. */
+        public void fill(long start, float[] out, int offset, int count) {
+            final long k = key;
+            final long m = multiplier;
+            final long divisor = bits.length;
+            for (int t = 0; t < count; t++) {
+                long x = (((start + t) ^ k) & MASK) * m & MASK;
+                x ^= x >>> 16;
+                x = (x * MIX) & MASK;
+                x ^= x >>> 16;
+                x = (x * MIX) & MASK;
+                x ^= x >>> 16;
+                int bucket = (int) mod(x, divisor, inverse);
+                out[offset + t] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
+            }
         }
     }
 

@@ -10,9 +10,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import org.hashpack.ops.Embedding;
+import org.hashpack.ops.IdsKernel;
 import org.hashpack.ops.Kernel;
 import org.hashpack.ops.Op;
 import org.hashpack.ops.Ops;
+import org.hashpack.ops.Rows;
 
 /**
  * A reference float32 runtime for {@code .hpk} files: regenerates every param through its
@@ -22,15 +25,20 @@ import org.hashpack.ops.Ops;
  * <pre>{@code
  * Model model = Model.load(new File("model.hpk"));
  * float[] logits = model.run(image, 1);          // image: [1, *model.inputShape()] row-major
+ * float[] scores = textModel.run(tokenIds, 1);   // an int32 input (token ids): int[]
  * Model.GoldenCheck check = model.checkGolden(1e-4, 1e-4);
  * }</pre>
  *
- * <p>Memory: all virtual params are materialised ({@link HpkFile#virtualParameterCount()} floats,
- * at most 2^28 per the format). A {@code Model} is immutable; {@link #run} is thread-safe.
+ * <p>Memory: the virtual params are materialised ({@link HpkFile#virtualParameterCount()} floats,
+ * at most 2^28 per the format), except a {@code hashed} embedding table read only by
+ * {@code Embedding} nodes: its rows are regenerated per batch from the buckets, only those the ids
+ * look up (see {@link #Model(HpkFile, boolean)}). A {@code Model} is immutable; {@link #run} is
+ * thread-safe.
  */
 public final class Model {
     private final HpkFile file;
     private final Map<String, Tensor> weights;
+    private final Map<String, Rows> gathered;
     private final List<Step> steps = new ArrayList<>();
     private final int valueCount;
     private final int outputSlot;
@@ -42,6 +50,7 @@ public final class Model {
         final Kernel kernel;
         final int[] inputSlots;
         final int outputSlot;
+        final boolean ids; // reads the int32 graph input (Embedding)
         int[] freeAfter = new int[0];
 
         Step(Node node, Kernel kernel, int[] inputSlots, int outputSlot) {
@@ -49,6 +58,7 @@ public final class Model {
             this.kernel = kernel;
             this.inputSlots = inputSlots;
             this.outputSlot = outputSlot;
+            this.ids = kernel instanceof IdsKernel;
         }
     }
 
@@ -59,11 +69,11 @@ public final class Model {
 
     /**
      * Prepares a file the reader validated (shapes included): decodes every param through its scheme
-     * and binds every node to its kernel. Params are decoded on up to {@link #DEFAULT_DECODE_THREADS}
-     * threads.
+     * (hashed embedding tables row by row at run time) and binds every node to its kernel. Params
+     * are decoded on up to {@link #DEFAULT_DECODE_THREADS} threads.
      */
     public Model(HpkFile file) {
-        this(file, DEFAULT_DECODE_THREADS);
+        this(file, DEFAULT_DECODE_THREADS, true);
     }
 
     /** Decode threads by default: the cores, at most 4 (params are independent; memory is the same). */
@@ -75,8 +85,29 @@ public final class Model {
      * weights plus the dequantized spaces, whatever the thread count; the weights are the same bits.
      */
     public Model(HpkFile file, int decodeThreads) {
+        this(file, decodeThreads, true);
+    }
+
+    /**
+     * As {@link #Model(HpkFile)}; with {@code gatherRows} false, hashed embedding tables are decoded
+     * whole at load like every other param (V·D floats held; no hashing per batch), for comparison.
+     */
+    public Model(HpkFile file, boolean gatherRows) {
+        this(file, DEFAULT_DECODE_THREADS, gatherRows);
+    }
+
+    private Model(HpkFile file, int decodeThreads, boolean gatherRows) {
         this.file = file;
-        this.weights = Collections.unmodifiableMap(decodeAll(file, decodeThreads));
+        Map<String, Rows> tables = new LinkedHashMap<>();
+        if (gatherRows) {
+            for (Param param : file.params().values()) {
+                if (HashedRows.supports(param) && onlyEmbeddingTable(file, param.name())) {
+                    tables.put(param.name(), new HashedRows(param, file));
+                }
+            }
+        }
+        this.gathered = Collections.unmodifiableMap(tables);
+        this.weights = Collections.unmodifiableMap(decodeAll(file, decodeThreads, tables.keySet()));
 
         Map<String, Integer> slots = new HashMap<>();
         slots.put(file.input().name(), 0);
@@ -92,7 +123,9 @@ public final class Model {
             for (Map.Entry<String, String> slot : node.params().entrySet()) {
                 params.put(slot.getKey(), weights.get(slot.getValue()));
             }
-            Kernel kernel = Ops.get(node.op()).kernel(node, inputShapes, params);
+            Op op = Ops.get(node.op());
+            Rows table = op.takesIds() ? tables.get(node.params().get("weight")) : null;
+            Kernel kernel = table != null ? Embedding.gather(node, table) : op.kernel(node, inputShapes, params);
             largest = Math.max(largest, Op.numel(file.valueShape(node.output())));
             int slot = slots.size();
             slots.put(node.output(), slot);
@@ -104,8 +137,13 @@ public final class Model {
         planFrees();
     }
 
-    private static Map<String, Tensor> decodeAll(final HpkFile file, int threads) {
-        final List<Param> params = new ArrayList<>(file.params().values());
+    private static Map<String, Tensor> decodeAll(final HpkFile file, int threads, java.util.Set<String> skip) {
+        final List<Param> params = new ArrayList<>();
+        for (Param param : file.params().values()) {
+            if (!skip.contains(param.name())) {
+                params.add(param);
+            }
+        }
         final float[][] values = new float[params.size()][];
         int workers = Math.max(1, Math.min(threads, params.size()));
         if (workers == 1) {
@@ -170,6 +208,23 @@ public final class Model {
         return n;
     }
 
+    private Tensor decode(Param param) {
+        return new Tensor(param.shape(), Schemes.get(param.scheme()).decode(param, file));
+    }
+
+    /** True if every node that reads param {@code name} is an Embedding reading it as its table. */
+    private static boolean onlyEmbeddingTable(HpkFile file, String name) {
+        for (Node node : file.nodes()) {
+            for (Map.Entry<String, String> slot : node.params().entrySet()) {
+                if (slot.getValue().equals(name)
+                        && !(Ops.get(node.op()).takesIds() && "weight".equals(slot.getKey()))) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
     /** After each step, drop the values no later step reads (the graph output is kept). */
     private void planFrees() {
         int[] lastUse = new int[valueCount];
@@ -208,36 +263,104 @@ public final class Model {
         return file.output().sampleShape();
     }
 
-    /** The decoded float32 value of param {@code name} (shared: do not modify), or null. */
+    /**
+     * The decoded float32 value of param {@code name} (shared: do not modify), or null. A row-gathered
+     * embedding table is decoded whole on each call (not kept).
+     */
     public Tensor weight(String name) {
-        return weights.get(name);
+        Tensor weight = weights.get(name);
+        if (weight == null && gathered.containsKey(name)) {
+            weight = decode(file.params().get(name));
+        }
+        return weight;
     }
 
-    /** Every decoded param, by name. */
+    /** Every param decoded at load, by name (row-gathered embedding tables are not: see {@link #weight}). */
     public Map<String, Tensor> weights() {
         return weights;
     }
 
+    /** The names of the hashed embedding tables whose rows are regenerated per batch. */
+    public java.util.Set<String> gatheredTables() {
+        return gathered.keySet();
+    }
+
+    /** True if the graph input is int32 token ids: run it with {@link #run(int[], int)}. */
+    public boolean takesIds() {
+        return file.input().isIds();
+    }
+
     /**
      * Runs the graph on {@code batch} samples: {@code input} holds {@code batch * numel(inputShape())}
-     * floats (row-major, NCHW for images); returns {@code batch * numel(outputShape())} floats.
+     * floats (row-major, NCHW for images); returns {@code batch * numel(outputShape())} floats. A model
+     * of token ids ({@link #takesIds()}) also accepts floats holding whole numbers (golden inputs are
+     * stored so), but {@link #run(int[], int)} is its API.
      *
      * @throws IllegalArgumentException if the input length does not match, or the batch is too large
-     *     for Java arrays
+     *     for Java arrays, or (ids) a value is not a whole number in the int32 range
+     * @throws IdsOutOfRangeException if a token id is not a row of an Embedding's table
      */
     public float[] run(float[] input, int batch) {
+        checkInput(input.length, batch);
+        if (!takesIds()) {
+            return execute(input, null, batch);
+        }
+        int[] ids = new int[input.length];
+        for (int i = 0; i < ids.length; i++) {
+            float v = input[i];
+            if (v != Math.rint(v) || v < -2147483648.0 || v > 2147483647.0) {
+                throw new IllegalArgumentException("this model takes integer token ids; input value " + v
+                        + " at " + i + " is not one");
+            }
+            ids[i] = (int) v;
+        }
+        return execute(null, ids, batch);
+    }
+
+    /**
+     * Runs a model whose input is int32 token ids ({@link #takesIds()}): {@code ids} holds
+     * {@code batch * numel(inputShape())} ids, row-major; returns {@code batch * numel(outputShape())}
+     * floats.
+     *
+     * @throws IllegalArgumentException if the model takes floats, the length does not match, or the
+     *     batch is too large for Java arrays
+     * @throws IdsOutOfRangeException if an id is outside an Embedding's {@code [0, V)} rows (the
+     *     message names the file and the node)
+     */
+    public float[] run(int[] ids, int batch) {
+        if (!takesIds()) {
+            throw new IllegalArgumentException(file.source() + " takes float32 input, not token ids: call "
+                    + "run(float[], int)");
+        }
+        checkInput(ids.length, batch);
+        return execute(null, ids, batch);
+    }
+
+    private void checkInput(int length, int batch) {
         long sample = file.input().sampleSize();
-        if (batch < 1 || input.length != batch * sample) {
-            throw new IllegalArgumentException("input of " + input.length + " floats does not match " + batch
-                    + " x " + batchShape(inputShape()));
+        if (batch < 1 || length != batch * sample) {
+            throw new IllegalArgumentException("input of " + length + (takesIds() ? " ids" : " floats")
+                    + " does not match " + batch + " x " + batchShape(inputShape()));
         }
         if (batch * maxSampleElements > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("batch " + batch + " is too large for this model (an activation of "
                     + (long) maxSampleElements + " elements per sample)");
         }
+    }
+
+    private float[] execute(float[] input, int[] ids, int batch) {
         float[][] values = new float[valueCount][];
         values[0] = input;
         for (Step step : steps) {
+            if (step.ids) {
+                try {
+                    values[step.outputSlot] = ((IdsKernel) step.kernel).runIds(batch, ids);
+                } catch (IdsOutOfRangeException e) {
+                    throw new IdsOutOfRangeException(file.source() + ": " + step.node.describe() + ": "
+                            + e.getMessage());
+                }
+                continue;
+            }
             float[][] inputs = new float[step.inputSlots.length][];
             for (int k = 0; k < inputs.length; k++) {
                 inputs[k] = values[step.inputSlots[k]];

@@ -35,6 +35,8 @@ public final class Validator {
     /** Operations to regenerate every weight of a file (§6): seconds, not hours. */
     public static final long MAX_DECODE_WORK = 1L << 32;
     public static final int MAX_NODES = 100_000;
+    /** Golden token ids are stored as F32: whole numbers up to 2^24 in magnitude are exact (§3). */
+    public static final int MAX_EXACT_ID = 1 << 24;
 
     private final Container container;
     private final String source;
@@ -260,7 +262,16 @@ public final class Validator {
         }
         Object item = items.get(0);
         String name = string(item, "name", key);
-        return new ValueInfo(name, shape(((Map<?, ?>) item).get("shape"), key + " '" + name + "'", true));
+        int[] shape = shape(((Map<?, ?>) item).get("shape"), key + " '" + name + "'", true);
+        boolean ids = false;
+        if ("inputs".equals(key) && ((Map<?, ?>) item).containsKey("dtype")) {
+            String dtype = string(item, "dtype", key + " '" + name + "'");
+            if (!"float32".equals(dtype) && !"int32".equals(dtype)) {
+                throw fail(key + " '" + name + "': dtype '" + dtype + "' is not one of float32, int32");
+            }
+            ids = "int32".equals(dtype);
+        }
+        return new ValueInfo(name, shape, ids);
     }
 
     private void checkSpaces(Map<String, Object> meta) throws HpkFormatException {
@@ -404,6 +415,13 @@ public final class Validator {
                 if (!(value instanceof String) || !shapes.containsKey(value)) {
                     throw fail(where + ": input " + Json.repr(value) + " is not produced by an earlier node");
                 }
+                // int32 values (§5): the int32 graph input is the only one, and only ids inputs take it
+                boolean wantsIds = op.takesIds() && inputNames.isEmpty();
+                boolean isIds = graphInput.isIds() && graphInput.name().equals(value);
+                if (wantsIds != isIds) {
+                    throw fail(where + ": input '" + value + "' is "
+                            + (wantsIds ? "float32 but must be int32 token ids" : "int32 but this op takes float32"));
+                }
                 inputNames.add((String) value);
                 inputShapes.add(shapes.get(value));
             }
@@ -474,7 +492,16 @@ public final class Validator {
         if (count < 1) {
             throw fail("golden: inputs tensor '" + inputsName + "' is missing or empty");
         }
-        tensor(inputsName, DType.F32, withBatch(count, input.sampleShape()), "golden inputs");
+        StoredTensor goldenInputs = tensor(inputsName, DType.F32, withBatch(count, input.sampleShape()),
+                "golden inputs");
+        if (input.isIds()) {
+            for (float id : goldenInputs.toFloatArray()) {
+                if (id != Math.rint(id) || Math.abs(id) > MAX_EXACT_ID) {
+                    throw fail("golden: inputs of the int32 graph input must be integers within +-" + MAX_EXACT_ID
+                            + " (stored as F32)");
+                }
+            }
+        }
         tensor(outputsName, DType.F32, withBatch(count, output.sampleShape()), "golden outputs");
         return new Golden(inputsName, outputsName, 0, (int) count);
     }

@@ -17,7 +17,8 @@ import org.junit.Test;
 public class FuzzTest {
     private static final String[] BASES = {"mlp.hpk", "lenet5.hpk", "mixed.hpk", "rescnn.hpk", "lenet5_int8.hpk",
         "lenet5_fresh.hpk", "rescnn_fresh_int8.hpk", "lenet5_funhash.hpk", "mlp_funhash_g_int8.hpk",
-        "rescnn_fsnet_fp16.hpk", "zoo_blocks.hpk"};
+        "rescnn_fsnet_fp16.hpk", "zoo_blocks.hpk", "op_cases/embedding-padding-idx.hpk",
+        "op_cases/mha-plumbing.hpk", "op_cases/constant-cls-pos.hpk", "tx_vit.hpk", "tx_text.hpk", "tx_bag_int8.hpk"};
     private static final Object[] PALETTE = {
         null, true, false, 0, 1, -1, 2, 3, 7, 16, 17, 64, 256, 257, 1 << 30, Integer.MAX_VALUE, 1L << 31, 1L << 32,
         Long.MAX_VALUE,
@@ -25,6 +26,8 @@ public class FuzzTest {
         "", "x", "Relu", "Gelu", "hashed", "dense", "float16", "int8", "F16", "I8", "golden/inputs",
         "spaces/fc1", "fc1", "fc1.weight", "fresh", "funhash", "fsnet", "fc1.g", "fc1.space2", "c1",
         "Mul", "Transpose", "Slice", "Mean", "Silu", "AdaptiveMaxPool2d", "ceil_mode", "perm", "dims",
+        "LayerNorm", "Gelu", "MatMul", "Attention", "Constant", "Embedding", "int32", "dtype", "padding_idx",
+        "approximate", "causal", "scale", "eps", "value",
     };
 
     private final Random random = new Random(20240601);

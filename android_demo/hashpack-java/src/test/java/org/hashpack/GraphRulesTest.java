@@ -164,10 +164,13 @@ public class GraphRulesTest {
     }
 
     @Test
-    public void linearNeedsRank2() {
+    public void linearNeedsRank2OrMoreAndActsOnTheLastAxis() {
         TestHpk hpk = TestHpk.builder(2, 3).dense("w", new int[] {4, 6}, new float[24])
                 .node("Linear", "l", list("x"), obj("weight", "w"), obj()).output("l", 4);
-        rejects(hpk, "node 'l' (Linear): input [N, 2, 3] has rank 3, expected 2");
+        rejects(hpk, "node 'l' (Linear): input [N, 2, 3] does not fit weight [4, 6]");
+        TestHpk rank1 = TestHpk.builder().dense("w", new int[] {4, 1}, new float[4])
+                .node("Linear", "l", list("x"), obj("weight", "w"), obj()).output("l", 4);
+        rejects(rank1, "node 'l' (Linear): input [N] has rank 1, expected 2 or 3");
     }
 
     @Test

@@ -236,6 +236,13 @@ final class TestHpk {
             shapes.put(name, TestSupport.ints(shape));
         }
 
+        /** Makes the graph input int32 token ids ({@code inputs[0].dtype}, or any other dtype string). */
+        @SuppressWarnings("unchecked")
+        Builder dtype(String dtype) {
+            ((Map<String, Object>) ((List<?>) hpk.meta.get("inputs")).get(0)).put("dtype", dtype);
+            return this;
+        }
+
         Builder dense(String name, int[] shape, float... values) {
             tensor("params/" + name, "F32", shape, f32(values));
             hpk.section("params").put(name, TestSupport.obj("scheme", "dense", "shape", TestSupport.ints(shape),

@@ -16,9 +16,10 @@ import org.junit.runners.Parameterized;
 import org.junit.runners.Parameterized.Parameters;
 
 /**
- * Every case of tests/zoo_op_cases.py (one tiny graph per zoo op configuration, the table every
- * backend runs): Java's outputs within 1e-5 of the numpy runtime's on a random batch, and the
- * golden outputs PyTorch recorded in the file reproduced.
+ * Every case of tests/zoo_op_cases.py and tests/tx_op_cases.py (one tiny graph per zoo or
+ * transformer op configuration, the tables every backend runs): Java's outputs within 1e-5 of the
+ * numpy runtime's on a random batch (int32 token ids through {@link Model#run(int[], int)}), and
+ * the golden outputs PyTorch recorded in the file reproduced.
  */
 @RunWith(Parameterized.class)
 public class ZooOpCasesTest {
@@ -51,7 +52,11 @@ public class ZooOpCasesTest {
         assertArrayEquals(TestSupport.toInts(spec.get("output_shape")), model.outputShape());
         int batch = ((Number) spec.get("batch")).intValue();
         float[] expected = TestSupport.readFloats(file((String) spec.get("output")));
-        float[] actual = model.run(TestSupport.readFloats(file((String) spec.get("input"))), batch);
+        File input = file((String) spec.get("input"));
+        boolean ids = "int32".equals(spec.get("dtype"));
+        assertEquals(ids, model.takesIds());
+        float[] actual = ids ? model.run(TestSupport.readInts(input), batch)
+                : model.run(TestSupport.readFloats(input), batch);
         assertEquals(expected.length, actual.length);
         double worst = 0;
         for (int i = 0; i < expected.length; i++) {

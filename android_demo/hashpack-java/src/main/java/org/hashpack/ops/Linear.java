@@ -7,7 +7,10 @@ import org.hashpack.Node;
 import org.hashpack.Param;
 import org.hashpack.Tensor;
 
-/** {@code Linear}: {@code y = x W^T + b}, x {@code [N, in]}, weight {@code [out, in]}, bias {@code [out]}. */
+/**
+ * {@code Linear}: {@code y = x W^T + b} over the last axis (as {@code nn.Linear}), x {@code [N, …, in]}
+ * (rank 2, or more for a transformer's {@code [N, L, D]}), weight {@code [out, in]}, bias {@code [out]}.
+ */
 final class Linear extends Op {
     Linear() {
         super("Linear", 1);
@@ -29,11 +32,14 @@ final class Linear extends Op {
     public Inference infer(Node node, List<int[]> inputs, Map<String, Param> params) throws ShapeException {
         int[] x = inputs.get(0);
         int[] w = params.get("weight").shape();
-        requireRank(x, "input", 2);
-        if (x[0] != w[1]) {
+        requireRank(x, "input", 2, 3, 4, 5, 6, 7, 8);
+        if (x[x.length - 1] != w[1]) {
             throw new ShapeException("input " + show(x) + " does not fit weight " + Arrays.toString(w));
         }
-        return new Inference(new int[] {w[0]}, (double) w[0] * w[1]);
+        int[] out = x.clone();
+        out[out.length - 1] = w[0];
+        double rows = numel(x) / x[x.length - 1];
+        return new Inference(out, rows * w[0] * w[1]);
     }
 
     @Override
@@ -48,8 +54,37 @@ final class Linear extends Op {
             @Override
             public float[] run(int batch, float[][] xs) {
                 float[] x = xs[0];
-                float[] y = new float[batch * out];
-                for (int n = 0; n < batch; n++) {
+                int rows = x.length / in; // the batch times the dims before the last
+                float[] y = new float[rows * out];
+                // four rows at a time share each weight load; every output is still one sequential
+                // double sum over i (the same bits as one row at a time)
+                int n = 0;
+                for (; n + 4 <= rows; n += 4) {
+                    int x0 = n * in;
+                    int x1 = x0 + in;
+                    int x2 = x1 + in;
+                    int x3 = x2 + in;
+                    for (int o = 0; o < out; o++) {
+                        int wBase = o * in;
+                        double a0 = 0;
+                        double a1 = 0;
+                        double a2 = 0;
+                        double a3 = 0;
+                        for (int i = 0; i < in; i++) {
+                            double wv = w[wBase + i];
+                            a0 += x[x0 + i] * wv;
+                            a1 += x[x1 + i] * wv;
+                            a2 += x[x2 + i] * wv;
+                            a3 += x[x3 + i] * wv;
+                        }
+                        float bias = b == null ? 0f : b[o];
+                        y[n * out + o] = b == null ? (float) a0 : (float) a0 + bias;
+                        y[(n + 1) * out + o] = b == null ? (float) a1 : (float) a1 + bias;
+                        y[(n + 2) * out + o] = b == null ? (float) a2 : (float) a2 + bias;
+                        y[(n + 3) * out + o] = b == null ? (float) a3 : (float) a3 + bias;
+                    }
+                }
+                for (; n < rows; n++) {
                     int xBase = n * in;
                     for (int o = 0; o < out; o++) {
                         int wBase = o * in;

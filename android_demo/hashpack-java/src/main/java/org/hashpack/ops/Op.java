@@ -62,6 +62,8 @@ public abstract class Op {
     }
 
     private static final BigDecimal FLOAT32_MAX = new BigDecimal(Float.MAX_VALUE);
+    /** A param slot whose rank the op's own {@link #validate} decides (LayerNorm, Constant). */
+    protected static final int ANY_RANK = -1;
 
     private final String name;
     private final int numInputs; // -1: one or more
@@ -69,6 +71,7 @@ public abstract class Op {
     private final Map<String, Integer> optionalParams = new LinkedHashMap<>();
     private final Map<String, AttrKind> attrs = new LinkedHashMap<>();
     private final Map<String, AttrKind> optionalAttrs = new LinkedHashMap<>();
+    private boolean idsInput;
 
     protected Op(String name, int numInputs) {
         this.name = name;
@@ -90,6 +93,19 @@ public abstract class Op {
     /** An attr a node may leave out (added to an op after files without it were written). */
     protected final void optionalAttr(String attr, AttrKind kind) {
         optionalAttrs.put(attr, kind);
+    }
+
+    /**
+     * Marks the first input as int32 token ids (Embedding): the reader then requires it to be the
+     * int32 graph input, and the kernel implements {@link IdsKernel}.
+     */
+    protected final void idsInput() {
+        idsInput = true;
+    }
+
+    /** True if the first input is int32 token ids (docs/FORMAT.md §5, int32 values). */
+    public final boolean takesIds() {
+        return idsInput;
     }
 
     /** The op name of the metadata. */
@@ -124,7 +140,7 @@ public abstract class Op {
                 }
                 continue;
             }
-            if (param.rank() != slot.getValue()) {
+            if (slot.getValue() != ANY_RANK && param.rank() != slot.getValue()) {
                 return "param '" + slot.getKey() + "' has shape " + Arrays.toString(param.shape()) + ", expected rank "
                         + slot.getValue();
             }

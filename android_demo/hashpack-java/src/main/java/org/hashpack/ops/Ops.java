@@ -29,6 +29,12 @@ public final class Ops {
         register(new Transpose());
         register(new Slice());
         register(new Mean());
+        register(new LayerNorm());
+        register(new Gelu());
+        register(new MatMul());
+        register(new Attention());
+        register(new Constant());
+        register(new Embedding());
     }
 
     private Ops() {}
