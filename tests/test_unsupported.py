@@ -85,27 +85,27 @@ CASES = {
         lambda: Wrap(nn.Embedding(10, 4), 12),
         torch.randint(0, 10, (2, 3)),
         r"^block: layer Embedding is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block \(Embedding\); "
-        r"pass filter_fn to silence this$",
+        None,  # compressed (HashedEmbedding)
     ),
     "MultiheadAttention": (
         lambda: Wrap(Attention(), 5 * 8),
         torch.randn(2, 5, 8),
         r"^block\.attn: layer MultiheadAttention is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense because the parent reads their \.weight/\.bias directly instead of calling "
-        r"them: block\.attn\.out_proj \(read by MultiheadAttention\)$",
+        None,  # compressed (HashedMultiheadAttention)
     ),
     "ConvTranspose2d": (
         lambda: Wrap(nn.ConvTranspose2d(3, 2, 2, stride=2), 2 * 8 * 8),
         torch.randn(2, 3, 4, 4),
         r"^block: layer ConvTranspose2d is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block \(ConvTranspose2d\)",
+        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
+        r"nn\.MultiheadAttention only\): block \(ConvTranspose2d\)",
     ),
     "LSTM": (
         lambda: Wrap(Recurrent(), 5 * 8),
         torch.randn(2, 5, 8),
         r"^block\.lstm: layer LSTM is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block\.lstm \(LSTM\)",
+        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
+        r"nn\.MultiheadAttention only\): block\.lstm \(LSTM\)",
     ),
     "Upsample-module": (
         lambda: Wrap(nn.Upsample(scale_factor=2), 3 * 8 * 8),
@@ -178,9 +178,11 @@ def test_compress_keeps_attention_and_transformer_layers_running() -> None:
     with pytest.warns(UserWarning, match="parent reads their .weight/.bias directly") as caught:
         hashpack.compress(model, "hashed", compression=1 / 4)
     message = next(str(w.message) for w in caught if "directly" in str(w.message))
-    for path in ("attn.out_proj", "encoder.layers.0.linear1", "encoder.layers.1.linear2", "decoder.linear1"):
+    for path in ("decoder.self_attn", "decoder.linear1"):  # the decoder layer reads weights directly
         assert f"{path} (read by " in message
-    assert type(model.encoder.layers[0].linear1) is nn.Linear
+    assert "encoder." not in message and " attn.out_proj" not in message
+    assert type(model.encoder.layers[0].linear1).__name__ == "HashedLinear"
+    assert type(model.attn).__name__ == "HashedMultiheadAttention"
     assert type(model.head).__name__ == "HashedLinear" and type(model.embed).__name__ == "HashedLinear"
     model.train()
     assert model(x).shape == (3, 3)

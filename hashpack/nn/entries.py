@@ -80,5 +80,21 @@ class CompressedLayer(nn.Module):
     hpk_op: ClassVar[str]
     hpk_bucket_names: ClassVar[tuple[str, ...]] = ("space",)
 
+    def __getattr__(self, name: str) -> object:
+        """``.weight``/``.bias`` of a compressed Linear: the virtual tensors, regenerated.
+
+        Parents such as ``nn.TransformerEncoderLayer`` read ``linear1.weight`` on their inference
+        fast path instead of calling the layer; this keeps them running (and computing the same).
+        """
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("weight", "bias") and getattr(type(self), "hpk_op", None) in ("Linear", "Embedding"):
+                if hasattr(type(self), "virtual_tensors"):
+                    return self.virtual_tensors().get(name)
+                if name == "weight" and hasattr(type(self), "filters"):
+                    return self.filters()
+            raise
+
     def hpk_entries(self, path: str) -> HpkEntries:  # pragma: no cover - abstract
         raise NotImplementedError

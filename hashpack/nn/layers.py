@@ -197,3 +197,85 @@ def _resolve_buckets(
     if num_buckets is not None:
         return num_buckets
     return budget(sum(math.prod(s) for s in shapes.values()), compression)  # type: ignore[arg-type]
+
+
+class HashedEmbedding(HashedModule):
+    """An Embedding whose [num_embeddings, dim] table is hashed into ``num_buckets`` values with a sign.
+
+    The table decodes exactly like a hashed Linear weight of that shape (FORMAT.md §4); a lookup
+    regenerates only the rows it reads (bucket ``h(id·D + j)``), never the whole table, so a
+    30,000-row table costs per batch what the batch reads. Row ``padding_idx`` reads as zero and
+    gets no gradient, as in ``nn.Embedding`` (a hashed table cannot store a zero row).
+    """
+
+    hpk_op = "Embedding"
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        *,
+        compression: float | None = None,
+        num_buckets: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx {padding_idx} is not a row of a {num_embeddings}-row table")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        shapes = {"weight": (num_embeddings, embedding_dim)}
+        self._init_hashing(shapes, _resolve_buckets(shapes, compression, num_buckets), seed)
+        nn.init.normal_(self.space)  # nn.Embedding's N(0, 1)
+
+    def _build_index(self) -> None:
+        """The table's bucket and sign per entry, kept compact (int32 / int8): a 30k×128 table is 4M entries."""
+        (seed,) = self.seeds.tolist()
+        index, sign = bucket_and_sign(self.num_embeddings * self.embedding_dim, seed, self.num_buckets)
+        self.register_buffer("_index", index.to(torch.int32), persistent=False)
+        self.register_buffer("_sign", sign.to(torch.int8), persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        flat = ids.reshape(-1).long()
+        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.num_embeddings):
+            raise IndexError(
+                f"token ids must be in [0, {self.num_embeddings}); got {flat.min()}..{flat.max()}"
+            )
+        entries = flat[:, None] * self.embedding_dim + torch.arange(self.embedding_dim, device=flat.device)
+        entries = entries.reshape(-1)
+        index = self._index.index_select(0, entries).long()
+        sign = self._sign.index_select(0, entries).to(self.space.dtype)
+        rows = signed_gather(self.space, index, sign).view(*ids.shape, self.embedding_dim)
+        if self.padding_idx is not None:
+            rows = rows * (ids != self.padding_idx).unsqueeze(-1).to(rows.dtype)
+        return rows
+
+    def virtual_tensors(self) -> dict[str, torch.Tensor]:
+        flat = signed_gather(self.space, self._index.long(), self._sign.to(self.space.dtype))
+        weight = flat.view(self.num_embeddings, self.embedding_dim)
+        if self.padding_idx is not None:
+            weight = weight.index_fill(0, torch.tensor([self.padding_idx]), 0.0)
+        return {"weight": weight}
+
+    @torch.no_grad()
+    def init_from_dense(self, dense: dict[str, torch.Tensor]) -> None:
+        """Each bucket := mean of the signed table entries hashed to it (the padding row excluded)."""
+        values = dense["weight"].reshape(-1).float()
+        keep = torch.ones_like(values)
+        if self.padding_idx is not None:
+            start = self.padding_idx * self.embedding_dim
+            keep[start : start + self.embedding_dim] = 0
+        index, sign = self._index.long(), self._sign.float()
+        total = torch.zeros(self.num_buckets).index_add_(0, index, values * sign * keep)
+        count = torch.zeros(self.num_buckets).index_add_(0, index, keep)
+        filled = count > 0
+        self.space[filled] = total[filled] / count[filled]
+
+    def extra_repr(self) -> str:
+        padding = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}{padding}, buckets={self.num_buckets}, "
+            f"seed={self.layer_seed}"
+        )
