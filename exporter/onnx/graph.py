@@ -168,6 +168,21 @@ def _pad_node(b: GraphBuilder, node: Node, begin: list[int], end: list[int], val
     return padded
 
 
+def _padding_only_window(b: GraphBuilder, node: Node, end: list[int]) -> bool:
+    """Whether some window of a MaxPool2d (padding ``padding`` before, ``end`` after) covers no
+    input cell: possible only with dilation, whose taps can straddle the input."""
+    a = node.attrs
+    if a["dilation"] == [1, 1] or not any(a["padding"]):
+        return False
+    for size, k, s, p, d, e in zip(
+        _height_width(b, node), a["kernel"], a["stride"], a["padding"], a["dilation"], end, strict=True
+    ):
+        for start in range(-p, size + e - d * (k - 1), s):  # every window's first tap
+            if not any(0 <= start + d * j < size for j in range(k)):
+                return True
+    return False
+
+
 @register_op("MaxPool2d")
 def _max_pool(b: GraphBuilder, node: Node) -> None:
     # ONNX MaxPool, like torch, never picks a padded position (padding is -inf). ceil_mode is
@@ -178,7 +193,9 @@ def _max_pool(b: GraphBuilder, node: Node) -> None:
     padding, kernel = a["padding"], a["kernel"]
     end = [p + e for p, e in zip(padding, _pool_extra(b, node, a["dilation"]), strict=True)]
     source, pads = node.inputs[0], [*padding, *end]
-    if any(e >= k for e, k in zip(end, kernel, strict=True)):  # ORT requires pads < kernel
+    # ORT requires pads < kernel, and gives -FLT_MAX (torch: -inf) for a window that sees only
+    # padding (dilation can make one): then pad explicitly with -inf.
+    if any(e >= k for e, k in zip(end, kernel, strict=True)) or _padding_only_window(b, node, end):
         source, pads = _pad_node(b, node, padding, end, -np.inf), [0, 0, 0, 0]
     b.node(
         "MaxPool",
@@ -219,51 +236,37 @@ def _avg_pool(b: GraphBuilder, node: Node) -> None:
     )
 
 
-def _adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """torch's adaptive windows [floor(i·size/out), ceil((i+1)·size/out)) as gather indices.
-
-    Returns (index [out, width], valid [out, width]): a window shorter than the widest repeats
-    its last position, marked invalid.
-    """
-    i = np.arange(out, dtype=np.int64)
-    starts, ends = (i * size) // out, -(-((i + 1) * size) // out)
-    offsets = np.arange(int((ends - starts).max()), dtype=np.int64)
-    index = np.minimum(starts[:, None] + offsets, ends[:, None] - 1)
-    return index, offsets < (ends - starts)[:, None]
-
-
 def _adaptive_axis(
     b: GraphBuilder, node: Node, source: str, axis: int, out: int, average: bool, result: str | None
 ) -> str:
     """Pool ``source`` along ``axis`` (2 or 3) to ``out`` adaptive windows, into ``result`` (a
     fresh name if None); returns it.
 
-    Gather lays the windows out along a new axis (``[..., out, width, ...]``), then one reduction
-    collapses it: max ignores the repeated padding positions as they are; the average sums only
-    the valid ones (``Where``) and divides by each window's cell count. A constant number of
-    nodes whatever the sizes, and exact: max picks the same element as torch, the average is the
-    same sum (in some order) divided by the same count.
+    One ``Slice`` per distinct window [floor(i·size/out), ceil((i+1)·size/out)), reduced
+    (``ReduceMean``/``ReduceMax``, kept as a size-1 axis) unless it is one cell wide, then one
+    ``Concat``. Exact: max picks torch's element, the mean is the window's sum over its count;
+    windows repeat when the output is larger than the input, and are sliced once.
     """
     size = b.shape(node.inputs[0])[axis]
-    index, valid = _adaptive_windows(size, out)  # type: ignore[arg-type]
-    tag = f"{node.outputs[0]}/{'hw'[axis - 2]}"
-    name = f"{node.name}/{'hw'[axis - 2]}"
-    gathered = b.names.claim(f"{tag}_windows")
-    b.node("Gather", [source, b.initializer(index, f"{tag}_index")], [gathered], f"{name}_gather", axis=axis)
-    reduce_axes = b.constant([axis + 1], np.int64, f"const/axes{axis + 1}")
+    tag, name = f"{node.outputs[0]}/{'hw'[axis - 2]}", f"{node.name}/{'hw'[axis - 2]}"
+    axes = b.constant([axis], np.int64, f"const/axis{axis}")
+    reduce = "ReduceMean" if average else "ReduceMax"
+    pooled: dict[tuple[int, int], str] = {}
+    parts = []
+    for i in range(out):
+        window = ((i * size) // out, -(-((i + 1) * size) // out))  # type: ignore[operator]
+        if window not in pooled:
+            bounds = [b.constant([bound], np.int64, f"const/i{bound}") for bound in window]
+            cells = b.names.claim(f"{tag}{i}")
+            b.node("Slice", [source, *bounds, axes], [cells], f"{name}{i}")
+            if window[1] - window[0] > 1:
+                reduced = b.names.claim(f"{tag}{i}_{reduce[6:].lower()}")
+                b.node(reduce, [cells, axes], [reduced], f"{name}{i}_{reduce[6:].lower()}", keepdims=1)
+                cells = reduced
+            pooled[window] = cells
+        parts.append(pooled[window])
     result = result or b.names.claim(f"{tag}_pooled")
-    if not average:
-        b.node("ReduceMax", [gathered, reduce_axes], [result], f"{name}_max", keepdims=0)
-        return result
-    trailing = [1] * (3 - axis)  # the mask and counts broadcast over the axes after the window's
-    mask = b.initializer(valid.reshape(*valid.shape, *trailing), f"{tag}_valid")
-    zero = b.constant(0.0, np.float32, "const/zero_f32")
-    masked = b.names.claim(f"{tag}_masked")
-    b.node("Where", [mask, gathered, zero], [masked], f"{name}_mask")
-    total = b.names.claim(f"{tag}_sum")
-    b.node("ReduceSum", [masked, reduce_axes], [total], f"{name}_sum", keepdims=0)
-    counts = valid.sum(axis=1).astype(np.float32).reshape(out, *trailing)
-    b.node("Div", [total, b.initializer(counts, f"{tag}_count")], [result], f"{name}_div")
+    b.node("Concat", parts, [result], f"{name}_concat", axis=axis)
     return result
 
 
@@ -271,7 +274,7 @@ def _adaptive_pool(average: bool) -> Translator:
     onnx_pool, onnx_global = ("AveragePool", "GlobalAveragePool") if average else ("MaxPool", "GlobalMaxPool")
 
     def translate_adaptive(b: GraphBuilder, node: Node) -> None:
-        """Standard pooling when the windows are regular, the Gather form otherwise (see docs/ONNX.md)."""
+        """Standard pooling when the windows are regular, per-window slices otherwise (docs/ONNX.md)."""
         height, width = _height_width(b, node)
         oh, ow = node.attrs["output"]
         if oh == ow == 1:

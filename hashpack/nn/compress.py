@@ -49,14 +49,23 @@ def _conv_args(layer: nn.Conv2d) -> tuple:
     )
 
 
-def _hashed(layer: nn.Module, compression: float, seed: int) -> nn.Module | None:
-    """HashedNets: every Linear and Conv2d."""
+def _hashed(
+    layer: nn.Module, compression: float, seed: int, *, separate_bias: bool = False
+) -> nn.Module | None:
+    """HashedNets: every Linear and Conv2d; ``separate_bias`` keeps biases dense (same budget)."""
     if isinstance(layer, nn.Linear):
         return HashedLinear(
-            layer.in_features, layer.out_features, layer.bias is not None, compression=compression, seed=seed
+            layer.in_features,
+            layer.out_features,
+            layer.bias is not None,
+            compression=compression,
+            seed=seed,
+            separate_bias=separate_bias,
         )
     if isinstance(layer, nn.Conv2d):
-        return HashedConv2d(*_conv_args(layer), compression=compression, seed=seed)
+        return HashedConv2d(
+            *_conv_args(layer), compression=compression, seed=seed, separate_bias=separate_bias
+        )
     return None
 
 
@@ -71,6 +80,11 @@ def _fresh(
     beta: float = 2.0,
 ) -> nn.Module | None:
     """FreshNets: Conv2d → FreshConv2d (DCT-domain hashing, per-band pools); Linear → HashedNets."""
+    if allocation == "uniform" and bands not in (None, 1):
+        raise ValueError(
+            f"allocation='uniform' is one band (HashedNets in the DCT domain), so bands={bands} "
+            "cannot apply: drop the bands or use allocation='beta'"
+        )
     if isinstance(layer, nn.Conv2d):
         return FreshConv2d(
             *_conv_args(layer),
@@ -110,8 +124,9 @@ def _funhash(
     return None
 
 
-def _fsnet(layer: nn.Module, compression: float, seed: int, *, fc: str = "fs") -> nn.Module | None:
-    """FSNet: Conv2d → FSConv2d; Linear → FSLinear (``fc="fs"``) or HashedNets (``fc="hashed"``)."""
+def _fsnet(layer: nn.Module, compression: float, seed: int, *, fc: str = "hashed") -> nn.Module | None:
+    """FSNet: Conv2d → FSConv2d; Linear → HashedNets (``fc="hashed"``, the default: the paper
+    summarizes convolution filters only) or a filter summary of its rows (``fc="fs"``, an extension)."""
     if fc not in ("fs", "hashed"):
         raise ValueError(f"fsnet option fc={fc!r} must be 'fs' or 'hashed'")
     if isinstance(layer, nn.Conv2d):

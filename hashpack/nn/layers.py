@@ -1,7 +1,8 @@
 """HashedNets layers: ``HashedLinear`` and ``HashedConv2d``.
 
 Weight and bias are virtual tensors that share one trainable compression space (``space``, K
-values), as in HashedNets. Bucket indices and signs are regenerated from the seeds (hp32) into
+values), as in HashedNets; ``separate_bias=True`` keeps the bias as its own dense vector instead,
+as the HashedNets authors' code does, out of the same stored budget (docs/METHODS.md measures both). Bucket indices and signs are regenerated from the seeds (hp32) into
 non-persistent buffers: ``state_dict`` holds the space and the seeds, never an index array.
 """
 
@@ -60,6 +61,27 @@ class HashedModule(CompressedLayer):
     space: nn.Parameter
     seeds: torch.Tensor
 
+    def _init_bias(
+        self,
+        shapes: dict[str, tuple[int, ...]],
+        separate: bool,
+        compression: float | None,
+        num_buckets: int | None,
+    ) -> int:
+        """Bucket count; with ``separate`` the bias leaves ``shapes`` and takes its values from the budget."""
+        buckets = _resolve_buckets(shapes, compression, num_buckets)
+        self.register_parameter("bias", None)  # a separate dense bias (separate_bias=True), else in the space
+        if separate and "bias" in shapes:
+            out = shapes.pop("bias")[0]
+            self.bias = nn.Parameter(torch.zeros(out))
+            if num_buckets is None:
+                buckets = max(1, buckets - out)
+        return buckets
+
+    def _resolved_bias(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        bias = getattr(self, "bias", None)
+        return bias if bias is not None else tensors.get("bias")
+
     def _init_hashing(self, shapes: dict[str, tuple[int, ...]], num_buckets: int, seed: int | None) -> None:
         self.layer_seed = (_random_seed() if seed is None else seed) & MASK32
         self.virtual_shapes = dict(shapes)
@@ -106,6 +128,9 @@ class HashedModule(CompressedLayer):
         count = torch.zeros(self.num_buckets).index_add_(0, self._index, torch.ones_like(values))
         filled = count > 0
         self.space[filled] = total[filled] / count[filled]
+        bias = getattr(self, "bias", None)
+        if bias is not None and dense.get("bias") is not None:
+            bias.copy_(dense["bias"])
 
     def hpk_entries(self, path: str) -> HpkEntries:
         entries = HpkEntries()
@@ -113,11 +138,15 @@ class HashedModule(CompressedLayer):
         for slot, shape in self.virtual_shapes.items():
             spec = {"space": space, "seed": self.seed_of(slot)}
             entries.params[slot] = Param(f"{path}.{slot}", "hashed", tuple(shape), spec)
+        if getattr(self, "bias", None) is not None:
+            entries.params["bias"] = entries.add_dense(f"{path}.bias", self.bias)
         return entries
 
     def _uniform_init(self, fan_in: int) -> None:
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         nn.init.uniform_(self.space, -bound, bound)
+        if getattr(self, "bias", None) is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
 
 
 class HashedLinear(HashedModule):
@@ -134,18 +163,20 @@ class HashedLinear(HashedModule):
         compression: float | None = None,
         num_buckets: int | None = None,
         seed: int | None = None,
+        separate_bias: bool = False,
     ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         shapes = {"weight": (out_features, in_features)}
         if bias:
             shapes["bias"] = (out_features,)
-        self._init_hashing(shapes, _resolve_buckets(shapes, compression, num_buckets), seed)
+        buckets = self._init_bias(shapes, separate_bias, compression, num_buckets)
+        self._init_hashing(shapes, buckets, seed)
         self._uniform_init(in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = self.virtual_tensors()
-        return F.linear(x, tensors["weight"], tensors.get("bias"))
+        return F.linear(x, tensors["weight"], self._resolved_bias(tensors))
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, buckets={self.num_buckets}, seed={self.layer_seed}"
@@ -170,6 +201,7 @@ class HashedConv2d(ConvGeometry, HashedModule):
         compression: float | None = None,
         num_buckets: int | None = None,
         seed: int | None = None,
+        separate_bias: bool = False,
     ) -> None:
         super().__init__()
         weight_shape = self._init_geometry(
@@ -178,12 +210,13 @@ class HashedConv2d(ConvGeometry, HashedModule):
         shapes = {"weight": weight_shape}
         if bias:
             shapes["bias"] = (out_channels,)
-        self._init_hashing(shapes, _resolve_buckets(shapes, compression, num_buckets), seed)
+        buckets = self._init_bias(shapes, separate_bias, compression, num_buckets)
+        self._init_hashing(shapes, buckets, seed)
         self._uniform_init(self.fan_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = self.virtual_tensors()
-        return self._conv(x, tensors["weight"], tensors.get("bias"))
+        return self._conv(x, tensors["weight"], self._resolved_bias(tensors))
 
     def extra_repr(self) -> str:
         return f"{self._geometry_repr()}, buckets={self.num_buckets}, seed={self.layer_seed}"
