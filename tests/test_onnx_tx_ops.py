@@ -1,0 +1,109 @@
+"""The transformer ops (docs/FORMAT.md §5, issue 15) in the ONNX exporter, every weights mode.
+
+Every case of the shared table (tests/tx_op_cases.py) is exported and run in ONNX Runtime:
+
+- as it is (dense params), against torch's output (the case's golden data), within the table's
+  tolerance;
+- with every param turned into a ``hashed`` one (so compact, inline and expanded really differ,
+  and a hashed embedding table takes compact mode's looked-up-rows path), against the numpy
+  runtime, within the existing ONNX tests' tolerance (atol = rtol = 1e-4); embedding lookups
+  must be bit-identical (they are pure hp32 gathers).
+
+Plus the ONNX-specific behaviour: int32 graph input in the signature, ids outside the table fail
+in ORT in a node named after the .hpk node, compact mode never materialises a hashed table, and
+both ways of decompressing it give the same bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from tx_op_cases import CASE_IDS, CASES, TOLERANCE, TX_OPS, TxCase, case_hpk, case_input
+
+from hashpack.exporter.onnx import WEIGHT_MODES, build_onnx
+from hashpack.exporter.onnx.graph import OPS as ONNX_OPS
+from hashpack.runtime import HpkFile, Model, Param, Space, read_hpk, write_hpk
+
+ONNX_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}  # as tests/test_onnx_export.py
+BATCH = 3
+OPSETS = (18, 20, 23)  # 18: Gelu decomposed; >= 20: ONNX's Gelu
+
+
+def _by_id(case_id: str) -> TxCase:
+    return next(c for c in CASES if c.id == case_id)
+
+
+def _hashed(case: TxCase, seed: int = 5) -> HpkFile:
+    """The case with every param hashed into its own space of ~half its size (no golden data)."""
+    hpk = case_hpk(case)
+    rng = np.random.default_rng(seed)
+    spaces, params, tensors = {}, {}, {}
+    for i, (name, param) in enumerate(sorted(hpk.params.items())):
+        size = max(1, int(np.prod(param.shape)) // 2)
+        space = Space(f"s{i}", size, "float32", f"spaces/s{i}")
+        spaces[space.name] = space
+        tensors[space.tensor] = rng.uniform(-1, 1, size).astype(np.float32)
+        params[name] = Param(name, "hashed", param.shape, {"space": space.name, "seed": 1000 + i})
+    return dataclasses.replace(hpk, spaces=spaces, params=params, tensors=tensors, golden=None)
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _feed(hpk: HpkFile, x: np.ndarray) -> dict[str, np.ndarray]:
+    return {hpk.input.name: x.astype(np.int32) if hpk.input.dtype == "int32" else x.astype(np.float32)}
+
+
+def _run(model: onnx.ModelProto, hpk: HpkFile, x: np.ndarray) -> np.ndarray:
+    return _session(model).run(None, _feed(hpk, x))[0]
+
+
+@pytest.fixture(scope="module")
+def hashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HpkFile]:
+    """Each case with hashed params, written and read back (so the reader's checks ran)."""
+    root = tmp_path_factory.mktemp("tx-onnx")
+    result = {}
+    for case in CASES:
+        path = root / f"{case.id}.hpk"
+        write_hpk(_hashed(case), path)
+        result[case.id] = read_hpk(path)
+    return result
+
+
+def test_every_tx_op_has_a_translator() -> None:
+    assert set(TX_OPS) <= set(ONNX_OPS)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_onnxruntime_matches_torch(tmp_path: Path, case: TxCase, opset: int) -> None:
+    path = tmp_path / f"{case.id}.hpk"
+    write_hpk(case_hpk(case), path)
+    hpk = read_hpk(path)
+    inputs, expected = hpk.golden_arrays()
+    actual = _run(build_onnx(hpk, "compact", opset), hpk, inputs)
+    assert actual.shape == expected.shape and actual.dtype == np.float32
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("mode", WEIGHT_MODES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_onnxruntime_matches_numpy_runtime(hashed: dict[str, HpkFile], case: TxCase, mode: str) -> None:
+    hpk = hashed[case.id]
+    x = case_input(case, BATCH, seed=3)
+    expected = Model(hpk).run(x)
+    assert np.abs(expected).max() > 0.1  # the case computes something
+    actual = _run(build_onnx(hpk, mode), hpk, x)
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, **ONNX_TOLERANCE)
+    if case.ops == {"Embedding"}:  # a lookup is a pure hp32 gather: bit for bit
+        np.testing.assert_array_equal(actual, expected)
