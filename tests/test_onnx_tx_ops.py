@@ -107,3 +107,66 @@ def test_onnxruntime_matches_numpy_runtime(hashed: dict[str, HpkFile], case: TxC
     np.testing.assert_allclose(actual, expected, **ONNX_TOLERANCE)
     if case.ops == {"Embedding"}:  # a lookup is a pure hp32 gather: bit for bit
         np.testing.assert_array_equal(actual, expected)
+
+
+def _table_calls(model: onnx.ModelProto) -> list[str]:
+    """The ai.hashpack ops the graph calls (HashedWeight = a whole tensor decompressed)."""
+    return sorted(node.op_type for node in model.graph.node if node.domain == "ai.hashpack")
+
+
+def test_int32_ids_in_the_signature(hashed: dict[str, HpkFile]) -> None:
+    hpk = hashed["embedding-tokens"]
+    for mode in WEIGHT_MODES:
+        model = build_onnx(hpk, mode)
+        (graph_input,) = model.graph.input
+        assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.INT32
+        assert graph_input.type.tensor_type.shape.dim[0].dim_param == "batch"
+        assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    float_model = build_onnx(hashed["gelu-erf"], "compact")
+    assert float_model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+@pytest.mark.parametrize("case_id", ["embedding-tokens", "embedding-padding-idx", "embedding-mean-linear"])
+def test_compact_gathers_rows_and_both_ways_give_the_same_bits(
+    hashed: dict[str, HpkFile], case_id: str
+) -> None:
+    hpk = hashed[case_id]
+    rows_model = build_onnx(hpk, "compact")
+    table_model = build_onnx(hpk, "compact", embedding_rows=False)
+    table_param = next(p for p in hpk.params.values() if len(p.shape) == 2 and p.shape[0] > 3)
+    # rows: one Hp32 call for the table (a Linear weight, if any, stays a HashedWeight)
+    assert _table_calls(rows_model).count("Hp32") == 1
+    assert _table_calls(table_model).count("Hp32") == 0
+    assert (
+        _table_calls(table_model).count("HashedWeight") == _table_calls(rows_model).count("HashedWeight") + 1
+    )
+    x = case_input(_by_id(case_id), BATCH, seed=11)
+    rows, table = _run(rows_model, hpk, x), _run(table_model, hpk, x)
+    np.testing.assert_array_equal(rows, table)
+    assert table_param.scheme == "hashed"
+
+
+def test_padding_rows_read_as_zero(hashed: dict[str, HpkFile]) -> None:
+    hpk = hashed["embedding-padding-idx"]  # padding_idx 2 of a 5-row table
+    ids = np.array([[[2, 0, 2, 4], [1, 2, 3, 2], [2, 2, 2, 2]]])
+    expected = Model(hpk).run(ids)
+    for mode in WEIGHT_MODES:
+        actual = _run(build_onnx(hpk, mode), hpk, ids)
+        np.testing.assert_array_equal(actual, expected)
+        assert not actual[0][ids[0] == 2].any() and actual[0][ids[0] != 2].all()
+
+
+@pytest.mark.parametrize("mode", WEIGHT_MODES)
+@pytest.mark.parametrize("bad", [11, -1, -11, 2**31 - 1])
+def test_ids_outside_the_table_fail_in_ort_naming_the_node(
+    hashed: dict[str, HpkFile], mode: str, bad: int
+) -> None:
+    """ONNX Gather would read id -1 from the end of the table; the export makes ORT refuse it."""
+    hpk = hashed["embedding-tokens"]  # 11 rows, node n0
+    session = _session(build_onnx(hpk, mode))
+    ids = np.zeros((2, 6), np.int32)
+    session.run(None, {"x": ids})  # in range: fine
+    ids[1, 4] = bad
+    with pytest.raises(Exception, match=r"n0/ids_out_of_range") as info:
+        session.run(None, {"x": ids})
+    assert "out of" in str(info.value)
