@@ -167,6 +167,18 @@ ONNX_CASES = [
         _one("AdaptiveAvgPool2d", {"output": [1, 4]}),
         lambda x: F.adaptive_avg_pool2d(x, (1, 4)),
     ),
+    OpCase(  # more rows than MAX_SLICED_WINDOWS: the Gather form (rows), slices (columns)
+        "onnx-adaptive-avg-70x3-from-9x5",
+        (2, 9, 5),
+        _one("AdaptiveAvgPool2d", {"output": [70, 3]}),
+        lambda x: F.adaptive_avg_pool2d(x, (70, 3)),
+    ),
+    OpCase(
+        "onnx-adaptive-max-2x90-from-5x7",
+        (2, 5, 7),
+        _one("AdaptiveMaxPool2d", {"output": [2, 90]}),
+        lambda x: F.adaptive_max_pool2d(x, (2, 90)),
+    ),
     # shape ops
     OpCase(
         "onnx-transpose-4d-hw",
@@ -343,6 +355,11 @@ def test_adaptive_lowering_is_deterministic(written: dict[str, HpkFile]) -> None
         ("adaptive-max-3x3-from-8x8", {"Slice", "ReduceMax", "Concat"}),
         ("adaptive-avg-7x7-from-2x2", {"Slice", "ReduceMean", "Concat"}),
         ("onnx-adaptive-avg-7x7-from-1x1", {"Slice", "Concat"}),  # one-cell windows: no reduction
+        (
+            "onnx-adaptive-avg-70x3-from-9x5",
+            {"Gather", "Where", "ReduceSum", "Div", "Slice", "ReduceMean", "Concat"},
+        ),
+        ("onnx-adaptive-max-2x90-from-5x7", {"Slice", "ReduceMax", "Concat", "Gather"}),
     ],
 )
 def test_adaptive_pool_picks_the_cheapest_exact_form(
@@ -457,3 +474,26 @@ def test_random_pools_match_the_numpy_runtime(tmp_path: Path) -> None:
         checked += 1
         all_padding += int(np.isneginf(expected).any())  # a dilated window that sees only padding
     assert checked >= 300 and all_padding >= 3, (checked, all_padding)  # 351 and 3 with seed 13
+
+
+def test_huge_adaptive_output_keeps_the_graph_small(tmp_path: Path) -> None:
+    """A valid but hostile file (a 1×1 input pooled to 2^20 rows): a handful of nodes and an index
+    as large as the numpy runtime's own, not one graph node or Concat input per output row."""
+    rows = 2**20
+    hpk = HpkFile(
+        inputs=[ValueInfo("x", (None, 1, 1, 1))],
+        outputs=[ValueInfo("y", (None, 1, rows, 1))],
+        spaces={},
+        params={},
+        nodes=[Node("AdaptiveMaxPool2d", "pool", ("x",), ("y",), {}, {"output": [rows, 1]})],
+        tensors={},
+    )
+    path = tmp_path / "huge.hpk"
+    write_hpk(hpk, path)  # the reader accepts it
+    model = build_onnx(read_hpk(path), "compact")
+    assert len(model.graph.node) <= 3
+    assert all(len(node.input) <= 3 for node in model.graph.node)
+    assert model.ByteSize() < 8 * rows + 4096  # the int64 window index, plus a little
+    x = np.array([[[[2.5]]]], np.float32)
+    (y,) = _session(model).run(None, {"x": x})
+    assert y.shape == (1, 1, rows, 1) and np.all(y == np.float32(2.5))

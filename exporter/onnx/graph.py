@@ -246,6 +246,40 @@ def _avg_pool(b: GraphBuilder, node: Node) -> None:
     )
 
 
+MAX_SLICED_WINDOWS = 64  # per axis; beyond it the graph would grow with the output (a tiny file
+# asking for a 10^7-row pooling would make a Concat of 10^7 inputs): then the Gather form
+
+
+def _adaptive_gather(
+    b: GraphBuilder, node: Node, source: str, axis: int, out: int, average: bool, result: str
+) -> None:
+    """The windows gathered onto a new axis ``[.., out, widest, ..]``, then one reduction: a fixed
+    number of nodes and an index of ``out × widest`` (what the numpy runtime builds too). A short
+    window repeats its last cell: harmless for max, masked out (``Where``) for the average, which
+    divides the sum by the count. Slower in ORT than slices (docs/ONNX.md), so for large outputs only.
+    """
+    size = b.shape(node.inputs[0])[axis]
+    i = np.arange(out, dtype=np.int64)
+    starts, ends = (i * size) // out, -(-((i + 1) * size) // out)  # type: ignore[operator]
+    offsets = np.arange(int((ends - starts).max()), dtype=np.int64)
+    index = np.minimum(starts[:, None] + offsets, ends[:, None] - 1)
+    valid = offsets < (ends - starts)[:, None]
+    tag, name = f"{node.outputs[0]}/{'hw'[axis - 2]}", f"{node.name}/{'hw'[axis - 2]}"
+    gathered = b.names.claim(f"{tag}_windows")
+    b.node("Gather", [source, b.initializer(index, f"{tag}_index")], [gathered], f"{name}_gather", axis=axis)
+    window_axis = b.constant([axis + 1], np.int64, f"const/axis{axis + 1}")
+    if not average:
+        b.node("ReduceMax", [gathered, window_axis], [result], f"{name}_max", keepdims=0)
+        return
+    trailing = [1] * (3 - axis)  # the mask and counts broadcast over the axes after the window's
+    mask = b.initializer(valid.reshape(*valid.shape, *trailing), f"{tag}_valid")
+    masked, total = b.names.claim(f"{tag}_masked"), b.names.claim(f"{tag}_sum")
+    b.node("Where", [mask, gathered, b.constant(0.0, np.float32, "const/zero_f32")], [masked], f"{name}_mask")
+    b.node("ReduceSum", [masked, window_axis], [total], f"{name}_sum", keepdims=0)
+    counts = valid.sum(axis=1).astype(np.float32).reshape(out, *trailing)
+    b.node("Div", [total, b.initializer(counts, f"{tag}_count")], [result], f"{name}_div")
+
+
 def _adaptive_axis(
     b: GraphBuilder, node: Node, source: str, axis: int, out: int, average: bool, result: str | None
 ) -> str:
@@ -257,6 +291,10 @@ def _adaptive_axis(
     ``Concat``. Exact: max picks torch's element, the mean is the window's sum over its count;
     windows repeat when the output is larger than the input, and are sliced once.
     """
+    result = result or b.names.claim(f"{node.outputs[0]}/{'hw'[axis - 2]}_pooled")
+    if out > MAX_SLICED_WINDOWS:
+        _adaptive_gather(b, node, source, axis, out, average, result)
+        return result
     size = b.shape(node.inputs[0])[axis]
     tag, name = f"{node.outputs[0]}/{'hw'[axis - 2]}", f"{node.name}/{'hw'[axis - 2]}"
     axes = b.constant([axis], np.int64, f"const/axis{axis}")
@@ -275,7 +313,6 @@ def _adaptive_axis(
                 cells = reduced
             pooled[window] = cells
         parts.append(pooled[window])
-    result = result or b.names.claim(f"{tag}_pooled")
     b.node("Concat", parts, [result], f"{name}_concat", axis=axis)
     return result
 
