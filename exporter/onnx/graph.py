@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hashpack.runtime import Node
+from hashpack.runtime import HpkFormatError, Node
 
 from .builder import GraphBuilder
 
@@ -54,11 +54,20 @@ def _pads(padding: list[int]) -> list[int]:
     return [*padding, *padding]
 
 
+def _rank_or_2(b: GraphBuilder, value: str) -> int:
+    """The rank of ``value``; 2 when its shape cannot be inferred (an in-memory HpkFile whose
+    shapes disagree: the Gemm then fails the ONNX checker, which names the node)."""
+    try:
+        return len(b.shape(value))
+    except HpkFormatError:
+        return 2
+
+
 @register_op("Linear")
 def _linear(b: GraphBuilder, node: Node) -> None:
     # Gemm(x, W, b, transB=1) = x @ W.T + b, with W in torch's [out, in] layout as stored.
     inputs = [node.inputs[0], *_params(b, node, "weight", "bias")]
-    if len(b.shape(node.inputs[0])) == 2:
+    if _rank_or_2(b, node.inputs[0]) == 2:
         b.node("Gemm", inputs, node.outputs, node.name, transB=1)
         return
     # Over the last axis of a rank >= 3 value (a transformer's [N, L, D]): Gemm is 2-D only.
