@@ -294,7 +294,16 @@ def degenerate_reason(reference: np.ndarray, *, atol: float, rtol: float) -> str
 
 def random_inputs(hpk: HpkFile, count: int, seed: int) -> np.ndarray:
     """``count`` float32 inputs of the model's shape, normal with the golden inputs' mean and
-    standard deviation (the data's scale, so activations stay realistic), else N(0, 1)."""
+    standard deviation (the data's scale, so activations stay realistic), else N(0, 1); for an
+    int32 input (token ids), int32 ids drawn uniformly from the rows of the tables it indexes."""
+    if hpk.input.dtype == "int32":  # token ids: uniform over the smallest table the input indexes
+        tables = [
+            hpk.params[node.params["weight"]].shape[0]
+            for node in hpk.nodes
+            if node.op == "Embedding" and node.inputs[0] == hpk.input.name
+        ]
+        shape = (count, *hpk.input.shape[1:])
+        return np.random.default_rng(seed).integers(0, min(tables, default=1), size=shape).astype(np.int32)
     mean, std = 0.0, 1.0
     pair = hpk.golden_arrays()
     if pair is not None and pair[0].size:
@@ -483,6 +492,8 @@ class _Session:
     ) -> None:
         self.hpk, self.source, self.directory = hpk, source, directory
         self.golden = hpk.golden_arrays()
+        if self.golden is not None and hpk.input.dtype == "int32":  # stored as F32, run as int32 ids
+            self.golden = (self.golden[0].astype(np.int32), self.golden[1])
         self.x_random = random_inputs(hpk, count, seed) if count else None
         self.tolerance = {"atol": atol, "rtol": rtol}
         self.reference_name: str | None = None

@@ -23,10 +23,9 @@ from torch import nn
 Projection = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """[N, L, E] -> [N, H, L, E/H]."""
-    n, length, width = x.shape
-    return x.reshape(n, length, num_heads, width // num_heads).transpose(1, 2)
+def _heads(x: torch.Tensor, num_heads: int, head_dim: int) -> torch.Tensor:
+    """[N, L, E] -> [N, H, L, E/H] (shape arithmetic kept fx-traceable: no tuple unpacking)."""
+    return x.reshape(x.shape[0], x.shape[1], num_heads, head_dim).transpose(1, 2)
 
 
 def attention_forward(
@@ -35,6 +34,7 @@ def attention_forward(
     value: torch.Tensor,
     project_in: Callable[[torch.Tensor, int | None], torch.Tensor],
     project_out: Projection,
+    embed_dim: int,
     num_heads: int,
     batch_first: bool,
     *,
@@ -55,12 +55,14 @@ def attention_forward(
         else:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
     if same:  # self-attention: one [3E, E] projection, split in three
-        q, k, v = project_in(query, None).chunk(3, dim=-1)
+        qkv = project_in(query, None).chunk(3, dim=-1)
+        q, k, v = qkv[0], qkv[1], qkv[2]
     else:
         q, k, v = project_in(query, 0), project_in(key, 1), project_in(value, 2)
-    q, k, v = _heads(q, num_heads), _heads(k, num_heads), _heads(v, num_heads)
-    mask = _merged_mask(attn_mask, key_padding_mask, q, is_causal)
-    scale = 1.0 / math.sqrt(q.shape[-1])
+    head_dim = embed_dim // num_heads
+    q, k, v = (_heads(t, num_heads, head_dim) for t in (q, k, v))
+    mask = _merged_mask(attn_mask, key_padding_mask, q)
+    scale = 1.0 / math.sqrt(head_dim)
     p = dropout if training else 0.0
     weights = None
     if need_weights:  # torch computes the weights explicitly then, averaged over heads by default
@@ -75,15 +77,14 @@ def attention_forward(
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=is_causal, scale=scale)
     else:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
-    n, heads, length, width = out.shape
-    out = project_out(out.transpose(1, 2).reshape(n, length, heads * width))
+    out = project_out(out.transpose(1, 2).flatten(2))
     if not batch_first:
         out = out.transpose(0, 1)
     return out, weights
 
 
 def _merged_mask(
-    attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None, q: torch.Tensor, is_causal: bool
+    attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None, q: torch.Tensor
 ) -> torch.Tensor | None:
     """attn_mask and key_padding_mask as one additive float mask [N or 1, H or 1, L, S] (None if neither).
 
@@ -208,6 +209,7 @@ class HashedMultiheadAttention(nn.Module):
             value,
             self._project_in,
             self.out_proj,
+            self.embed_dim,
             self.num_heads,
             self.batch_first,
             dropout=self.dropout,
@@ -248,6 +250,7 @@ def dense_attention_forward(
         value,
         project_in,
         mha.out_proj,
+        mha.embed_dim,
         mha.num_heads,
         mha.batch_first,
         dropout=mha.dropout,

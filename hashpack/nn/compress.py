@@ -299,8 +299,8 @@ def _forward_source(cls: type) -> str:
 
 def _has_matrix_weights(module: nn.Module) -> bool:
     """A layer with its own weight matrices (Embedding, LSTM, ConvTranspose2d, …) that no method converts."""
-    if isinstance(module, CompressedLayer):
-        return False
+    if isinstance(module, CompressedLayer) or any(True for _ in module.children()):
+        return False  # a container's own tensors are tokens or position tables, not a layer's weights
     return any(p.dim() >= 2 for p in module.parameters(recurse=False))
 
 
