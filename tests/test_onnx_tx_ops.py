@@ -170,3 +170,28 @@ def test_ids_outside_the_table_fail_in_ort_naming_the_node(
     with pytest.raises(Exception, match=r"n0/ids_out_of_range") as info:
         session.run(None, {"x": ids})
     assert "out of" in str(info.value)
+
+
+def test_packed_hashed_embedding_model_gathers_rows(tmp_path: Path) -> None:
+    """A model packed from PyTorch (HashedEmbedding via compress): compact mode hashes the
+    looked-up rows of its [50000, 64] table instead of decompressing 3.2M weights."""
+    import torch
+
+    import hashpack
+    from hashpack.models import EmbeddingMeanHead
+
+    torch.manual_seed(0)
+    model = EmbeddingMeanHead(50000, 64, outputs=3)
+    hashpack.compress(model, "hashed", compression=1 / 8)
+    ids = torch.randint(0, 50000, (4, 12), generator=torch.Generator().manual_seed(0))
+    hpk = hashpack.pack(model.eval(), ids, tmp_path / "head.hpk")
+    table = next(p for p in hpk.params.values() if p.shape == (50000, 64))
+    assert table.scheme == "hashed" and hpk.input.dtype == "int32"
+    compact = build_onnx(hpk, "compact")
+    assert "Hp32" in _table_calls(compact)
+    hashed_weights = [n for n in compact.graph.node if n.op_type == "HashedWeight"]
+    assert all(list(a.ints) != [50000, 64] for n in hashed_weights for a in n.attribute if a.name == "shape")
+    fresh = torch.randint(0, 50000, (5, 12), generator=torch.Generator().manual_seed(1)).numpy()
+    expected = Model(hpk).run(fresh)
+    for mode in WEIGHT_MODES:
+        np.testing.assert_allclose(_run(build_onnx(hpk, mode), hpk, fresh), expected, **ONNX_TOLERANCE)
