@@ -5,13 +5,13 @@ Every case of the shared table (tests/tx_op_cases.py) is exported and run in ONN
 - as it is (dense params), against torch's output (the case's golden data), within the table's
   tolerance;
 - with every param turned into a ``hashed`` one (so compact, inline and expanded really differ,
-  and a hashed embedding table takes compact mode's looked-up-rows path), against the numpy
+  and a hashed embedding table takes the looked-up-rows path of compact and inline), against the numpy
   runtime, within the existing ONNX tests' tolerance (atol = rtol = 1e-4); embedding lookups
   must be bit-identical (they are pure hp32 gathers).
 
 Plus the ONNX-specific behaviour: int32 graph input in the signature, ids outside the table fail
-in ORT in a node named after the .hpk node, compact mode never materialises a hashed table, and
-both ways of decompressing it give the same bits.
+in ORT in a node named after the .hpk node, compact and inline never materialise a hashed table,
+and both ways of decompressing it give the same bits.
 """
 
 from __future__ import annotations
@@ -126,24 +126,31 @@ def test_int32_ids_in_the_signature(hashed: dict[str, HpkFile]) -> None:
     assert float_model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
 
+@pytest.mark.parametrize("mode", ["compact", "inline"])
 @pytest.mark.parametrize("case_id", ["embedding-tokens", "embedding-padding-idx", "embedding-mean-linear"])
-def test_compact_gathers_rows_and_both_ways_give_the_same_bits(
-    hashed: dict[str, HpkFile], case_id: str
+def test_hashed_tables_gather_rows_and_both_ways_give_the_same_bits(
+    hashed: dict[str, HpkFile], case_id: str, mode: str
 ) -> None:
     hpk = hashed[case_id]
-    rows_model = build_onnx(hpk, "compact")
-    table_model = build_onnx(hpk, "compact", embedding_rows=False)
-    table_param = next(p for p in hpk.params.values() if len(p.shape) == 2 and p.shape[0] > 3)
-    # rows: one Hp32 call for the table (a Linear weight, if any, stays a HashedWeight)
-    assert _table_calls(rows_model).count("Hp32") == 1
-    assert _table_calls(table_model).count("Hp32") == 0
-    assert (
-        _table_calls(table_model).count("HashedWeight") == _table_calls(rows_model).count("HashedWeight") + 1
-    )
+    rows_model = build_onnx(hpk, mode)
+    table_model = build_onnx(hpk, mode, embedding_rows=False)
+    embedding = next(n for n in hpk.nodes if n.op == "Embedding")
+    assert hpk.params[embedding.params["weight"]].scheme == "hashed"
+
+    def hashes_rows(model: onnx.ModelProto) -> bool:
+        return any(out == f"{embedding.outputs[0]}/bucket" for n in model.graph.node for out in n.output)
+
+    assert hashes_rows(rows_model) and not hashes_rows(table_model)
+    if mode == "compact":  # one Hp32 call instead of the table's HashedWeight
+        assert _table_calls(rows_model).count("Hp32") == 1
+        assert _table_calls(table_model).count("Hp32") == 0
+        assert (
+            _table_calls(table_model).count("HashedWeight")
+            == _table_calls(rows_model).count("HashedWeight") + 1
+        )
     x = case_input(_by_id(case_id), BATCH, seed=11)
     rows, table = _run(rows_model, hpk, x), _run(table_model, hpk, x)
     np.testing.assert_array_equal(rows, table)
-    assert table_param.scheme == "hashed"
 
 
 def test_padding_rows_read_as_zero(hashed: dict[str, HpkFile]) -> None:

@@ -6,10 +6,10 @@ LayerNorm → ``LayerNormalization``; Gelu → ``Gelu`` from opset 20, else its 
 ``Expand`` over the batch; Embedding → ``Gather`` (padding rows zeroed with ``Where``); Linear
 over the last axis of rank ≥ 3 inputs → MatMul + Add (``Gemm`` is 2-D only).
 
-Hashed embedding tables in compact mode are never materialised: only the looked-up rows are
-decompressed, by hashing the flat indices ``id·D + j`` of the batch's ids in the graph (the
-``ai.hashpack.Hp32`` function, bit-identical to the numpy runtime's hp32) and gathering those
-buckets. See docs/ONNX.md for the measured trade-off.
+Hashed embedding tables in compact and inline mode are never materialised: only the looked-up
+rows are decompressed, by hashing the flat indices ``id·D + j`` of the batch's ids in the graph
+(the ``ai.hashpack.Hp32`` function in compact mode, its body inline; bit-identical to the numpy
+runtime's hp32) and gathering those buckets. See docs/ONNX.md for the measured trade-off.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .graph import register_op
 
 __all__ = ["EMBEDDING_ROWS_SCHEMES"]
 
-EMBEDDING_ROWS_SCHEMES = ("hashed",)  # schemes whose tables compact mode gathers row by row
+EMBEDDING_ROWS_SCHEMES = ("hashed",)  # schemes whose tables compact/inline gather row by row
 GELU_OPSET = 20  # the first opset with a Gelu op
 
 
@@ -178,18 +178,22 @@ def _hashed_rows(b: GraphBuilder, node: Node, ids: str, output: str) -> None:
     index = _tmp(b, node, "index")
     b.node("Add", [base_1, columns], [index], f"{node.name}/index")
     bucket, sign = _tmp(b, node, "bucket"), _tmp(b, node, "sign")
-    b.use_function(hf.DOMAIN, hf.HP32, hf.hp32_function)
-    b.add_nodes(
-        [
-            hf.hp32_node(
-                index,
-                ["", bucket, sign],
-                seed=param.spec["seed"],
-                num_buckets=b.hpk.spaces[space_name].size,
-                name=f"{node.name}/{hf.HP32}",
-            )
-        ]
-    )
+    num_buckets = b.hpk.spaces[space_name].size
+    if b.weights == "compact":  # one call of the model-local function
+        b.use_function(hf.DOMAIN, hf.HP32, hf.hp32_function)
+        hp32 = hf.hp32_node(
+            index,
+            ["", bucket, sign],
+            seed=param.spec["seed"],
+            num_buckets=num_buckets,
+            name=f"{node.name}/{hf.HP32}",
+        )
+        b.add_nodes([hp32])
+    else:  # inline: the same body as standard ops (~60 nodes, ~4 KB)
+        em = b.emitter("emb")
+        h = hf.emit_hp32(em, index, param.spec["seed"], 0)
+        hf.emit_bucket_sign(em, h, em.const_i64(num_buckets, "num_buckets"), bucket, sign)
+        b.add_emitted(em)
     gathered = _tmp(b, node, "gathered")
     b.node("Gather", [space, bucket], [gathered], f"{node.name}/gather", axis=0)
     b.node("Mul", [gathered, sign], [output], f"{node.name}/signed")
@@ -202,7 +206,7 @@ def _embedding(b: GraphBuilder, node: Node) -> None:
     ids = _checked_ids(b, node, rows)
     padding = node.attrs.get("padding_idx")
     looked_up = node.outputs[0] if padding is None else _tmp(b, node, "rows")
-    if b.weights == "compact" and b.embedding_rows and param.scheme in EMBEDDING_ROWS_SCHEMES:
+    if b.weights != "expanded" and b.embedding_rows and param.scheme in EMBEDDING_ROWS_SCHEMES:
         _hashed_rows(b, node, ids, looked_up)
     else:
         b.node("Gather", [b.param(param.name), ids], [looked_up], f"{node.name}/gather", axis=0)
