@@ -25,7 +25,7 @@ import onnxruntime as ort
 import pytest
 from tx_op_cases import CASE_IDS, CASES, TOLERANCE, TX_OPS, TxCase, case_hpk, case_input
 
-from hashpack.exporter.onnx import WEIGHT_MODES, build_onnx
+from hashpack.exporter.onnx import WEIGHT_MODES, build_onnx, serialize_onnx
 from hashpack.exporter.onnx.graph import OPS as ONNX_OPS
 from hashpack.runtime import HpkFile, Model, Param, Space, read_hpk, write_hpk
 
@@ -202,3 +202,10 @@ def test_packed_hashed_embedding_model_gathers_rows(tmp_path: Path) -> None:
     expected = Model(hpk).run(fresh)
     for mode in WEIGHT_MODES:
         np.testing.assert_allclose(_run(build_onnx(hpk, mode), hpk, fresh), expected, **ONNX_TOLERANCE)
+
+
+@pytest.mark.parametrize("mode", WEIGHT_MODES)
+def test_same_file_same_bytes(hashed: dict[str, HpkFile], mode: str) -> None:
+    for case_id in ("mha-plumbing", "embedding-padding-idx", "constant-cls-pos"):
+        first = serialize_onnx(build_onnx(hashed[case_id], mode))
+        assert serialize_onnx(build_onnx(hashed[case_id], mode)) == first
