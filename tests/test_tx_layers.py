@@ -203,3 +203,17 @@ def test_compressed_models_learn_a_step() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_hashed_linear_bias_reads_regenerated_but_packs_hashed(tmp_path) -> None:
+    """``.bias`` of a HashedLinear (bias in the space) is the virtual bias for parents that read it,
+    while the layer itself still packs and initialises it as a hashed param (not a dense copy)."""
+    torch.manual_seed(0)
+    dense = nn.Linear(6, 4)
+    layer = hashpack.compress(nn.Sequential(dense), compression=1 / 2)[0]
+    assert layer._parameters.get("bias") is None
+    torch.testing.assert_close(layer.bias, layer.virtual_tensors()["bias"])
+    hpk = hashpack.pack(nn.Sequential(layer).eval(), torch.randn(2, 6), tmp_path / "l.hpk")
+    assert hpk.params["0.bias"].scheme == "hashed"
+    separate = hashpack.compress(nn.Sequential(nn.Linear(6, 4)), compression=1 / 2, separate_bias=True)[0]
+    assert isinstance(separate.bias, nn.Parameter)

@@ -79,7 +79,7 @@ class HashedModule(CompressedLayer):
         return buckets
 
     def _resolved_bias(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        bias = getattr(self, "bias", None)
+        bias = self._parameters.get("bias")  # the separate dense bias, if any
         return bias if bias is not None else tensors.get("bias")
 
     def _init_hashing(self, shapes: dict[str, tuple[int, ...]], num_buckets: int, seed: int | None) -> None:
@@ -128,7 +128,7 @@ class HashedModule(CompressedLayer):
         count = torch.zeros(self.num_buckets).index_add_(0, self._index, torch.ones_like(values))
         filled = count > 0
         self.space[filled] = total[filled] / count[filled]
-        bias = getattr(self, "bias", None)
+        bias = self._parameters.get("bias")  # the separate dense bias, if any
         if bias is not None and dense.get("bias") is not None:
             bias.copy_(dense["bias"])
 
@@ -138,14 +138,14 @@ class HashedModule(CompressedLayer):
         for slot, shape in self.virtual_shapes.items():
             spec = {"space": space, "seed": self.seed_of(slot)}
             entries.params[slot] = Param(f"{path}.{slot}", "hashed", tuple(shape), spec)
-        if getattr(self, "bias", None) is not None:
+        if self._parameters.get("bias") is not None:  # a separate dense bias
             entries.params["bias"] = entries.add_dense(f"{path}.bias", self.bias)
         return entries
 
     def _uniform_init(self, fan_in: int) -> None:
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         nn.init.uniform_(self.space, -bound, bound)
-        if getattr(self, "bias", None) is not None:
+        if self._parameters.get("bias") is not None:  # a separate dense bias
             nn.init.uniform_(self.bias, -bound, bound)
 
 
