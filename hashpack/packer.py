@@ -349,20 +349,19 @@ def _layer_norm_module(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> N
 def _layer_norm(
     b: _Builder, node: fx.Node, where: str, shape: Any, weight: Any, bias: Any, eps: float, prefix: str
 ) -> None:
+    """LayerNorm over the last ``len(shape)`` dims; weight/bias are module tensors or pack-time
+    constants (F.layer_norm); a missing one of the two is written as ones / zeros."""
     dims = len(shape) if isinstance(shape, (list, tuple, torch.Size)) else 1
+
+    def tensor(value: Any) -> torch.Tensor | None:
+        return value if value is None or isinstance(value, torch.Tensor) else b.const(value, where)
+
+    w, c = tensor(weight), tensor(bias)
     params = {}
-    if weight is not None or bias is not None:
-        w = weight if isinstance(weight, torch.Tensor) else b.consts.get(getattr(weight, "name", ""), None)
-        if weight is not None and w is None:
-            w = b.const(weight, where)
-        bvalue = bias if isinstance(bias, torch.Tensor) else None
-        if bias is not None and bvalue is None:
-            bvalue = b.const(bias, where)
-        if w is None:
-            w = torch.ones(bvalue.shape)
-        if bvalue is None:  # LayerNorm(bias=False): the op takes both or neither
-            bvalue = torch.zeros(w.shape)
-        params = {"weight": b.dense(f"{prefix}.weight", w), "bias": b.dense(f"{prefix}.bias", bvalue)}
+    if w is not None or c is not None:
+        w = torch.ones(c.shape) if w is None else w  # type: ignore[union-attr]
+        c = torch.zeros(w.shape) if c is None else c  # LayerNorm(bias=False): the op takes both or neither
+        params = {"weight": b.dense(f"{prefix}.weight", w), "bias": b.dense(f"{prefix}.bias", c)}
     b.add("LayerNorm", node, _unary_input(b, node, where), params, {"dims": dims, "eps": float(eps)})
 
 
