@@ -7,7 +7,7 @@ LayerNorm → ``LayerNormalization``; Gelu → ``Gelu`` from opset 20, else its 
 over the last axis of rank ≥ 3 inputs → MatMul + Add (``Gemm`` is 2-D only).
 
 Hashed embedding tables in compact and inline mode are never materialised: only the looked-up
-rows are decompressed, by hashing the flat indices ``id·D + j`` of the batch's ids in the graph
+rows are decompressed, by hashing the flat indices ``id·D + j`` of the batch's distinct ids in the graph
 (the ``ai.hashpack.Hp32`` function in compact mode, its body inline; bit-identical to the numpy
 runtime's hp32) and gathering those buckets. See docs/ONNX.md for the measured trade-off.
 """
@@ -29,7 +29,7 @@ __all__ = ["EMBEDDING_ROWS_SCHEMES"]
 EMBEDDING_ROWS_SCHEMES = ("hashed",)  # schemes whose tables compact/inline gather row by row
 GELU_OPSET = 20  # the first opset with a Gelu op
 # Hash each distinct id of a batch once (Unique, then a Gather of its rows): ~3x faster on
-# Zipf-like token batches, ~20% slower when every id differs (benchmarks/embedding_onnx.py).
+# Zipf-like token batches, ~25-65% slower when every id differs (benchmarks/embedding_onnx.py).
 UNIQUE_IDS = True
 
 
