@@ -34,7 +34,7 @@ from hashpack.torchvision_compat import torchvision_models
 from hashpack.validation import run_validation
 
 COMPRESSION = 1 / 8
-ASSERTED_BACKENDS = ["pytorch", "numpy"]  # add "onnx:compact", "tflite:once", … as backends gain the ops
+ASSERTED_BACKENDS = ["pytorch", "numpy", "onnx:compact", "onnx:inline", "onnx:expanded"]  # + "tflite:once", …
 ATOL = 1e-4
 
 

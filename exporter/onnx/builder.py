@@ -67,13 +67,15 @@ class GraphBuilder:
     """Nodes, initializers and function definitions of the ONNX model being exported.
 
     ``weights`` is the export mode ("compact", "inline" or "expanded"), ``opset`` the default
-    domain's opset (the ai.hashpack functions are built for the same opset).
+    domain's opset (the ai.hashpack functions are built for the same opset). ``embedding_rows``:
+    in compact mode, decompress only the looked-up rows of hashed embedding tables (transformer.py).
     """
 
-    def __init__(self, hpk: HpkFile, weights: str, opset: int) -> None:
+    def __init__(self, hpk: HpkFile, weights: str, opset: int, embedding_rows: bool = True) -> None:
         self.hpk = hpk
         self.weights = weights
         self.opset = opset
+        self.embedding_rows = embedding_rows
         values = [*(v.name for v in (*hpk.inputs, *hpk.outputs)), *(o for n in hpk.nodes for o in n.outputs)]
         self.names = Names(values)
         self.nodes: list[onnx.NodeProto] = []

@@ -31,9 +31,16 @@ MIN_IR_VERSION = 8  # model-local functions
 
 
 def build_onnx(
-    source: HpkFile | str | os.PathLike[str], weights: str = "compact", opset: int = DEFAULT_OPSET
+    source: HpkFile | str | os.PathLike[str],
+    weights: str = "compact",
+    opset: int = DEFAULT_OPSET,
+    embedding_rows: bool = True,
 ) -> onnx.ModelProto:
-    """The checked ONNX model for ``source`` (a path is read and validated first); writes nothing."""
+    """The checked ONNX model for ``source`` (a path is read and validated first); writes nothing.
+
+    ``embedding_rows=False`` makes compact mode decompress hashed embedding tables whole, like
+    every other weight (the alternative benchmarks/embedding_onnx.py measures).
+    """
     if weights not in WEIGHT_MODES:
         raise ValueError(f"unknown weights mode {weights!r} (one of: {', '.join(WEIGHT_MODES)})")
     if not hf.MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
@@ -42,14 +49,14 @@ def build_onnx(
             "(the hash needs the Bitwise ops of opset 18; the upper bound is the installed onnx's)"
         )
     hpk = source if isinstance(source, HpkFile) else read_hpk(source)
-    builder = GraphBuilder(hpk, weights, opset)
+    builder = GraphBuilder(hpk, weights, opset, embedding_rows)
     for node in hpk.nodes:
         translate(builder, node)
     graph = helper.make_graph(
         builder.finish(),
         GRAPH_NAME,
-        [_value_info(hpk.input.name, hpk.input.shape)],
-        [_value_info(hpk.output.name, hpk.output.shape)],
+        [_value_info(hpk.input.name, hpk.input.shape, hpk.input.dtype)],
+        [_value_info(hpk.output.name, hpk.output.shape, "float32")],
         builder.initializers,
     )
     functions = [builder.functions[key] for key in sorted(builder.functions)]
@@ -82,6 +89,7 @@ def export_onnx(
     path: str | os.PathLike[str],
     weights: str = "compact",
     opset: int = DEFAULT_OPSET,
+    embedding_rows: bool = True,
 ) -> onnx.ModelProto:
     """Export ``source`` (a .hpk path or a read ``HpkFile``) to the ONNX file ``path``.
 
@@ -90,11 +98,14 @@ def export_onnx(
     Raises ``HpkFormatError`` for a bad .hpk or an op/scheme the exporter does not know; the file
     is written atomically, so on any error nothing is left at ``path``. Returns the model.
     """
-    model = build_onnx(source, weights, opset)
+    model = build_onnx(source, weights, opset, embedding_rows)
     atomic_write_bytes(path, serialize_onnx(model))
     return model
 
 
-def _value_info(name: str, shape: tuple[int | None, ...]) -> onnx.ValueInfoProto:
+_DTYPES = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}  # token ids are declared int32
+
+
+def _value_info(name: str, shape: tuple[int | None, ...], dtype: str) -> onnx.ValueInfoProto:
     dims = [BATCH_DIM if dim is None else dim for dim in shape]
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+    return helper.make_tensor_value_info(name, _DTYPES[dtype], dims)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hashpack.runtime import Node
+from hashpack.runtime import HpkFormatError, Node
 
 from .builder import GraphBuilder
 
@@ -54,11 +54,30 @@ def _pads(padding: list[int]) -> list[int]:
     return [*padding, *padding]
 
 
+def _rank_or_2(b: GraphBuilder, value: str) -> int:
+    """The rank of ``value``; 2 when its shape cannot be inferred (an in-memory HpkFile whose
+    shapes disagree: the Gemm then fails the ONNX checker, which names the node)."""
+    try:
+        return len(b.shape(value))
+    except HpkFormatError:
+        return 2
+
+
 @register_op("Linear")
 def _linear(b: GraphBuilder, node: Node) -> None:
     # Gemm(x, W, b, transB=1) = x @ W.T + b, with W in torch's [out, in] layout as stored.
     inputs = [node.inputs[0], *_params(b, node, "weight", "bias")]
-    b.node("Gemm", inputs, node.outputs, node.name, transB=1)
+    if _rank_or_2(b, node.inputs[0]) == 2:
+        b.node("Gemm", inputs, node.outputs, node.name, transB=1)
+        return
+    # Over the last axis of a rank >= 3 value (a transformer's [N, L, D]): Gemm is 2-D only.
+    # Transpose of a weight is constant-folded by ORT at session creation.
+    weight_t = b.names.claim(f"{inputs[1]}/T")
+    b.node("Transpose", [inputs[1]], [weight_t], f"{node.name}/weight_t", perm=[1, 0])
+    product = node.outputs[0] if len(inputs) == 2 else b.names.claim(f"{node.outputs[0]}/matmul")
+    b.node("MatMul", [node.inputs[0], weight_t], [product], f"{node.name}/matmul")
+    if len(inputs) == 3:
+        b.node("Add", [product, inputs[2]], node.outputs, node.name)
 
 
 @register_op("Conv2d")
@@ -389,3 +408,7 @@ def _concat(b: GraphBuilder, node: Node) -> None:
 def _softmax(b: GraphBuilder, node: Node) -> None:
     # opset >= 13 Softmax normalises over the one axis, as torch does.
     b.node("Softmax", list(node.inputs), node.outputs, node.name, axis=node.attrs["axis"])
+
+
+# Op families with modules of their own register themselves on import.
+from . import transformer  # noqa: E402, F401
