@@ -7,12 +7,15 @@ error (mean ± std over seeds), stored bytes (.hpk, compact .onnx, and gzip'd), 
   equal-size dense           fewer hidden units / channels, same stored parameter count
   low-rank                   layers factorised (one rank fraction, output layer dense) to the same total size
   random edge removal        a fixed random mask of the same size (sparse bytes: values + 1-bit mask)
-  hashed / fresh / funhash / fsnet, fp32 and int8 buckets (int8 = post-training quantization)
+  hashed / fresh / funhash / fsnet, fp32 and int8 buckets (int8 = post-training quantization);
+                             fsnet is the paper's form (filter summaries for convolutions, HashedNets
+                             for Linear layers), "fsnet fc=fs" summarizes the Linear layers too
   ORT dynamic int8           onnxruntime.quantization.quantize_dynamic of the dense model
   k-means clustering         k shared values per layer, post-training (sizes after gzip, as TFMOT reports)
 
 Writes benchmarks/RESULTS.md and benchmarks/size_vs_error.png.
 Usage: python benchmarks/accuracy.py [--quick] [--seeds 3] [--epochs-mlp 5] [--epochs-cnn 3]   (defaults: ~50 min on 2 cores, inside the 90-min budget)
+       [--methods fsnet,"fsnet fc=fs"] [--compressions 1/8,1/64]   (only those rows, plus dense: a cheap rerun)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +51,13 @@ from hashpack.nn.quantize import quantize
 from hashpack.train import evaluate, train
 
 HERE = Path(__file__).resolve().parent
-METHODS_BY_ARCH = {"mlp": ("hashed", "funhash"), "lenet5": ("hashed", "fresh", "funhash", "fsnet")}
+METHODS_BY_ARCH = {
+    "mlp": ("hashed", "funhash"),
+    "lenet5": ("hashed", "fresh", "funhash", "fsnet", "fsnet fc=fs"),
+}
+# a row name that is not a method name: (method, options)
+VARIANTS = {"fsnet fc=fs": ("fsnet", {"fc": "fs"})}
+BASELINES = ("equal-size dense", "low-rank", "random edge removal")
 
 
 @dataclass
@@ -120,8 +130,9 @@ def run(args: argparse.Namespace) -> list[Row]:
         epochs = args.epochs_mlp if arch == "mlp" else args.epochs_cnn
         plan.append((arch, "dense", None, epochs))
         for c in args.compressions:
-            for name in ("equal-size dense", "low-rank", "random edge removal", *METHODS_BY_ARCH[arch]):
-                plan.append((arch, name, c, epochs))
+            for name in (*BASELINES, *METHODS_BY_ARCH[arch]):
+                if args.methods is None or name in args.methods:
+                    plan.append((arch, name, c, epochs))
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory() as tmp, Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -151,8 +162,14 @@ def run(args: argparse.Namespace) -> list[Row]:
                     model = dense_model
                     mask = RandomEdgeRemoval(model, compression, seed)
                 else:
+                    method, options = VARIANTS.get(name, (name, {}))
                     model = hashpack.compress(
-                        dense_model, method=name, compression=compression, seed=seed, from_dense=False
+                        dense_model,
+                        method=method,
+                        compression=compression,
+                        seed=seed,
+                        from_dense=False,
+                        **options,
                     )
                 row.seconds.append(_train(model, data, epochs, seed, mask))
                 row.errors.append(1 - evaluate(model, data.x_test, data.y_test))
@@ -170,7 +187,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                         int8_row.stored_values = row.stored_values
                         _file_sizes(quantized, example, int8_row, workdir)
                         int8_row.note = "post-training int8 of the fp32 row's model"
-                if name == "dense":
+                if name == "dense" and args.methods is None:
                     peers += _production_peers(model, data, example, workdir, seed, args, arch)
                 progress.advance(task)
             rows.append(row)
@@ -326,14 +343,24 @@ def claims(rows: list[Row]) -> list[str]:
     for arch in archs:
         dense = _find(rows, arch, "dense", None)
         for c in compressions:
-            fsnet, fsnet8 = _find(rows, arch, "fsnet", c), _find(rows, arch, "fsnet int8", c)
-            if dense and fsnet and fsnet8:
-                lines.append(
-                    f"- **FSNet loses little at high compression and tolerates int8** ({arch} {_fraction(c)}): "
-                    f"dense {100 * dense.error:.2f} %, fsnet {100 * fsnet.error:.2f} % "
-                    f"({100 * (fsnet.error - dense.error):+.2f} points), int8 {100 * fsnet8.error:.2f} % "
-                    f"({100 * (fsnet8.error - fsnet.error):+.2f} points from int8)"
-                )
+            for name, title in (
+                (
+                    "fsnet",
+                    "FSNet (the paper's form: filter summaries for convolutions, hashed Linear layers)",
+                ),
+                (
+                    "fsnet fc=fs",
+                    "FS on Linear layers too (`--fc fs`, an extension the paper does not describe)",
+                ),
+            ):
+                fsnet, fsnet8 = _find(rows, arch, name, c), _find(rows, arch, f"{name} int8", c)
+                if dense and fsnet and fsnet8:
+                    lines.append(
+                        f"- **{title} loses little at high compression and tolerates int8** ({arch} {_fraction(c)}): "
+                        f"dense {100 * dense.error:.2f} %, {name} {100 * fsnet.error:.2f} % "
+                        f"({100 * (fsnet.error - dense.error):+.2f} points), int8 {100 * fsnet8.error:.2f} % "
+                        f"({100 * (fsnet8.error - fsnet.error):+.2f} points from int8)"
+                    )
     return lines
 
 
@@ -393,12 +420,19 @@ def main() -> None:
     parser.add_argument("--epochs-cnn", type=int, default=3)
     parser.add_argument("--archs", default="mlp,lenet5")
     parser.add_argument("--out", default=str(HERE), help="directory for RESULTS.md and size_vs_error.png")
+    parser.add_argument("--methods", default=None, help="only these rows (comma-separated names) and dense")
+    parser.add_argument(
+        "--compressions", dest="compressions_text", default=None, help="e.g. 1/8,1/64 (default; --quick: 1/8)"
+    )
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     args.archs = args.archs.split(",")
+    args.methods = None if args.methods is None else set(args.methods.split(","))
     args.compressions = [1 / 8, 1 / 64]
     if args.quick:
         args.seeds, args.epochs_mlp, args.epochs_cnn, args.compressions = 1, 1, 1, [1 / 8]
+    if args.compressions_text:
+        args.compressions = [float(Fraction(part)) for part in args.compressions_text.split(",")]
     args.seeds = list(range(args.seeds))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()

@@ -161,7 +161,16 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--fake-quant", is_flag=True, help="Train through straight-through quantization (with --quantize)."
 )
-@click.option("--bands", type=click.IntRange(1, 64), default=None, help="fresh: frequency bands.")
+@click.option(
+    "--separate-bias", is_flag=True, default=False,
+    help="hashed: biases as separate dense values (same budget) instead of in the hashed space.",
+)  # fmt: skip
+@click.option(
+    "--bands",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="fresh: frequency bands (with --allocation beta; uniform is one band).",
+)
 @click.option(
     "--allocation", type=click.Choice(["beta", "uniform"]), default=None, help="fresh: bucket allocation."
 )
@@ -176,7 +185,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--hops", type=click.IntRange(1, 2), default=None, help="funhash: 2 for multi-hop hashing.")
 @click.option("--dual-space", is_flag=True, default=False, help="funhash: fetch from two compression spaces.")
 @click.option(
-    "--fc", type=click.Choice(["fs", "hashed"]), default=None, help="fsnet: how Linear layers compress."
+    "--fc",
+    type=click.Choice(["fs", "hashed"]),
+    default=None,
+    help="fsnet: how Linear layers compress (default hashed, as in the paper; fs: filter summaries too).",
 )
 @click.option("-o", "--output", required=True, help="The .hpk file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -20,7 +20,7 @@ from hashpack.profiling import DEFAULT_BACKENDS, DEFAULT_BATCHES, DEFAULT_RUNS
 from hashpack.validation import DEFAULT_ATOL, DEFAULT_RANDOM_INPUTS, DEFAULT_RTOL, STORED
 
 REFERENCE_LABELS = {STORED: "PyTorch, pack time", "pytorch": "PyTorch evaluator", "numpy": "numpy runtime"}
-WIDE = 120  # table width when stdout is not a terminal (pipes, files, READMEs)
+WIDE = 124  # table width when stdout is not a terminal (pipes, files, READMEs)
 
 
 @contextmanager
@@ -57,6 +57,11 @@ def _console() -> Any:
     return console if console.is_terminal else Console(width=WIDE)
 
 
+def _cosine(value: float | None) -> str:
+    """1 - the smallest per-sample cosine similarity (0 for identical directions)."""
+    return "" if value is None else f"{max(1.0 - value, 0.0):.0e}"
+
+
 def _sci(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "inf"
@@ -81,11 +86,15 @@ def _sci(value: float | None) -> str:
     type=click.IntRange(0, 100_000), help="Random inputs checked besides the golden ones.",
 )  # fmt: skip
 @click.option(
-    "--atol", default=DEFAULT_ATOL, show_default=True, type=click.FloatRange(0, None),
-    help="Absolute tolerance: pass when |y - ref| <= atol + rtol·|ref| for every output element.",
+    "--rtol", default=DEFAULT_RTOL, show_default=True, type=click.FloatRange(0, None),
+    help="Tolerance relative to the output scale: pass when max|y - ref| <= atol + rtol·max|ref|.",
 )  # fmt: skip
-@click.option("--rtol", default=DEFAULT_RTOL, show_default=True, type=click.FloatRange(0, None),
-              help="Relative tolerance (see --atol).")  # fmt: skip
+@click.option("--atol", default=DEFAULT_ATOL, show_default=True, type=click.FloatRange(0, None),
+              help="Absolute floor added to the tolerance (see --rtol).")  # fmt: skip
+@click.option(
+    "--allow-degenerate", is_flag=True,
+    help="Do not fail when the reference is degenerate (NaN/Inf, all zero, tiny or input-independent).",
+)  # fmt: skip
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the random inputs.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
@@ -94,8 +103,9 @@ def validate(
     onnx_files: tuple[str, ...],
     tflite_files: tuple[str, ...],
     random_count: int,
-    atol: float,
     rtol: float,
+    atol: float,
+    allow_degenerate: bool,
     seed: int,
     as_json: bool,
 ) -> None:
@@ -103,10 +113,13 @@ def validate(
 
     The golden inputs stored in the file are compared with the outputs PyTorch recorded at pack
     time; random inputs with the PyTorch evaluator of the file (the numpy runtime without torch).
-    Exit code 0 when every backend that runs passes, 1 when any disagrees or crashes, 2 on bad
-    input. Backends that cannot run here are skipped and say why.
+    The error is judged against the reference's own scale, and a degenerate reference (NaN/Inf,
+    all zero, tiny, or outputs that ignore the input) fails unless --allow-degenerate.
+    Exit code 0 when every backend that runs passes, 1 when any disagrees or crashes or the
+    reference is degenerate, 2 on bad input. Backends that cannot run here are skipped and say why.
     """
     from hashpack.cli import UserError, _emit_json, _existing_file
+    from hashpack.native_logs import native_stderr_silenced
     from hashpack.validation import ValidationInputError, run_validation
 
     source = _existing_file(model, ".hpk file")
@@ -116,10 +129,12 @@ def validate(
     if atol + rtol == 0:
         raise UserError("--atol and --rtol cannot both be 0 (no float32 backend is bit-exact)")
     try:
-        with _progress(quiet=as_json) as on_progress:
+        context = click.get_current_context()
+        debug = bool(context.find_root().obj and context.find_root().obj.get("debug"))
+        with native_stderr_silenced(not debug), _progress(quiet=as_json) as on_progress:
             report = run_validation(
                 source, onnx_files=onnx_files, tflite_files=tflite_files, random_count=random_count,
-                atol=atol, rtol=rtol, seed=seed, on_progress=on_progress,
+                atol=atol, rtol=rtol, seed=seed, on_progress=on_progress, allow_degenerate=allow_degenerate,
             )  # fmt: skip
     except ValidationInputError as exc:
         raise UserError(str(exc)) from None
@@ -147,17 +162,9 @@ def _print_validation(report: Any) -> None:
         else "none (--inputs 0)"
     )
     table = Table()
-    for name in (
-        "backend",
-        "inputs",
-        "reference",
-        "max abs err",
-        "max rel err",
-        "top-1",
-        "err/tol",
-        "result",
-    ):
-        right = name in ("max abs err", "max rel err", "top-1", "err/tol")
+    numeric = ("max abs err", "err/scale", "1-cos", "top-1", "err/tol")
+    for name in ("backend", "inputs", "reference", *numeric, "result"):
+        right = name in numeric
         table.add_column(name, justify="right" if right else "left", no_wrap=True)
     notes: list[str] = []
     reasons: dict[str, list[str]] = {}  # one line per distinct skip/error reason
@@ -166,7 +173,7 @@ def _print_validation(report: Any) -> None:
             result = {"skipped": "[yellow]skipped[/]", "error": "[bold red]ERROR[/]"}.get(
                 backend.status, "pass"
             )
-            table.add_row(backend.name, "-", "-", "", "", "", "", result)
+            table.add_row(backend.name, "-", "-", "", "", "", "", "", result)
             table.add_section()
             if backend.reason:
                 reasons.setdefault(backend.reason, []).append(backend.name)
@@ -181,7 +188,8 @@ def _print_validation(report: Any) -> None:
             table.add_row(
                 backend.name if index == 0 else "", f"{check.inputs} ({check.samples})",
                 REFERENCE_LABELS.get(check.reference, check.reference), _sci(check.max_abs_error),
-                _sci(check.max_rel_error), top1, f"{check.tolerance_ratio:.2g}", result,
+                _sci(check.max_rel_error), _cosine(check.min_cosine), top1, f"{check.tolerance_ratio:.2g}",
+                result,
             )  # fmt: skip
             if check.note:
                 notes.append(f"{backend.name} {check.inputs}: {check.note}")
@@ -193,13 +201,26 @@ def _print_validation(report: Any) -> None:
     console.print(report.file, highlight=False)
     console.print(f"  golden  {golden}", highlight=False)
     console.print(f"  random  {random}", highlight=False)
-    console.print(f"  pass    |y - ref| <= {report.atol:g} + {report.rtol:g}·|ref| for every output element")
+    floor = f"{report.atol:g} + " if report.atol else ""
+    console.print(f"  pass    max|y - ref| <= {floor}{report.rtol:g}·max|ref| (the reference's own scale)")
     console.print(table)
     notes += [f"{', '.join(names)}: {reason}" for reason, names in reasons.items()]
     for line in notes + report.notes:
         console.print(f"  [dim]{line}[/]", highlight=False)
     ran = [b for b in report.backends if b.status != "skipped"]
     skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+    if report.degenerate and report.allow_degenerate:
+        for line in report.degenerate:
+            console.print(f"  [yellow]degenerate reference (allowed)[/]: {line}", highlight=False)
+    elif report.degenerate:
+        console.print(
+            "[bold red]FAIL[/]: degenerate reference, agreement with it proves nothing: "
+            + "; ".join(report.degenerate)
+            + ". Check the model's weights, or pass --allow-degenerate to accept it",
+            highlight=False,
+        )
+        if not report.failed:
+            return
     if report.passed:
         console.print(f"[bold green]PASS[/]: {len(ran)} backends agree with PyTorch{skipped}")
         return

@@ -130,3 +130,18 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
             raise DatasetError(f"{path}: no such file")
         return _npz(path)
     raise DatasetError(f"unknown dataset {name!r} (digits, mnist5k, fashion, or a path to an .npz file)")
+
+
+def token_presence(
+    count: int, *, vocab: int = 30000, length: int = 16, triggers: int = 50, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic text task (no offline labeled text corpus ships with the packages used here):
+    ``count`` sequences of ``length`` token ids drawn from ``[triggers, vocab)``; half of them get
+    one trigger token (ids ``[1, triggers)``) at a random position and label 1. Returns (int64
+    ids [count, length], int64 labels). A model must learn which of 30,000 rows matter."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(triggers, vocab, size=(count, length))
+    labels = rng.integers(0, 2, size=count)
+    rows = np.flatnonzero(labels)
+    ids[rows, rng.integers(0, length, size=rows.size)] = rng.integers(1, triggers, size=rows.size)
+    return ids.astype(np.int64), labels.astype(np.int64)

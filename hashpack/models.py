@@ -1,4 +1,5 @@
-"""Reference architectures of the papers: LeNet-300-100, LeNet-5, ResNet-20-style, MobileNetV2-style.
+"""Reference architectures: the papers' LeNet-300-100, LeNet-5, ResNet-20-style, MobileNetV2-style, and
+issue 15's text classifier and embedding recommender head.
 
 Plain ``nn.Module``s with dense layers; ``compress`` turns them into compressed models.
 """
@@ -156,3 +157,41 @@ def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int) -> nn
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     return ARCHITECTURES[arch](input_shape, num_classes)
+
+
+class TextClassifier(nn.Module):
+    """Token ids [N, L] → Embedding → TransformerEncoder (batch_first) → mean over the sequence → Linear
+    (issue 15's text classifier: ``TextClassifier(30000, 128)``)."""
+
+    def __init__(
+        self,
+        vocab: int = 30000,
+        dim: int = 128,
+        num_classes: int = 2,
+        *,
+        layers: int = 2,
+        heads: int = 4,
+        feedforward: int = 256,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, feedforward, dropout=dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(ids)).mean(1))
+
+
+class EmbeddingMeanHead(nn.Module):
+    """A recommender head: the mean of the item embeddings a user touched ([N, L] ids), then a Linear
+    (nn.EmbeddingBag's mean mode written with the .hpk op set: Embedding + Mean)."""
+
+    def __init__(self, items: int = 50000, dim: int = 64, outputs: int = 1) -> None:
+        super().__init__()
+        self.items = nn.Embedding(items, dim)
+        self.head = nn.Linear(dim, outputs)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.items(ids).mean(1))

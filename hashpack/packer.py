@@ -10,8 +10,11 @@ the op, the module whose forward made the call, and what to do.
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 import hashpack
 from hashpack.runtime.hpk import HpkFile, Node, Param, Space, ValueInfo, write_hpk
 
+from .nn.attention import dense_attention_forward, encoder_forward, encoder_layer_forward
 from .nn.conv_geometry import numeric_padding
 from .nn.entries import CompressedLayer
 
@@ -37,9 +41,26 @@ class UnsupportedModelError(ValueError):
     """The model uses an op or layer configuration that .hpk cannot represent (message names it)."""
 
 
+# torch.nn layers fx would keep as opaque leaves, traced instead through the same math written
+# without fused fast paths or data-dependent checks (hashpack/nn/attention.py)
+_TRACED_THROUGH: dict[type, Callable[..., Any]] = {
+    nn.MultiheadAttention: dense_attention_forward,
+    nn.TransformerEncoderLayer: encoder_layer_forward,
+    nn.TransformerEncoder: encoder_forward,
+}
+
+
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if type(m) in _TRACED_THROUGH:
+            return False
         return isinstance(m, CompressedLayer) or super().is_leaf_module(m, qualname)
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        substitute = _TRACED_THROUGH.get(type(m))
+        if substitute is not None:
+            forward = functools.partial(substitute, m)
+        return super().call_module(m, forward, args, kwargs)
 
 
 def _is_tensor_node(arg: Any) -> bool:
@@ -58,8 +79,18 @@ class _Builder:
     alias: dict[str, str] = field(default_factory=dict)  # fx value -> .hpk value (identity ops)
     # chunk/split nodes: fx name -> (input value, axis, [(start, end)] per piece); getitem makes Slices
     pieces: dict[str, tuple[str, int, list[tuple[int, int]]]] = field(default_factory=dict)
+    # tensors known at pack time (get_attr parameters and what is computed from them alone)
+    consts: dict[str, torch.Tensor] = field(default_factory=dict)
+    const_names: dict[str, str] = field(default_factory=dict)  # fx const -> param name (get_attr target)
+    constants: dict[tuple[str, int], str] = field(default_factory=dict)  # (const, rank) -> Constant node
+    ids_input: str | None = None  # the graph input when it holds token ids (int32)
+    float_value: str | None = None  # a float value computed so far: a Constant's batch source
 
-    def value(self, arg: Any, where: str) -> str:
+    def value(self, arg: Any, where: str, rank: int | None = None) -> str:
+        """The .hpk value of a tensor argument; a pack-time constant becomes a ``Constant`` node
+        (repeated over the batch; ``rank``: the rank to give it, leading 1s added)."""
+        if isinstance(arg, fx.Node) and arg.name in self.consts:
+            return self.constant(arg, where, rank)
         if not isinstance(arg, fx.Node):
             raise UnsupportedModelError(
                 f"{where}: expected a tensor input, got the constant {arg!r}; arithmetic with constants is "
@@ -73,7 +104,65 @@ class _Builder:
         return self.alias.get(arg.name, arg.name)
 
     def add(self, op: str, fx_node: fx.Node, inputs: list[str], params=None, attrs=None) -> None:
+        if self.ids_input is not None and op != "Embedding" and self.ids_input in inputs:
+            raise UnsupportedModelError(
+                f"{fx_node.name}: {op} on the integer input: token ids (int32 in the .hpk graph) may only "
+                "feed nn.Embedding directly (docs/FORMAT.md §5)"
+            )
         self.nodes.append(Node(op, fx_node.name, tuple(inputs), (fx_node.name,), params or {}, attrs or {}))
+        self.float_value = fx_node.name
+
+    def const(self, arg: Any, where: str) -> torch.Tensor:
+        if not isinstance(arg, fx.Node) or arg.name not in self.consts:
+            raise UnsupportedModelError(
+                f"{where}: expected a parameter (a weight known when packing), got {arg}; "
+                f"computed weights are {NOT_IN_FORMAT}"
+            )
+        return self.consts[arg.name]
+
+    def const_param(
+        self, arg: Any, where: str, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> str:
+        """A dense param holding a pack-time constant (named after its attribute when it is one)."""
+        tensor = self.const(arg, where)
+        name = self.const_names.get(arg.name, arg.name)
+        if transform is not None:
+            tensor, name = transform(tensor), f"{name}.T"
+        return name if name in self.params else self.dense(name, tensor)
+
+    def constant(self, arg: fx.Node, where: str, rank: int | None = None) -> str:
+        tensor = self.consts[arg.name]
+        return self.constant_tensor(arg.name, self.const_names.get(arg.name, arg.name), tensor, where, rank)
+
+    def scalar(self, value: float, rank: int, where: str) -> str:
+        """A Python number in an elementwise op: a Constant of shape [N, 1, …, 1]."""
+        tensor = torch.full((1,) * rank, float(value))
+        return self.constant_tensor(f"scalar{value!r}", f"scalar.{value!r}", tensor, where, rank)
+
+    def constant_tensor(
+        self, key: str, source: str, tensor: torch.Tensor, where: str, rank: int | None
+    ) -> str:
+        rank = tensor.dim() if rank is None else rank
+        if (key, rank) in self.constants:
+            return self.constants[(key, rank)]
+        if tensor.dim() > rank or rank < 2:
+            raise UnsupportedModelError(f"{where}: constant tensor {list(tensor.shape)} cannot be used here")
+        tensor = tensor.reshape((1,) * (rank - tensor.dim()) + tuple(tensor.shape))
+        if tensor.shape[0] != 1:
+            raise UnsupportedModelError(
+                f"{where}: a constant tensor of shape {list(tensor.shape)} used as a batch value must have "
+                "size 1 in dim 0 (it is repeated over the batch)"
+            )
+        if self.float_value is None:
+            raise UnsupportedModelError(
+                f"{where}: a constant tensor is used before any input-dependent value"
+            )
+        param = source if source not in self.params else f"{source}.rank{rank}"
+        self.dense(param, tensor[0])
+        name = f"{re.sub(r'[^A-Za-z0-9_]', '_', key)}_const{rank}"
+        self.nodes.append(Node("Constant", name, (self.float_value,), (name,), {"value": param}, {}))
+        self.constants[(key, rank)] = name
+        return name
 
     def dense(self, name: str, tensor: torch.Tensor) -> str:
         array = tensor.detach().cpu().float().numpy().copy()
@@ -228,6 +317,61 @@ def _relu6_or_hardtanh(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> N
     b.add("Relu6", node, _unary_input(b, node, path))
 
 
+def _embedding(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
+    """nn.Embedding / HashedEmbedding on the integer graph input (FORMAT.md §5 Embedding)."""
+    if getattr(m, "max_norm", None) is not None:
+        raise UnsupportedModelError(
+            f"{path}: Embedding(max_norm=...) renormalizes rows at lookup; {NOT_IN_FORMAT}"
+        )
+    ids = b.value(node.args[0], path)
+    if ids != b.ids_input:
+        raise UnsupportedModelError(
+            f"{path}: Embedding must read the model's integer input directly (token ids, int64 in torch, "
+            "int32 in the .hpk graph); pass the ids as the model input"
+        )
+    params = (
+        b.layer_params(path, m)
+        if isinstance(m, CompressedLayer)
+        else {"weight": b.dense(f"{path}.weight", m.weight)}
+    )
+    attrs = {}
+    padding = m.padding_idx
+    # a dense table's padding row is what torch reads; it is zero unless the user wrote to it
+    if padding is not None and (isinstance(m, CompressedLayer) or not m.weight[padding].any()):
+        attrs["padding_idx"] = int(padding)
+    b.add("Embedding", node, [ids], params, attrs)
+
+
+def _layer_norm_module(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> None:
+    _layer_norm(b, node, path, m.normalized_shape, m.weight, m.bias, m.eps, path)
+
+
+def _layer_norm(
+    b: _Builder, node: fx.Node, where: str, shape: Any, weight: Any, bias: Any, eps: float, prefix: str
+) -> None:
+    dims = len(shape) if isinstance(shape, (list, tuple, torch.Size)) else 1
+    params = {}
+    if weight is not None or bias is not None:
+        w = weight if isinstance(weight, torch.Tensor) else b.consts.get(getattr(weight, "name", ""), None)
+        if weight is not None and w is None:
+            w = b.const(weight, where)
+        bvalue = bias if isinstance(bias, torch.Tensor) else None
+        if bias is not None and bvalue is None:
+            bvalue = b.const(bias, where)
+        if w is None:
+            w = torch.ones(bvalue.shape)
+        if bvalue is None:  # LayerNorm(bias=False): the op takes both or neither
+            bvalue = torch.zeros(w.shape)
+        params = {"weight": b.dense(f"{prefix}.weight", w), "bias": b.dense(f"{prefix}.bias", bvalue)}
+    b.add("LayerNorm", node, _unary_input(b, node, where), params, {"dims": dims, "eps": float(eps)})
+
+
+def _gelu(b: _Builder, node: fx.Node, where: str, approximate: str) -> None:
+    if approximate not in ("none", "tanh"):
+        raise UnsupportedModelError(f"{where}: gelu(approximate={approximate!r}) is {NOT_IN_FORMAT}")
+    b.add("Gelu", node, _unary_input(b, node, where), attrs={"approximate": approximate == "tanh"})
+
+
 MODULE_HANDLERS: dict[type, Callable[[_Builder, fx.Node, str, nn.Module], None]] = {
     nn.Linear: _linear,
     nn.Conv2d: _conv2d,
@@ -250,6 +394,10 @@ MODULE_HANDLERS: dict[type, Callable[[_Builder, fx.Node, str, nn.Module], None]]
     nn.Dropout2d: _identity,
     nn.Identity: _identity,
     nn.Softmax: _softmax_module,
+    nn.modules.linear.NonDynamicallyQuantizableLinear: _linear,  # nn.MultiheadAttention.out_proj
+    nn.Embedding: _embedding,
+    nn.LayerNorm: _layer_norm_module,
+    nn.GELU: lambda b, n, p, m: _gelu(b, n, p, m.approximate),
 }
 
 
@@ -355,29 +503,49 @@ def _mean(b: _Builder, node: fx.Node, where: str) -> None:
 
 
 def _binary(op: str) -> Callable[[_Builder, fx.Node, str], None]:
-    """Add (b broadcast to a, either order) or Mul (two-way broadcast) of two tensors of equal rank."""
+    """Add (b broadcast to a, either order) or Mul (two-way broadcast) of two tensors of equal rank;
+    a parameter or a Python number as either operand becomes a Constant (``x / 8`` is ``x * 0.125``)."""
 
     def handle(b: _Builder, node: fx.Node, where: str) -> None:
         if len(node.args) != 2 or node.kwargs.get("alpha", 1) != 1:
-            raise UnsupportedModelError(
-                f"{where}: only a {'+' if op == 'Add' else '*'} b of two tensors is supported"
-            )
-        inputs = [b.value(arg, where) for arg in node.args]
-        shapes = [_shape(arg) for arg in node.args]
+            raise UnsupportedModelError(f"{where}: only a {_SYMBOLS[op]} b of two operands is supported")
+        rank = len(_shape(node))
+        inputs, shapes = [], []
+        for position, arg in enumerate(node.args):
+            if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+                if op == "Div" and (position == 0 or arg == 0):
+                    raise UnsupportedModelError(f"{where}: only division by a nonzero number is supported")
+                inputs.append(b.scalar(1.0 / arg if op == "Div" else arg, rank, where))
+                shapes.append((None,) + (1,) * (rank - 1))
+            elif isinstance(arg, fx.Node) and arg.name in b.consts:
+                if op == "Div":
+                    raise UnsupportedModelError(f"{where}: division by a tensor is {NOT_IN_FORMAT}")
+                inputs.append(b.value(arg, where, rank))
+                const = b.consts[arg.name]
+                shapes.append((None, *((1,) * (rank - const.dim()) + tuple(const.shape))[1:]))
+            else:
+                if op == "Div" and position == 1:
+                    raise UnsupportedModelError(f"{where}: division by a tensor is {NOT_IN_FORMAT}")
+                inputs.append(b.value(arg, where))
+                shapes.append(_shape(arg))
         if len(shapes[0]) != len(shapes[1]):
             raise UnsupportedModelError(
                 f"{where}: {op} of ranks {len(shapes[0])} and {len(shapes[1])} (broadcast to a higher rank) "
                 f"is {NOT_IN_FORMAT}"
             )
-        if op == "Add" and _shape(node) != shapes[0]:
+        out = tuple(_shape(node)[1:])
+        if op == "Add" and out != tuple(shapes[0][1:]):
             inputs.reverse()
-            if _shape(node) != shapes[1]:
+            if out != tuple(shapes[1][1:]):
                 raise UnsupportedModelError(
                     f"{where}: Add broadcasting both inputs is {NOT_IN_FORMAT} (one must have the output shape)"
                 )
-        b.add(op, node, inputs)
+        b.add("Mul" if op == "Div" else op, node, inputs)
 
     return handle
+
+
+_SYMBOLS = {"Add": "+", "Mul": "*", "Div": "/"}
 
 
 def _cat(b: _Builder, node: fx.Node, where: str) -> None:
@@ -409,6 +577,9 @@ def _chunk_or_split(b: _Builder, node: fx.Node, where: str) -> None:
 
 def _getitem(b: _Builder, node: fx.Node, where: str) -> None:
     source, index = node.args
+    if _is_tensor_node(source) and source.name not in b.pieces:
+        _index(b, node, where, index)
+        return
     if not isinstance(source, fx.Node) or source.name not in b.pieces or not isinstance(index, int):
         raise UnsupportedModelError(
             f"{where}: tensor indexing ({source}[{index!r}]) is {NOT_IN_FORMAT}; use chunk/split/narrow"
@@ -459,6 +630,141 @@ def _stochastic_depth(b: _Builder, node: fx.Node, where: str) -> None:
     _identity(b, node, where)
 
 
+def _functional_linear(b: _Builder, node: fx.Node, where: str) -> None:
+    """F.linear(x, weight, bias) with pack-time weights (a dense nn.MultiheadAttention's in-projection)."""
+    params = {"weight": b.const_param(_arg(node, 1, "weight", None), where)}
+    bias = _arg(node, 2, "bias", None)
+    if bias is not None:
+        params["bias"] = b.const_param(bias, where)
+    b.add("Linear", node, _unary_input(b, node, where), params)
+
+
+def _matmul(b: _Builder, node: fx.Node, where: str) -> None:
+    """a @ b of two values (MatMul), or of a value and a [K, P] parameter (a Linear without bias)."""
+    left, right = node.args[0], _arg(node, 1, "other", None)
+    if isinstance(right, fx.Node) and right.name in b.consts and b.consts[right.name].dim() == 2:
+        weight = b.const_param(right, where, lambda t: t.t().contiguous())
+        b.add("Linear", node, [b.value(left, where)], {"weight": weight})
+        return
+    shapes = [_shape(left), _shape(right)]
+    if len(shapes[0]) != len(shapes[1]) or len(shapes[0]) < 3:
+        raise UnsupportedModelError(
+            f"{where}: matmul of shapes {list(shapes[0])} and {list(shapes[1])} (broadcasting, or rank < 3) "
+            f"is {NOT_IN_FORMAT}; the .hpk MatMul multiplies equal-rank batched matrices"
+        )
+    b.add("MatMul", node, [b.value(left, where), b.value(right, where)])
+
+
+def _sdpa(b: _Builder, node: fx.Node, where: str) -> None:
+    """F.scaled_dot_product_attention(q, k, v, ...) without mask or dropout."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    call = dict(zip(names, node.args, strict=False)) | dict(node.kwargs)
+    if call.get("attn_mask") is not None or call.get("dropout_p", 0.0) or call.get("enable_gqa", False):
+        raise UnsupportedModelError(
+            f"{where}: scaled_dot_product_attention with attn_mask, dropout_p or enable_gqa is {NOT_IN_FORMAT}"
+        )
+    shapes = [_shape(call[k]) for k in ("query", "key", "value")]
+    if any(len(shape) != 4 for shape in shapes):
+        raise UnsupportedModelError(f"{where}: attention inputs must be [N, heads, length, width]")
+    scale = call.get("scale")
+    scale = 1.0 / math.sqrt(shapes[0][-1]) if scale is None else float(scale)
+    attrs = {"scale": scale, "causal": bool(call.get("is_causal", False))}
+    b.add("Attention", node, [b.value(call[k], where) for k in ("query", "key", "value")], attrs=attrs)
+
+
+def _expand(b: _Builder, node: fx.Node, where: str) -> None:
+    """``param.expand(n, -1, -1)`` (a class token repeated over the batch) becomes a Constant."""
+    source = node.args[0]
+    before, after = _shape(source), _shape(node)
+    if isinstance(source, fx.Node) and source.name in b.consts and before[1:] == after[1:] and before[0] == 1:
+        b.alias[node.name] = b.value(source, where)
+        return
+    if before == after:
+        _identity(b, node, where)
+        return
+    raise UnsupportedModelError(
+        f"{where}: expand from {list(before)} to {list(after)} is {NOT_IN_FORMAT} (only a batch-1 parameter "
+        "repeated over the batch, such as a class token)"
+    )
+
+
+def _index(b: _Builder, node: fx.Node, where: str, index: Any) -> None:
+    """``x[:, 0]``, ``x[..., 1:3]``, ``x[:, None]``: Slices on non-batch axes, then one Reshape."""
+    source = node.args[0]
+    shape = _shape(source)
+    items = list(index) if isinstance(index, tuple) else [index]
+    if sum(item is Ellipsis for item in items) > 1:
+        raise UnsupportedModelError(f"{where}: indexing with several ... is not supported")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        real = sum(item is not None for item in items) - 1
+        items[at : at + 1] = [slice(None)] * (len(shape) - real)
+    value, axis = b.value(source, where), 0
+    if value == b.ids_input:
+        raise UnsupportedModelError(
+            f"{where}: indexing the integer input is {NOT_IN_FORMAT}; feed nn.Embedding the ids"
+        )
+    sliced = list(shape)
+    for item in items:
+        if item is None:
+            continue
+        if axis >= len(shape):
+            raise UnsupportedModelError(f"{where}: too many indices for shape {list(shape)}")
+        if isinstance(item, int):
+            start, end = item % shape[axis], item % shape[axis] + 1
+        elif (
+            isinstance(item, slice)
+            and item.step in (None, 1)
+            and all(v is None or isinstance(v, int) for v in (item.start, item.stop))
+        ):
+            start, end, _ = item.indices(shape[axis])
+        else:
+            raise UnsupportedModelError(
+                f"{where}: indexing with {item!r} (tensor, stepped or computed index) is {NOT_IN_FORMAT}"
+            )
+        if (start, end) != (0, shape[axis]):
+            if axis == 0:
+                raise UnsupportedModelError(f"{where}: indexing the batch dimension is {NOT_IN_FORMAT}")
+            if end <= start:
+                raise UnsupportedModelError(f"{where}: empty slice [{start}:{end}] on axis {axis}")
+            name = f"{node.name}_axis{axis}"
+            b.nodes.append(
+                Node("Slice", name, (value,), (name,), {}, {"axis": axis, "start": start, "end": end})
+            )
+            value, sliced[axis] = name, end - start
+        axis += 1
+    target = _shape(node)
+    if tuple(sliced) == tuple(target):
+        b.alias[node.name] = value
+        b.float_value = value
+        return
+    if target[0] != shape[0]:
+        raise UnsupportedModelError(f"{where}: indexing that moves the batch dimension is {NOT_IN_FORMAT}")
+    b.nodes.append(Node("Reshape", node.name, (value,), (node.name,), {}, {"shape": list(target[1:])}))
+    b.float_value = node.name
+
+
+def _select(b: _Builder, node: fx.Node, where: str) -> None:
+    rank = len(_shape(node.args[0]))
+    dim, index = _arg(node, 1, "dim", 0) % rank, _arg(node, 2, "index", 0)
+    if dim == 0 or not isinstance(index, int):
+        raise UnsupportedModelError(
+            f"{where}: select on the batch dimension or by a computed index is {NOT_IN_FORMAT}"
+        )
+    _index(b, node, where, (slice(None),) * dim + (index,))
+
+
+def _reshape_to_recorded(b: _Builder, node: fx.Node, where: str) -> None:
+    """unsqueeze/squeeze on non-batch axes: a Reshape to the recorded shape."""
+    source, target = _shape(node.args[0]), _shape(node)
+    if target[0] != source[0] or (node.target == "unsqueeze" and _arg(node, 1, "dim", 0) % len(target) == 0):
+        raise UnsupportedModelError(f"{where}: {node.target} on the batch dimension is {NOT_IN_FORMAT}")
+    if source == target:
+        _identity(b, node, where)
+        return
+    b.add("Reshape", node, _unary_input(b, node, where), attrs={"shape": list(target[1:])})
+
+
 def _simple(op: str) -> Callable[[_Builder, fx.Node, str], None]:
     return lambda b, n, w: b.add(op, n, _unary_input(b, n, w))
 
@@ -485,6 +791,8 @@ FUNCTION_HANDLERS: dict[Any, Callable[[_Builder, fx.Node, str], None]] = {
     operator.mul: _binary("Mul"),
     operator.imul: _binary("Mul"),
     torch.mul: _binary("Mul"),
+    operator.truediv: _binary("Div"),
+    torch.div: _binary("Div"),
     torch.cat: _cat,
     torch.concat: _cat,
     torch.reshape: _reshape,
@@ -496,6 +804,25 @@ FUNCTION_HANDLERS: dict[Any, Callable[[_Builder, fx.Node, str], None]] = {
     torch.narrow: _narrow,
     operator.getitem: _getitem,
     F.dropout: _dropout_function,
+    F.linear: _functional_linear,
+    F.layer_norm: lambda b, n, w: _layer_norm(
+        b,
+        n,
+        w,
+        _arg(n, 1, "normalized_shape", None),
+        _arg(n, 2, "weight", None),
+        _arg(n, 3, "bias", None),
+        _arg(n, 4, "eps", 1e-5),
+        n.name,
+    ),
+    F.gelu: lambda b, n, w: _gelu(b, n, w, n.kwargs.get("approximate", "none")),
+    operator.matmul: _matmul,
+    torch.matmul: _matmul,
+    torch.bmm: _matmul,
+    F.scaled_dot_product_attention: _sdpa,
+    torch.select: _select,
+    torch.unsqueeze: _reshape_to_recorded,
+    torch.squeeze: _reshape_to_recorded,
 }
 
 METHOD_HANDLERS: dict[str, Callable[[_Builder, fx.Node, str], None]] = {
@@ -508,6 +835,7 @@ METHOD_HANDLERS: dict[str, Callable[[_Builder, fx.Node, str], None]] = {
     "softmax": lambda b, n, w: _softmax(b, n, w, _arg(n, 1, "dim", None)),
     "add": _binary("Add"),
     "mul": _binary("Mul"),
+    "div": _binary("Div"),
     "transpose": _transpose,
     "permute": _permute,
     "mean": _mean,
@@ -515,6 +843,12 @@ METHOD_HANDLERS: dict[str, Callable[[_Builder, fx.Node, str], None]] = {
     "split": _chunk_or_split,
     "narrow": _narrow,
     "contiguous": _identity,
+    "matmul": _matmul,
+    "bmm": _matmul,
+    "expand": _expand,
+    "select": _select,
+    "unsqueeze": _reshape_to_recorded,
+    "squeeze": _reshape_to_recorded,
 }
 
 
@@ -581,7 +915,7 @@ def _trace(model: nn.Module) -> fx.GraphModule:
 def _module_handler(module: nn.Module) -> Callable[[_Builder, fx.Node, str, nn.Module], None] | None:
     handler = MODULE_HANDLERS.get(type(module))
     if handler is None and isinstance(module, CompressedLayer):
-        handler = _linear if module.hpk_op == "Linear" else _conv2d
+        handler = {"Linear": _linear, "Embedding": _embedding}.get(module.hpk_op, _conv2d)
     return handler
 
 
@@ -593,17 +927,38 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
         if node.op == "call_module" and _module_handler(modules[node.target]) is None:
             layer = type(modules[node.target]).__name__
             raise UnsupportedModelError(f"{node.target}: layer {layer} is not supported: {NOT_IN_FORMAT}")
-    if example_input.dtype != torch.float32:
+    integer = not example_input.dtype.is_floating_point and example_input.dtype != torch.bool
+    if example_input.dtype != torch.float32 and not integer:
         raise UnsupportedModelError(
-            f"example_input has dtype {example_input.dtype}: the .hpk graph input is float32 "
-            "(docs/FORMAT.md §5); integer inputs (token ids) are not yet in the format"
+            f"example_input has dtype {example_input.dtype}: the .hpk graph input is float32, or int32 "
+            "token ids given as an integer tensor (docs/FORMAT.md §3)"
         )
+    if integer and example_input.numel() and example_input.abs().max() >= 2**24:
+        raise UnsupportedModelError(
+            "example_input holds token ids of magnitude >= 2^24; .hpk int32 inputs are recorded exactly only "
+            "below 2^24 (docs/FORMAT.md §3)"
+        )
+    graph_module.graph.eliminate_dead_code()  # e.g. attention weights computed but not used
+    if integer:
+        _check_ids_users(graph_module, modules, example_input.dtype)
+    graph_module.recompile()
     with torch.no_grad():
         ShapeProp(graph_module).propagate(example_input)
     builder = _Builder(model)
+    input_node = next(n for n in graph_module.graph.nodes if n.op == "placeholder")
+    if integer:
+        builder.ids_input = input_node.name
+    else:
+        builder.float_value = input_node.name
     stochastic_depth = _stochastic_depth_function()
     for node in graph_module.graph.nodes:
         if node.op in ("placeholder", "output") or _is_shape_value(node):
+            continue
+        if node.op == "get_attr":
+            builder.consts[node.name] = _fetch_attr(graph_module, node.target)
+            builder.const_names[node.name] = node.target
+            continue
+        if _fold_constant(builder, node):
             continue
         if node.op == "call_module":
             module = modules[node.target]
@@ -622,6 +977,49 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
             raise UnsupportedModelError(f"{where}: {_describe_call(node)} is not supported: {NOT_IN_FORMAT}")
         handler(builder, node, where)
     return graph_module, builder.nodes, builder
+
+
+def _check_ids_users(graph_module: fx.GraphModule, modules: dict[str, nn.Module], dtype: torch.dtype) -> None:
+    """An integer input (token ids) may only feed embedding layers (before running anything on it)."""
+    placeholder = next(n for n in graph_module.graph.nodes if n.op == "placeholder")
+    for user in placeholder.users:
+        module = modules.get(user.target) if user.op == "call_module" else None
+        if isinstance(module, nn.Embedding) or getattr(module, "hpk_op", None) == "Embedding":
+            continue
+        what = type(module).__name__ if module is not None else _describe_call(user)
+        raise UnsupportedModelError(
+            f"example_input has dtype {dtype} (token ids) but feeds {what} ({user.name}): an integer graph "
+            "input (int32 in the .hpk graph) may only feed nn.Embedding; pass float32 inputs otherwise"
+        )
+
+
+def _fetch_attr(module: nn.Module, target: str) -> torch.Tensor:
+    value: Any = module
+    for part in target.split("."):
+        value = getattr(value, part)
+    if not isinstance(value, torch.Tensor):
+        raise UnsupportedModelError(f"{target}: attribute used in forward is not a tensor")
+    return value.detach()
+
+
+def _fold_constant(b: _Builder, node: fx.Node) -> bool:
+    """Compute at pack time a call whose tensor arguments are all pack-time constants (a weight's
+    slice, a transposed parameter); True if folded."""
+    if node.op not in ("call_function", "call_method"):
+        return False
+    inputs = [a for a in node.all_input_nodes]
+    if not inputs or not all(a.name in b.consts for a in inputs):
+        return False
+    args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda a: b.consts[a.name])
+    with torch.no_grad():
+        if node.op == "call_method":
+            result = getattr(args[0], node.target)(*args[1:], **kwargs)
+        else:
+            result = node.target(*args, **kwargs)
+    if not isinstance(result, torch.Tensor):
+        return False
+    b.consts[node.name] = result.detach()
+    return True
 
 
 def build_hpk(model: nn.Module, example_input: torch.Tensor, golden: int = DEFAULT_GOLDEN) -> HpkFile:
@@ -658,8 +1056,9 @@ def _build(model: nn.Module, example_input: torch.Tensor, golden: int) -> HpkFil
     output_shape = (None, *_shape(result)[1:])
     if output_name == input_node.name:
         raise UnsupportedModelError("the model returns its input unchanged")
+    dtype = "int32" if builder.ids_input is not None else "float32"
     hpk = HpkFile(
-        inputs=[ValueInfo(input_node.name, input_shape)],
+        inputs=[ValueInfo(input_node.name, input_shape, dtype)],
         outputs=[ValueInfo(output_name, output_shape)],
         spaces=builder.spaces,
         params=builder.params,
@@ -697,7 +1096,8 @@ def pack(
 ) -> HpkFile:
     """Capture ``model`` in eval mode and write it to ``path`` (atomically); returns what was written.
 
-    ``example_input`` is a float32 batch shaped like the model's input; its first ``golden`` rows
+    ``example_input`` is a float32 batch shaped like the model's input (or an integer tensor of token
+    ids, which becomes an int32 graph input feeding nn.Embedding); its first ``golden`` rows
     and the model's outputs for them are stored so any runtime can check itself.
     """
     hpk = build_hpk(model, example_input, golden)

@@ -215,7 +215,9 @@ def run_profile(
             for name, kind, file in runnable:
                 progress.step(f"peak memory of {name}")
                 try:
-                    memory_rows.append(measure_memory(name, kind, file, hpk.input.shape, max(batches)))
+                    memory_rows.append(
+                        measure_memory(name, kind, file, hpk.input.shape, max(batches), hpk.input.dtype)
+                    )
                 except Exception as exc:
                     skipped.append({"what": f"{name} memory", "reason": short_error(exc)})
     progress.finish()
@@ -330,11 +332,11 @@ def _time_backend(
 
 
 def measure_memory(
-    name: str, kind: str, file: Path, input_shape: Sequence[int | None], batch: int
+    name: str, kind: str, file: Path, input_shape: Sequence[int | None], batch: int, dtype: str = "float32"
 ) -> dict[str, Any]:
     """Peak RSS of a child process that runs ``file`` in backend ``kind`` at ``batch``."""
     shape = ",".join(str(d) for d in input_shape[1:])
-    command = [sys.executable, "-m", "hashpack.profiling", kind, str(file), str(batch), shape]
+    command = [sys.executable, "-m", "hashpack.profiling", kind, str(file), str(batch), shape, dtype]
     result = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
@@ -362,12 +364,14 @@ def import_backend(kind: str) -> None:
 
 def _child(argv: list[str]) -> None:
     """The memory child: import the backend, note the peak, load + run, print both peaks as JSON."""
-    kind, path, batch, shape = argv
+    kind, path, batch, shape, dtype = argv
     import_backend(kind)
     imports = peak_rss_bytes()
     runner = open_backend(kind, path)
     dims = tuple(int(d) for d in shape.split(",") if d)
     x = np.random.default_rng(0).normal(size=(int(batch), *dims)).astype(np.float32)
+    if dtype == "int32":  # token ids: id 0 is a row of every table
+        x = np.zeros((int(batch), *dims), np.int32)
     for _ in range(MEMORY_RUNS):
         runner(x)
     print(json.dumps({"imports_bytes": imports, "peak_bytes": peak_rss_bytes()}))

@@ -215,7 +215,27 @@ OPS: dict[str, Op] = {
     "Mul": lambda xs, p, a: xs[0] * xs[1],
     "Concat": lambda xs, p, a: torch.cat(xs, dim=a["axis"]),
     "Softmax": lambda xs, p, a: F.softmax(xs[0], dim=a["axis"]),
+    "LayerNorm": lambda xs, p, a: F.layer_norm(
+        xs[0], xs[0].shape[-a["dims"] :], p.get("weight"), p.get("bias"), a["eps"]
+    ),
+    "Gelu": lambda xs, p, a: F.gelu(xs[0], approximate="tanh" if a["approximate"] else "none"),
+    "MatMul": lambda xs, p, a: torch.matmul(xs[0], xs[1]),
+    "Attention": lambda xs, p, a: F.scaled_dot_product_attention(
+        xs[0], xs[1], xs[2], is_causal=a["causal"], scale=a["scale"]
+    ),
+    "Constant": lambda xs, p, a: p["value"].expand(xs[0].shape[0], *p["value"].shape),
+    "Embedding": lambda xs, p, a: _embedding(xs[0], p["weight"], a.get("padding_idx")),
 }
+
+
+def _embedding(ids: torch.Tensor, weight: torch.Tensor, padding_idx: int | None) -> torch.Tensor:
+    """F.embedding; the padding_idx row reads as zero (FORMAT.md §5)."""
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= weight.shape[0]):
+        raise ValueError(f"token ids outside the table's [0, {weight.shape[0]}) rows")
+    out = F.embedding(ids.long(), weight)
+    if padding_idx is not None:
+        out = out.masked_fill((ids == padding_idx).unsqueeze(-1), 0.0)
+    return out
 
 
 class TorchGraph(nn.Module):
@@ -231,6 +251,7 @@ class TorchGraph(nn.Module):
         self.nodes: list[Node] = list(hpk.nodes)
         self.input_name, self.output_name = hpk.input.name, hpk.output.name
         self.input_shape = hpk.input.shape
+        self.input_dtype = torch.int64 if hpk.input.dtype == "int32" else torch.float32
         with torch.no_grad():
             self.weights = {name: decode_param(hpk, name) for name in hpk.params}
 
@@ -244,7 +265,7 @@ class TorchGraph(nn.Module):
     def run(self, x: np.ndarray) -> np.ndarray:
         """numpy in, numpy out (float32), like ``hashpack.runtime.Model.run``."""
         with torch.no_grad():
-            return self(torch.from_numpy(np.array(x, dtype=np.float32))).numpy()
+            return self(torch.from_numpy(np.array(x)).to(self.input_dtype)).numpy()
 
 
 def to_torch(source: HpkFile | str | os.PathLike[str]) -> TorchGraph:

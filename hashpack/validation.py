@@ -9,12 +9,19 @@ Two input sets, two references:
   file (``hashpack.torch_eval``: torch hp32 + ``torch.nn.functional``, no numpy-runtime code).
   Without torch the numpy runtime is the reference, and the report says so.
 
-Pass criterion, per output element (``numpy.isclose``): ``|y - ref| <= atol + rtol * |ref|``,
-defaults ``atol = rtol = 1e-4``. Backends computing the same float32 graph differ by 1e-8..1e-5
-(summation order); changed weights differ by orders of magnitude more. Reported per check: max
-absolute error, max relative error (``max |y - ref| / max |ref|``, relative to the output's scale
-so near-zero logits do not inflate it), the share of the tolerance used by the worst element
-(``tolerance_ratio``, <= 1 passes) and, on the golden set, top-1 agreement.
+Pass criterion, scale-aware (the error is judged against the reference's own scale, so a backend
+returning near-zero or constant outputs cannot pass because the reference happens to be small):
+``max |y - ref| <= atol + rtol * max |ref|``, defaults ``rtol = 1e-4`` (of the output scale) and
+``atol = 0`` (an optional absolute floor). Backends computing the same float32 graph differ by
+1e-8..1e-5 of the scale (summation order); changed weights differ by orders of magnitude more.
+Reported per check: max absolute error, normalized error ``max |y - ref| / max |ref|``, the
+smallest per-sample cosine similarity, the share of the tolerance used (``tolerance_ratio``, <= 1
+passes) and, for classifier outputs ``[N, C]``, top-1 agreement.
+
+A **degenerate reference** proves nothing, so it fails validation with its own message unless
+``allow_degenerate``: outputs with NaN/Inf, all zero, tiny (every ``|ref| < 1e-6``: the weights
+are probably near zero), or near-constant (across the inputs they vary by less than the tolerance,
+so a backend that ignores its input would pass).
 
 Backends (``Backend``/``open_backend``/``export_model``, also used by ``hashpack.profiling``):
 ``pytorch``, ``numpy``, ``onnx`` (onnxruntime) and ``tflite`` (LiteRT), the last two on given
@@ -41,8 +48,9 @@ import numpy as np
 from hashpack.isolation import BackendCrashed, BackendRejected, IsolatedRunner
 from hashpack.runtime import HpkFile, HpkFormatError, read_hpk
 
-DEFAULT_ATOL = 1e-4
+DEFAULT_ATOL = 0.0  # absolute floor of the tolerance; the scale-relative part is rtol * max|ref|
 DEFAULT_RTOL = 1e-4
+TINY_OUTPUTS = 1e-6  # a reference whose every |value| is below this comes from near-zero weights
 DEFAULT_RANDOM_INPUTS = 32
 # The modes of ``hashpack export --weights`` (the first of each is the exporter's default), and
 # tflite "materialized": a --materializable once file turned into constant weights by LiteRT and
@@ -200,44 +208,102 @@ class Check:
     reference: str  # "stored" (PyTorch at pack time), "pytorch" (torch evaluator) or "numpy"
     samples: int
     max_abs_error: float
-    max_rel_error: float
-    tolerance_ratio: float  # worst |y - ref| / (atol + rtol |ref|); <= 1 passes
+    max_rel_error: float  # normalized error: max |y - ref| / max |ref|
+    tolerance_ratio: float  # max |y - ref| / (atol + rtol max |ref|); <= 1 passes
     top1_agreement: float | None
     passed: bool
     note: str | None = None
+    scale: float = 0.0  # max |ref|, what the tolerance is relative to
+    min_cosine: float | None = None  # smallest cosine similarity of y and ref over the samples
+
+
+def _failed(inputs: str, reference: str, samples: int, note: str) -> Check:
+    return Check(inputs, reference, samples, math.inf, math.inf, math.inf, None, False, note)
 
 
 def compare(
     outputs: np.ndarray, reference: np.ndarray, *, atol: float, rtol: float, inputs: str, reference_name: str
 ) -> Check:
-    """``outputs`` against ``reference`` under the tolerance (see the module docstring)."""
+    """``outputs`` against ``reference`` under the scale-aware tolerance (see the module docstring)."""
     y = np.asarray(outputs)
     ref = np.asarray(reference, dtype=np.float64)
     samples = int(ref.shape[0]) if ref.ndim else 1
     if y.shape != ref.shape:
-        note = f"output shape {list(y.shape)}, expected {list(ref.shape)}"
-        return Check(inputs, reference_name, samples, math.inf, math.inf, math.inf, None, False, note)
+        return _failed(
+            inputs, reference_name, samples, f"output shape {list(y.shape)}, expected {list(ref.shape)}"
+        )
     y = y.astype(np.float64)
     if not np.isfinite(y).all():
-        note = "outputs contain NaN or infinity"
-        return Check(inputs, reference_name, samples, math.inf, math.inf, math.inf, None, False, note)
+        return _failed(inputs, reference_name, samples, "outputs contain NaN or infinity")
+    if not np.isfinite(ref).all():
+        return _failed(inputs, reference_name, samples, "the reference contains NaN or infinity")
     diff = np.abs(y - ref)
     max_abs = float(diff.max()) if diff.size else 0.0
     scale = float(np.abs(ref).max()) if ref.size else 0.0
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
-    bound = atol + rtol * np.abs(ref)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(diff == 0, 0.0, diff / bound)
-    ratio = float(ratios.max()) if ratios.size else 0.0
+    bound = atol + rtol * scale
+    ratio = 0.0 if max_abs == 0 else (max_abs / bound if bound > 0 else math.inf)
     top1 = None
-    if inputs == "golden" and ref.ndim == 2 and ref.shape[1] > 1:
+    if ref.ndim == 2 and ref.shape[1] > 1:
         top1 = float(np.mean(y.argmax(axis=1) == ref.argmax(axis=1)))
-    return Check(inputs, reference_name, samples, max_abs, max_rel, ratio, top1, ratio <= 1.0)
+    check = Check(inputs, reference_name, samples, max_abs, max_rel, ratio, top1, ratio <= 1.0)
+    check.scale, check.min_cosine = scale, min_cosine(y, ref)
+    return check
+
+
+def min_cosine(y: np.ndarray, ref: np.ndarray) -> float | None:
+    """The smallest cosine similarity between ``y[i]`` and ``ref[i]`` over the samples ``i``
+    (1 when both are zero, 0 when only one is); None without samples."""
+    if not ref.size:
+        return None
+    a, b = y.reshape(len(y), -1), ref.reshape(len(ref), -1)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.einsum("ij,ij->i", a, b) / (na * nb)
+    cos = np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, cos))
+    return float(np.clip(cos, -1.0, 1.0).min())
+
+
+def degenerate_reason(reference: np.ndarray, *, atol: float, rtol: float) -> str | None:
+    """Why validating against ``reference`` would prove nothing, or None when it is usable.
+
+    NaN/Inf, all zero, every value below ``TINY_OUTPUTS``, or outputs that vary across the
+    inputs (axis 0) by less than the tolerance, so a backend returning a constant would pass.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    if not ref.size:
+        return None
+    if not np.isfinite(ref).all():
+        return "contain NaN or infinity"
+    scale = float(np.abs(ref).max())
+    if scale == 0:
+        return "are all zero"
+    if scale < TINY_OUTPUTS:
+        return f"are all below {TINY_OUTPUTS:g} in magnitude (max |ref| = {scale:.1e}): the weights are probably near zero"
+    if ref.ndim >= 1 and ref.shape[0] >= 2:
+        half_spread = float((ref.max(axis=0) - ref.min(axis=0)).max()) / 2
+        bound = atol + rtol * scale
+        if half_spread <= bound:
+            return (
+                f"barely depend on the input: across {ref.shape[0]} inputs each output varies by at most "
+                f"{2 * half_spread:.1e} (scale {scale:.1e}), within the tolerance, so a backend returning a "
+                "constant would pass"
+            )
+    return None
 
 
 def random_inputs(hpk: HpkFile, count: int, seed: int) -> np.ndarray:
     """``count`` float32 inputs of the model's shape, normal with the golden inputs' mean and
-    standard deviation (the data's scale, so activations stay realistic), else N(0, 1)."""
+    standard deviation (the data's scale, so activations stay realistic), else N(0, 1); for an
+    int32 input (token ids), int32 ids drawn uniformly from the rows of the tables it indexes."""
+    if hpk.input.dtype == "int32":  # token ids: uniform over the smallest table the input indexes
+        tables = [
+            hpk.params[node.params["weight"]].shape[0]
+            for node in hpk.nodes
+            if node.op == "Embedding" and node.inputs[0] == hpk.input.name
+        ]
+        shape = (count, *hpk.input.shape[1:])
+        return np.random.default_rng(seed).integers(0, min(tables, default=1), size=shape).astype(np.int32)
     mean, std = 0.0, 1.0
     pair = hpk.golden_arrays()
     if pair is not None and pair[0].size:
@@ -279,10 +345,12 @@ class ValidationReport:
     random_reference: str | None  # "pytorch" or "numpy"; None without random inputs
     backends: list[BackendResult]
     notes: list[str] = field(default_factory=list)
+    degenerate: list[str] = field(default_factory=list)  # why a reference proves nothing
+    allow_degenerate: bool = False  # --allow-degenerate: a degenerate reference does not fail
 
     @property
     def passed(self) -> bool:
-        return not self.failed
+        return not self.failed and (self.allow_degenerate or not self.degenerate)
 
     @property
     def failed(self) -> list[str]:
@@ -297,7 +365,7 @@ class ValidationReport:
         data = asdict(self)
         for backend in data["backends"]:
             for check in backend["checks"]:
-                for key in ("max_abs_error", "max_rel_error", "tolerance_ratio"):
+                for key in ("max_abs_error", "max_rel_error", "tolerance_ratio", "scale"):
                     if not math.isfinite(check[key]):
                         check[key] = None
         data.update(passed=self.passed, failed=self.failed, skipped=self.skipped)
@@ -337,11 +405,13 @@ def run_validation(
     use_torch: bool | None = None,
     work_dir: str | os.PathLike[str] | None = None,
     on_progress: ProgressHook | None = None,
+    allow_degenerate: bool = False,
 ) -> ValidationReport:
     """Validate ``path`` in every backend (see the module docstring).
 
     use_torch: None uses the PyTorch evaluator when torch is installed. work_dir: where exports
-    made on the fly are written (default: a temporary directory, removed afterwards). Raises
+    made on the fly are written (default: a temporary directory, removed afterwards).
+    allow_degenerate: a degenerate reference is reported but does not fail validation. Raises
     ``HpkFormatError`` for a bad .hpk and ``ValidationInputError`` for a given file that cannot
     be loaded; everything else is reported per backend.
     """
@@ -377,6 +447,15 @@ def run_validation(
     if session.fallback_note:
         notes.append(session.fallback_note)
     notes += diagnose(results)
+    degenerate = []
+    references = [
+        ("golden outputs recorded at pack time", None if session.golden is None else session.golden[1])
+    ]
+    references.append((f"{session.reference_name} outputs on the random inputs", session.reference))
+    for what, reference in references:
+        reason = None if reference is None else degenerate_reason(reference, atol=atol, rtol=rtol)
+        if reason:
+            degenerate.append(f"{what} {reason}")
     return ValidationReport(
         file=str(source),
         atol=atol,
@@ -387,6 +466,8 @@ def run_validation(
         random_reference=session.reference_name if random_count else None,
         backends=results,
         notes=notes,
+        degenerate=degenerate,
+        allow_degenerate=allow_degenerate,
     )
 
 
@@ -411,6 +492,8 @@ class _Session:
     ) -> None:
         self.hpk, self.source, self.directory = hpk, source, directory
         self.golden = hpk.golden_arrays()
+        if self.golden is not None and hpk.input.dtype == "int32":  # stored as F32, run as int32 ids
+            self.golden = (self.golden[0].astype(np.int32), self.golden[1])
         self.x_random = random_inputs(hpk, count, seed) if count else None
         self.tolerance = {"atol": atol, "rtol": rtol}
         self.reference_name: str | None = None

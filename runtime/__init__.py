@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
-from .errors import HpkFormatError
+from .errors import HpkFormatError, IdsOutOfRange
 from .hpk import HpkFile, Node, Param, Space, ValueInfo, parse_hpk, read_hpk, serialize_hpk, write_hpk
 from .model import Model, load
 
 __all__ = [
     "HpkFile",
     "HpkFormatError",
+    "IdsOutOfRange",
     "Model",
     "Node",
     "Param",

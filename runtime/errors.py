@@ -8,3 +8,8 @@ class HpkFormatError(ValueError):
 
     The message names the file and says what is wrong.
     """
+
+
+class IdsOutOfRange(ValueError):
+    """A token id outside an Embedding's ``[0, V)`` rows was given to a model: the caller's input is
+    wrong, not the file, so this is a plain ``ValueError`` (FORMAT.md §6), never ``HpkFormatError``."""

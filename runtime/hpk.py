@@ -43,15 +43,21 @@ MAX_NODES = 100_000
 MAX_ACTIVATIONS = 2**28
 MAX_WORK = 2**34
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+VALUE_DTYPES = ("float32", "int32")  # of the graph input (FORMAT.md §3)
+MAX_EXACT_ID = 2**24  # golden token ids are stored as F32, exact up to here
 SPACE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 
 
 @dataclass(frozen=True)
 class ValueInfo:
-    """A graph input or output: name and shape, ``None`` for the batch dimension."""
+    """A graph input or output: name, shape (``None`` for the batch) and element type.
+
+    ``dtype`` is ``"float32"`` or, for a graph input of token ids, ``"int32"`` (FORMAT.md §3).
+    """
 
     name: str
     shape: tuple[int | None, ...]
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ class HpkFile:
             "version": FORMAT_VERSION,
             "hash": HASH_NAME,
             "producer": self.producer,
-            "inputs": [{"name": v.name, "shape": list(v.shape)} for v in self.inputs],
+            "inputs": [_value_info(v) for v in self.inputs],
             "outputs": [{"name": v.name, "shape": list(v.shape)} for v in self.outputs],
             "spaces": {
                 s.name: {"size": s.size, "dtype": s.dtype, "tensor": s.tensor}
@@ -309,7 +315,15 @@ class _Validator:
             raise self.fail(f"metadata: {key} must list exactly one tensor in version 1, found {len(items)}")
         item = items[0]
         name = self.field(item, "name", str, key)
-        return [ValueInfo(name, self.shape(item.get("shape"), f"{key} {_show(name)}", batch=True))]
+        shape = self.shape(item.get("shape"), f"{key} {_show(name)}", batch=True)
+        dtype = "float32"
+        if key == "inputs" and "dtype" in item:
+            dtype = self.field(item, "dtype", str, f"{key} {_show(name)}")
+            if dtype not in VALUE_DTYPES:
+                raise self.fail(
+                    f"{key} {_show(name)}: dtype {_show(dtype)} is not one of {', '.join(VALUE_DTYPES)}"
+                )
+        return [ValueInfo(name, shape, dtype)]
 
     def spaces(self, meta: dict) -> dict[str, Space]:
         spaces = {}
@@ -393,6 +407,8 @@ class _Validator:
             raise self.fail(f"inputs: {activations} elements per sample exceed the {MAX_ACTIVATIONS} limit")
         work = 0
         nodes = []
+        # int32 values (FORMAT.md §5): only the graph input can be one, and only an ids input takes one
+        int_values = {graph_input.name} if graph_input.dtype == "int32" else set()
         for index, raw in enumerate(raw_nodes):
             where = f"node #{index}"
             op = self.field(raw, "op", str, where)
@@ -405,9 +421,19 @@ class _Validator:
             outputs = self.field(raw, "outputs", list, where)
             node_params = self.field(raw, "params", dict, where)
             attrs = self.field(raw, "attrs", dict, where)
-            for value in inputs:
+            for position, value in enumerate(inputs):
                 if not isinstance(value, str) or value not in shapes:
                     raise self.fail(f"{where}: input {_show(value)} is not produced by an earlier node")
+                wants_ids = definition.ids_input and position == 0
+                if wants_ids != (value in int_values):
+                    raise self.fail(
+                        f"{where}: input {_show(value)} is "
+                        + (
+                            "float32 but must be int32 token ids"
+                            if wants_ids
+                            else "int32 but this op takes float32"
+                        )
+                    )
             if len(outputs) != 1 or not isinstance(outputs[0], str):
                 raise self.fail(f"{where}: must have exactly one output name")
             if outputs[0] in shapes:
@@ -456,9 +482,23 @@ class _Validator:
         if count < 1:
             raise self.fail(f"golden: inputs tensor {_show(inputs_name)} is missing or empty")
         f32 = np.dtype("<f4")
-        self.tensor(inputs_name, f32, (count, *graph_input.shape[1:]), "golden inputs")  # type: ignore[arg-type]
+        ids = self.tensor(inputs_name, f32, (count, *graph_input.shape[1:]), "golden inputs")  # type: ignore[arg-type]
+        if graph_input.dtype == "int32" and not (
+            np.array_equal(ids, np.round(ids)) and np.abs(ids).max(initial=0) <= MAX_EXACT_ID
+        ):
+            raise self.fail(
+                f"golden: inputs of the int32 graph input must be integers within +-{MAX_EXACT_ID} (stored as F32)"
+            )
         self.tensor(outputs_name, f32, (count, *graph_output.shape[1:]), "golden outputs")  # type: ignore[arg-type]
         return {"inputs": inputs_name, "outputs": outputs_name}
+
+
+def _value_info(info: ValueInfo) -> dict[str, Any]:
+    """The metadata entry of an input; ``dtype`` only when not float32, so older files stay byte-identical."""
+    entry: dict[str, Any] = {"name": info.name, "shape": list(info.shape)}
+    if info.dtype != "float32":
+        entry["dtype"] = info.dtype
+    return entry
 
 
 def _is_int(value: object) -> bool:

@@ -10,7 +10,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import HpkFormatError
+from .errors import HpkFormatError, IdsOutOfRange
 from .hpk import HpkFile, Node, read_hpk
 from .ops import OPS
 from .schemes import decode_param
@@ -57,7 +57,7 @@ class Model:
         return weights
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
+        x = _as_ids(x) if self.hpk.input.dtype == "int32" else np.asarray(x, dtype=np.float32)
         expected = self.input_shape[1:]
         if x.ndim != len(self.input_shape) or tuple(x.shape[1:]) != expected:
             raise ValueError(
@@ -75,9 +75,25 @@ class Model:
         kwargs.update(node.attrs)
         try:
             result = OPS[node.op].kernel(*(values[name] for name in node.inputs), **kwargs)
+        except IdsOutOfRange as exc:  # the caller's input, not the file: a plain ValueError
+            raise IdsOutOfRange(f"{self.hpk.source}: node {node.name!r} ({node.op}): {exc}") from None
         except _KERNEL_ERRORS as exc:
             raise HpkFormatError(f"{self.hpk.source}: node {node.name!r} ({node.op}): {exc}") from None
         return np.asarray(result, dtype=np.float32)
+
+
+def _as_ids(x: np.ndarray) -> np.ndarray:
+    """Token ids as int32: integer arrays, or floats holding whole numbers (golden inputs are F32)."""
+    array = np.asarray(x)
+    if array.dtype.kind not in "iuf" or (
+        array.dtype.kind == "f" and not np.array_equal(array, np.round(array))
+    ):
+        raise ValueError(
+            f"this model takes integer token ids; got {array.dtype} values that are not whole numbers"
+        )
+    if array.size and (array.min() < -(2**31) or array.max() > 2**31 - 1):
+        raise IdsOutOfRange("token ids do not fit int32")
+    return array.astype(np.int32)
 
 
 def load(path: str | os.PathLike[str]) -> Model:

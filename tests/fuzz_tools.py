@@ -779,7 +779,7 @@ FIELD_LIES: list[tuple[str, str, Any, str]] = [
     ("allops", "nodes/softmax/attrs/axis", 2, "axis 2 is out of range"),
     ("allops", "nodes/softmax/attrs/axis", -3, "axis -3 is out of range"),
     # §5 nodes and wiring
-    ("allops", "nodes/relu/op", "Gelu", "unknown op 'Gelu'"),
+    ("allops", "nodes/relu/op", "Mish", "unknown op 'Mish'"),
     ("allops", "nodes/relu/op", "relu", "unknown op 'relu'"),
     ("allops", "nodes/relu/inputs", ["nope"], "input 'nope' is not produced by an earlier node"),
     ("allops", "nodes/relu/inputs", [1], "input 1 is not produced"),

@@ -336,13 +336,18 @@ def _model_cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...], 
         ),
         # fsnet: conv and linear layers as filter summaries; float16 on the residual CNN (depthwise,
         # grouped, 1×1 and 3×2 kernels); int8 convs with hashed linear layers.
-        ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet"}),
-        ("rescnn_fsnet_fp16", ResCNN, (3, 16, 12), {"method": "fsnet", "quantize": "fp16"}),
+        ("lenet5_fsnet", LeNet5, (1, 28, 28), {"method": "fsnet", "method_options": {"fc": "fs"}}),
+        (
+            "rescnn_fsnet_fp16",
+            ResCNN,
+            (3, 16, 12),
+            {"method": "fsnet", "method_options": {"fc": "fs"}, "quantize": "fp16"},
+        ),
         (
             "lenet5_fsnet_int8",
             LeNet5,
             (1, 28, 28),
-            {"method": "fsnet", "method_options": {"fc": "hashed"}, "quantize": "int8"},
+            {"method": "fsnet", "quantize": "int8"},  # the default: hashed Linear layers
         ),
     ]
 

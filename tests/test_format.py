@@ -107,9 +107,9 @@ def test_checksum_mismatch_on_flipped_bucket(tmp_path: Path, hpk_bytes: bytes) -
 
 def test_unknown_op_named(tmp_path: Path, hpk_bytes: bytes) -> None:
     def edit(meta: dict) -> None:
-        meta["nodes"][1]["op"] = "Gelu"
+        meta["nodes"][1]["op"] = "Mish"
 
-    with pytest.raises(HpkFormatError, match="unknown op 'Gelu'"):
+    with pytest.raises(HpkFormatError, match="unknown op 'Mish'"):
         load(_write(tmp_path, _edit_metadata(hpk_bytes, edit)))
 
 

@@ -52,7 +52,7 @@ def test_int8_dequantization_is_what_a_decoder_computes() -> None:
 
 
 def test_training_after_quantize_is_refused_at_pack_time(tmp_path) -> None:
-    model = hashpack.compress(build("mlp"), "fsnet", compression=1 / 4, seed=1)
+    model = hashpack.compress(build("mlp"), "fsnet", compression=1 / 4, seed=1, fc="fs")
     quantize(model, "int8")
     with torch.no_grad():
         model[1].space.add_(1e-3)

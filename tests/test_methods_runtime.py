@@ -27,7 +27,7 @@ VARIANTS = {
     "fresh-3bands": ("fresh", {"bands": 3, "alpha": 1.0, "beta": 3.0}),
     "funhash-dual-2hop": ("funhash", {"hashes": 3, "hops": 2, "dual_space": True, "hidden": 5}),
     "funhash-U2": ("funhash", {"hashes": 2, "hidden": 4}),
-    "fsnet-fc-hashed": ("fsnet", {"fc": "hashed"}),
+    "fsnet-fc-fs": ("fsnet", {"fc": "fs"}),  # the default is fc="hashed" (the paper's form)
 }
 TOLERANCE = 1e-5
 _DTYPE_OF = {"none": "float32", "fp16": "float16", "int8": "int8"}
@@ -56,6 +56,7 @@ def test_runtime_matches_torch(tmp_path, model_name: str, method: str, mode: str
     schemes = {p.scheme for p in hpk.params.values()}
     expected_scheme = {
         ("fresh", "mlp"): "hashed",  # FreshNets has no conv in an MLP: its FC layers are HashedNets
+        ("fsnet", "mlp"): "hashed",  # so has FSNet in its default (the paper's) form
     }.get((method, model_name), method)
     assert expected_scheme in schemes
     bucket_dtypes = {s.dtype for n, s in hpk.spaces.items() if not n.endswith(".g")}

@@ -54,7 +54,7 @@ CASES = [
     ("lenet5", "fsnet", {}, None),
     ("lenet5", "hashed", {}, None),
     ("mlp", "funhash", {}, None),
-    ("mlp", "fsnet", {}, None),
+    ("mlp", "fsnet", {"fc": "fs"}, None),  # an MLP has no convolutions: FS on its Linear layers
     ("lenet5", "fresh", {}, "int8"),
     ("lenet5", "funhash", {}, "int8"),
     ("lenet5", "fsnet", {}, "fp16"),

@@ -322,11 +322,11 @@ def test_failed_export_keeps_an_existing_file(cases, tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", WEIGHT_MODES)
 def test_unsupported_op_names_the_op(cases, mode: str, tmp_path: Path) -> None:
     hpk = cases["mlp", "hashed"].hpk
-    nodes = [dataclasses.replace(n, op="Gelu") if n.op == "Relu" else n for n in hpk.nodes]
-    bad = dataclasses.replace(hpk, nodes=nodes, source="relu-as-gelu.hpk")
+    nodes = [dataclasses.replace(n, op="Mish") if n.op == "Relu" else n for n in hpk.nodes]
+    bad = dataclasses.replace(hpk, nodes=nodes, source="relu-as-mish.hpk")
     relu = next(n.name for n in hpk.nodes if n.op == "Relu")
     with pytest.raises(
-        HpkFormatError, match=rf"relu-as-gelu\.hpk: node '{relu}': op 'Gelu' is not supported"
+        HpkFormatError, match=rf"relu-as-mish\.hpk: node '{relu}': op 'Mish' is not supported"
     ):
         export_onnx(bad, tmp_path / "model.onnx", weights=mode)
     assert not list(tmp_path.iterdir())

@@ -33,9 +33,9 @@ class Wrap(nn.Module):
         return self.head(self.post(self.block(x)).flatten(1))
 
 
-class Gelu(nn.Module):
+class Mish(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(x)
+        return F.mish(x)
 
 
 class Upsample(nn.Module):
@@ -46,7 +46,7 @@ class Upsample(nn.Module):
 class Attention(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.attn = nn.MultiheadAttention(8, 2)  # batch_first=False: [L, N, E]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.attn(x, x, x)[0]
@@ -63,49 +63,50 @@ class Recurrent(nn.Module):
 
 # name -> (model, example input, pattern of the one-line pack error, pattern of compress's warning or None)
 CASES = {
-    "LayerNorm": (
-        lambda: Wrap(nn.LayerNorm(8), 8),
-        torch.randn(2, 8),
-        r"^block: layer LayerNorm is not supported: not yet in the \.hpk op set \(docs/FORMAT\.md §5\)$",
+    "GroupNorm": (
+        lambda: Wrap(nn.GroupNorm(2, 4), 4 * 3),
+        torch.randn(2, 4, 3),
+        r"^block: layer GroupNorm is not supported: not yet in the \.hpk op set \(docs/FORMAT\.md §5\)$",
         None,
     ),
-    "GELU-module": (
-        lambda: Wrap(nn.Sequential(nn.Linear(8, 8), nn.GELU()), 8),
+    "Mish-module": (
+        lambda: Wrap(nn.Sequential(nn.Linear(8, 8), nn.Mish()), 8),
         torch.randn(2, 8),
-        r"^block\.1: layer GELU is not supported: not yet in the \.hpk op set",
+        r"^block\.1: layer Mish is not supported: not yet in the \.hpk op set",
         None,
     ),
-    "GELU-function": (
-        lambda: Wrap(nn.Sequential(nn.Linear(8, 8), Gelu()), 8),
+    "Mish-function": (
+        lambda: Wrap(nn.Sequential(nn.Linear(8, 8), Mish()), 8),
         torch.randn(2, 8),
-        r"^block\.1 \(gelu\): function torch\.nn\.functional\.gelu is not supported: not yet in the \.hpk op set",
+        r"^block\.1 \(mish\): function torch\.nn\.functional\.mish is not supported: not yet in the \.hpk op set",
         None,
     ),
-    "Embedding": (
-        lambda: Wrap(nn.Embedding(10, 4), 12),
+    "EmbeddingBag": (
+        lambda: Wrap(nn.EmbeddingBag(10, 4), 4),
         torch.randint(0, 10, (2, 3)),
-        r"^block: layer Embedding is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block \(Embedding\); "
-        r"pass filter_fn to silence this$",
+        r"^block: layer EmbeddingBag is not supported: not yet in the \.hpk op set",
+        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
+        r"nn\.MultiheadAttention only\): block \(EmbeddingBag\)",
     ),
-    "MultiheadAttention": (
+    "MultiheadAttention-seq-first": (
         lambda: Wrap(Attention(), 5 * 8),
         torch.randn(2, 5, 8),
-        r"^block\.attn: layer MultiheadAttention is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense because the parent reads their \.weight/\.bias directly instead of calling "
-        r"them: block\.attn\.out_proj \(read by MultiheadAttention\)$",
+        r"^block\.attn \(transpose\): permute \[1, 0, 2\] moves the batch dimension; keep dim 0 first$",
+        None,  # compressed (HashedMultiheadAttention); packing needs batch_first=True
     ),
     "ConvTranspose2d": (
         lambda: Wrap(nn.ConvTranspose2d(3, 2, 2, stride=2), 2 * 8 * 8),
         torch.randn(2, 3, 4, 4),
         r"^block: layer ConvTranspose2d is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block \(ConvTranspose2d\)",
+        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
+        r"nn\.MultiheadAttention only\): block \(ConvTranspose2d\)",
     ),
     "LSTM": (
         lambda: Wrap(Recurrent(), 5 * 8),
         torch.randn(2, 5, 8),
         r"^block\.lstm: layer LSTM is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear and nn\.Conv2d only\): block\.lstm \(LSTM\)",
+        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
+        r"nn\.MultiheadAttention only\): block\.lstm \(LSTM\)",
     ),
     "Upsample-module": (
         lambda: Wrap(nn.Upsample(scale_factor=2), 3 * 8 * 8),
@@ -178,9 +179,11 @@ def test_compress_keeps_attention_and_transformer_layers_running() -> None:
     with pytest.warns(UserWarning, match="parent reads their .weight/.bias directly") as caught:
         hashpack.compress(model, "hashed", compression=1 / 4)
     message = next(str(w.message) for w in caught if "directly" in str(w.message))
-    for path in ("attn.out_proj", "encoder.layers.0.linear1", "encoder.layers.1.linear2", "decoder.linear1"):
+    for path in ("decoder.self_attn", "decoder.linear1"):  # the decoder layer reads weights directly
         assert f"{path} (read by " in message
-    assert type(model.encoder.layers[0].linear1) is nn.Linear
+    assert "encoder." not in message and " attn.out_proj" not in message
+    assert type(model.encoder.layers[0].linear1).__name__ == "HashedLinear"
+    assert type(model.attn).__name__ == "HashedMultiheadAttention"
     assert type(model.head).__name__ == "HashedLinear" and type(model.embed).__name__ == "HashedLinear"
     model.train()
     assert model(x).shape == (3, 3)

@@ -142,12 +142,13 @@ def test_zoo_model_passes_every_backend(tmp_path: Path, name: str, method: str) 
         expected = model(x[2:]).numpy()
     scale = float(np.abs(expected).max())
     assert 0.1 < scale < 1e3, f"logits of scale {scale:.3g}: the test would prove nothing"
-    actual = load(path).run(x[2:].numpy())
-    np.testing.assert_allclose(actual, expected, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL)
+    error = float(np.abs(load(path).run(x[2:].numpy()) - expected).max())
+    assert error <= DEFAULT_ATOL + DEFAULT_RTOL * scale, f"numpy runtime: max |error| {error:.3g}"
 
     # every backend of `hashpack validate`, then Java; each failure is its own line
     report = run_validation(path, random_count=2, work_dir=tmp_path)
     problems = [describe(b) for b in report.backends if b.status != "pass"]
+    problems += [f"degenerate reference: {reason}" for reason in report.degenerate]
     ran = [b.name for b in report.backends]
     if ran != EXPECTED_BACKENDS:
         problems.append(f"backends run: {ran}, expected {EXPECTED_BACKENDS}")

@@ -70,6 +70,9 @@ def encode_space(name: str, values: np.ndarray, dtype: str, scale: float | None)
     return stored
 
 
+_MISSING = object()
+
+
 class CompressedLayer(nn.Module):
     """Base of every compressed layer that ``pack`` can write.
 
@@ -79,6 +82,27 @@ class CompressedLayer(nn.Module):
 
     hpk_op: ClassVar[str]
     hpk_bucket_names: ClassVar[tuple[str, ...]] = ("space",)
+
+    def __getattr__(self, name: str) -> object:
+        """``.weight``/``.bias`` of a compressed Linear: the virtual tensors, regenerated.
+
+        Parents such as ``nn.TransformerEncoderLayer`` read ``linear1.weight`` on their inference
+        fast path instead of calling the layer; this keeps them running (and computing the same).
+        """
+        try:
+            value = super().__getattr__(name)
+        except AttributeError:
+            value = _MISSING
+        # a registered-but-None "bias" means the bias lives in the space (HashedLinear without separate_bias)
+        linear_like = getattr(type(self), "hpk_op", None) in ("Linear", "Embedding")
+        if (value is None or value is _MISSING) and name in ("weight", "bias") and linear_like:
+            if hasattr(type(self), "virtual_tensors"):
+                return self.virtual_tensors().get(name)
+            if name == "weight" and hasattr(type(self), "filters"):
+                return self.filters()
+        if value is _MISSING:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return value
 
     def hpk_entries(self, path: str) -> HpkEntries:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -144,6 +144,8 @@ class FreshConv2d(ConvGeometry, CompressedLayer):
         if allocation not in ALLOCATIONS:
             raise ValueError(f"unknown allocation {allocation!r} (known: {', '.join(ALLOCATIONS)})")
         if allocation == "uniform":
+            if bands not in (None, 1):
+                raise ValueError(f"allocation='uniform' is one band: bands={bands} cannot apply")
             num_bands = 1
         else:
             if bands is not None and bands < 1:

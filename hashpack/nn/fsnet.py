@@ -6,8 +6,9 @@ channel o, flattened row-major) is the circular segment of the FS starting at ``
 filters overlap by D - stride values (D = filter length), sharing those weights. The layer has the
 same filters and the same forward computation as the dense conv. Compression = L / (C_out·D).
 
-FC layers get an FS of their own by default (a Linear is a 1×1 conv: row o is filter o), so an
-FSNet is FSNet throughout; ``compress(..., method="fsnet", fc="hashed")`` uses HashedNets instead.
+The paper summarizes convolution filters; ``compress(..., method="fsnet")`` therefore compresses
+Linear layers with HashedNets by default. ``fc="fs"`` gives each Linear an FS of its own instead (a
+Linear is a 1×1 conv: row o is filter o), an extension the paper does not describe.
 Biases are kept dense (C_out values, not part of the ratio, as the paper counts filters).
 """
 

@@ -7,7 +7,7 @@ the params and attrs it takes; the evaluator (``runtime/model.py``) knows nothin
 from __future__ import annotations
 
 # Importing the modules registers their ops.
-from . import activation, conv, linear, normalization, pooling, tensor  # noqa: F401
+from . import activation, conv, linear, normalization, pooling, tensor, transformer  # noqa: F401
 from ._registry import OPS, OpDef, register
 
 __all__ = ["OPS", "OpDef", "register"]

@@ -24,6 +24,7 @@ Shape = tuple[int | None, ...]  # a value's shape: None (the batch) first, then 
 # (input shapes, attrs, params) -> (output shape, work per sample); raises ValueError if they do not fit
 ShapeRule = Callable[[list[Shape], dict[str, Any], dict[str, "Param"]], tuple[Shape, int]]
 
+ANY_RANK = -1  # a param slot whose rank the op's own check decides (LayerNorm, Constant)
 MAX_ELEMENTS = 2**28  # per sample, of any value or temporary (1 GiB of float32)
 MAX_ATTR_INT = 2**31 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -62,6 +63,7 @@ class OpDef:
     # gives each a default
     optional_attrs: dict[str, str] = field(default_factory=dict)
     num_inputs: int | None = 1  # None: one or more
+    ids_input: bool = False  # the first input is int32 token ids (Embedding), every other input float32
     validate: Callable[[dict[str, Any], dict[str, Param]], str | None] | None = None
 
     def check(self, node: Node, params: dict[str, Param]) -> str | None:
@@ -79,7 +81,7 @@ class OpDef:
                 if slot in self.params:
                     return f"missing param {slot!r}"
                 continue
-            if len(params[slot].shape) != rank:
+            if rank != ANY_RANK and len(params[slot].shape) != rank:
                 return f"param {slot!r} has shape {list(params[slot].shape)}, expected rank {rank}"
         for attr, kind in self.attrs.items():
             if attr not in node.attrs:
@@ -107,6 +109,7 @@ def register(
     attrs: dict[str, str] | None = None,
     optional_attrs: dict[str, str] | None = None,
     num_inputs: int | None = 1,
+    ids_input: bool = False,
     validate: Callable[[dict[str, Any], dict[str, Param]], str | None] | None = None,
 ) -> Callable[[Kernel], Kernel]:
     """Register ``kernel(*inputs, **params_and_attrs) -> ndarray`` as op ``name``."""
@@ -121,6 +124,7 @@ def register(
             attrs or {},
             optional_attrs or {},
             num_inputs,
+            ids_input,
             validate,
         )
         return kernel

@@ -52,6 +52,8 @@ def _softmax_shape(shapes: list[Shape], attrs: dict[str, Any], params: dict) -> 
     (x,) = shapes
     if not -len(x) <= attrs["axis"] < len(x):
         raise ValueError(f"axis {attrs['axis']} is out of range for rank {len(x)}")
+    if attrs["axis"] % len(x) == 0:  # FORMAT.md §5: no op mixes the samples of a batch
+        raise ValueError(f"axis {attrs['axis']} is the batch dimension (rank {len(x)})")
     return x, per_sample(x)
 
 

@@ -89,7 +89,10 @@ public class GraphRulesTest {
     @Test
     public void softmaxAxisRange() throws Exception {
         single(new int[] {4}, "Softmax", obj("axis", -1), 4).read();
-        single(new int[] {4}, "Softmax", obj("axis", 0), 4).read(); // across the batch, as torch would
+        single(new int[] {4}, "Softmax", obj("axis", 1), 4).read();
+        // across the batch would mix samples (FORMAT.md §5): rejected, counted from either end
+        rejects(single(new int[] {4}, "Softmax", obj("axis", 0), 4), "axis 0 is the batch dimension (rank 2)");
+        rejects(single(new int[] {4}, "Softmax", obj("axis", -2), 4), "axis -2 is the batch dimension (rank 2)");
         rejects(single(new int[] {4}, "Softmax", obj("axis", 2), 4), "axis 2 is out of range for rank 2");
         rejects(single(new int[] {4}, "Softmax", obj("axis", -3), 4), "axis -3 is out of range for rank 2");
     }

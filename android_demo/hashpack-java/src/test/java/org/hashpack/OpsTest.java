@@ -168,7 +168,10 @@ public class OpsTest {
     public void softmaxOverEachAxis() {
         int[] shape = {2, 3, 4}; // per sample; batch 2 -> full [2, 2, 3, 4]
         float[] x = randn(2 * 24);
-        for (int axis = -4; axis < 4; axis++) {
+        for (int axis = -3; axis < 4; axis++) { // every axis but the batch's (0 or -4)
+            if (axis == 0) {
+                continue;
+            }
             Model m = model(TestHpk.builder(shape).node("Softmax", "s", list("x"), obj(), obj("axis", axis))
                     .output("s", shape));
             int dim = axis < 0 ? axis + 4 : axis;

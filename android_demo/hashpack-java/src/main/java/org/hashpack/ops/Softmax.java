@@ -7,8 +7,9 @@ import org.hashpack.Param;
 import org.hashpack.Tensor;
 
 /**
- * {@code Softmax} along {@code axis} of the full shape (batch included; negative counts from the end,
- * as in torch): {@code exp(x - max) / sum(exp(x - max))}, in float32.
+ * {@code Softmax} along {@code axis} of the full shape (batch included in the numbering, negative counts
+ * from the end, as in torch; the batch axis itself is rejected): {@code exp(x - max) / sum(exp(x - max))},
+ * in float32.
  */
 final class Softmax extends Op {
     Softmax() {
@@ -23,6 +24,9 @@ final class Softmax extends Op {
         int axis = intAttr(node, "axis");
         if (axis < -rank || axis >= rank) {
             throw new ShapeException("axis " + axis + " is out of range for rank " + rank);
+        }
+        if (axis == 0 || axis == -rank) { // FORMAT.md §5: no op mixes the samples of a batch
+            throw new ShapeException("axis " + axis + " is the batch dimension (rank " + rank + ")");
         }
         return new Inference(x.clone(), numel(x));
     }
