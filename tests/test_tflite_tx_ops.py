@@ -13,6 +13,7 @@ Tolerance as tests/test_tflite_zoo_ops.py: max |LiteRT - reference| <= 1e-4 · m
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from hashpack.exporter.tflite.graph import OPS as EXPORTER_OPS
 from hashpack.exporter.tflite.materialize import materialize
 from hashpack.models import EmbeddingMeanHead, TextClassifier
 from hashpack.runtime import load, write_hpk
+from hashpack.runtime.hpk import ValueInfo
 
 RTOL, ATOL = 1e-4, 1e-6
 RESOLVERS = {
@@ -183,3 +185,37 @@ def test_hashed_models_match_numpy_runtime_in_every_mode(workdir: Path, name: st
             _assert_close(got, want, f"{name} {kind} {resolver}")
     ratio = 1.5 if name == "vit" else 3  # the tiny ViT's dense positions/LayerNorms and graph weigh more
     assert len(files["once"]) < len(files["expanded"]) / ratio  # the weights stay compressed in the file
+
+
+@pytest.mark.parametrize("padding_idx", [None, 3])
+def test_hashed_table_rows_are_hashed_per_lookup_bit_exact(tmp_path: Path, padding_idx: int | None) -> None:
+    """A large hashed table in once/inline mode: only the looked-up rows are hashed (no table
+    variable, no init subgraph), bit-identical to the numpy runtime; out-of-range ids fail."""
+    torch.manual_seed(0)
+    model = EmbeddingMeanHead(2000, 40)  # 80000 elements >= ROW_GATHER_MIN_ELEMENTS
+    hashpack.compress(model, "hashed", compression=1 / 8, seed=4)
+    model.eval()
+    hpk = hashpack.pack(model, torch.randint(0, 2000, (2, 5)), tmp_path / "full.hpk")
+    embedding = hpk.nodes[0]
+    assert embedding.op == "Embedding" and hpk.params[embedding.params["weight"]].scheme == "hashed"
+    attrs = {} if padding_idx is None else {"padding_idx": padding_idx}
+    hpk.nodes = [replace(embedding, attrs={**embedding.attrs, **attrs})]
+    hpk.outputs = [ValueInfo(embedding.outputs[0], (None, 5, 40))]
+    hpk.golden = None
+    hpk.tensors = {k: v for k, v in hpk.tensors.items() if not k.startswith("golden/")}
+    path = tmp_path / "rows.hpk"
+    write_hpk(hpk, path)
+    runtime = load(path)
+    ids = np.random.default_rng(2).integers(0, 2000, (4, 5)).astype(np.int32)
+    ids[0, :2] = [3, 1999]
+    want = runtime.run(ids)
+    for mode in WEIGHT_MODES:
+        data = build_tflite(path, mode).data
+        ops = _opcodes(data)
+        assert ("BITWISE_XOR" in ops and "CALL_ONCE" not in ops) == (mode != "expanded"), (mode, ops)
+        for resolver in RESOLVERS:
+            got = _run(data, ids, hpk.input.name, embedding.outputs[0], resolver)
+            np.testing.assert_array_equal(got, want, err_msg=f"{mode} {resolver}")
+            for bad in (2000, -1):
+                with pytest.raises((RuntimeError, ValueError)):
+                    _run(data, np.full((1, 5), bad, np.int32), hpk.input.name, embedding.outputs[0], resolver)

@@ -18,18 +18,21 @@ values built from the batch size alone (Constant). Every lowering is builtin ops
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hashpack.runtime import Node
+from hashpack.runtime.hashing import MIX_MULTIPLIER, hash_key
 
 from .builder import TensorHandle
 from .context import ExportContext
 from .fusion import node_key
 from .graph import OPS, _bias, _param_shape, _Unsupported, register_op
 from .layout import TORCH, WeightView, layout_perm, perm_layout
-from .schema import schema
+from .schema import schema, tflite_type
 
-__all__: list[str] = []
+__all__ = ["ROW_GATHER_MIN_ELEMENTS", "row_gather"]
 
 _MAX_BROADCAST_RANK = 6  # ADD/MUL/SUB broadcast up to rank 6 in LiteRT's reference kernels
 
@@ -186,28 +189,131 @@ def _constant(ctx: ExportContext, node: Node) -> None:
     ctx.define(out, y, TORCH, (None, *dims))
 
 
+# A hashed table of at least this many elements is hashed per looked-up row in once and inline
+# mode instead of decoded whole (benchmarks/embedding_tflite.py, docs/TFLITE.md).
+ROW_GATHER_MIN_ELEMENTS = 1 << 16
+
+
 @register_op("Embedding")
 def _embedding(ctx: ExportContext, node: Node) -> None:
-    """GATHER of rows of the table; ids out of [0, V) make LiteRT's GATHER fail the invoke."""
+    """GATHER of rows of the table; ids out of [0, V) make LiteRT's GATHER fail the invoke.
+
+    A large ``hashed`` table in once/inline mode is never decoded: the graph hashes the flat
+    indices ``id·D + j`` of the rows the batch looks up (:func:`_hashed_rows`).
+    """
     name, out = node.inputs[0], node.outputs[0]
     shape = ctx.shape(name)
     vocab, dim = _param_shape(ctx, node, "weight")
     padding = node.attrs.get("padding_idx")
-    scale = None
-    if padding is not None:
-        if not -vocab <= padding < vocab:
-            raise ValueError(f"padding_idx {padding} outside the table's {vocab} rows")
-        scale = np.ones((vocab, 1), np.float32)
-        scale[padding % vocab] = 0.0
-    table = ctx.weights.weight(node.params["weight"], scale=scale)
+    if padding is not None and not -vocab <= padding < vocab:
+        raise ValueError(f"padding_idx {padding} outside the table's {vocab} rows")
+    padding = None if padding is None else padding % vocab
     ids = ctx.get(name, TORCH)
     if ids.dtype != np.dtype(np.int32):  # ids computed as float values: whole numbers, as FORMAT.md says
         ids = ctx.main.op("CAST", [ids], np.int32, [None, *ids.shape[1:]])
+    param = ctx.hpk.params[node.params["weight"]]
+    out_shape = (*shape, dim)
+    if row_gather(ctx, param.name):
+        y = _hashed_rows(ctx, param.name, ids, vocab, dim, padding, out)
+        ctx.define(out, y, TORCH, out_shape)
+        return
+    scale = None
+    if padding is not None:
+        scale = np.ones((vocab, 1), np.float32)
+        scale[padding] = 0.0
+    table = ctx.weights.weight(param.name, scale=scale)
     options = schema.GatherOptionsT()
     options.axis = 0
-    out_shape = (*shape, dim)
     y = ctx.op("GATHER", [table, ids], out, [None, *out_shape[1:]], options)
     ctx.define(out, y, TORCH, out_shape)
+
+
+def row_gather(ctx: ExportContext, param: str) -> bool:
+    """Whether the Embedding table ``param`` is hashed per looked-up row (see ``_hashed_rows``)."""
+    p = ctx.hpk.params[param]
+    return (
+        ctx.weights.mode in ("once", "inline")
+        and p.scheme == "hashed"
+        and math.prod(p.shape) >= ROW_GATHER_MIN_ELEMENTS
+    )
+
+
+def _hashed_rows(
+    ctx: ExportContext, param: str, ids: TensorHandle, vocab: int, dim: int, padding: int | None, out: str
+) -> TensorHandle:
+    """sign(i)·space[h(i) mod K] for i = id·D + j of every looked-up row (FORMAT.md §1, bit-exact).
+
+    The hash chain is ``hash_ops``'s, on tensors with a dynamic batch. Ids outside [0, V) would
+    hash indices of no row, so ``id // V`` GATHERs from a one-element constant first: LiteRT
+    fails the invoke on any index but 0, as the table GATHER would.
+    """
+    main, p = ctx.main, ctx.hpk.params[param]
+    space = ctx.hpk.spaces[p.spec["space"]]
+    lead = [None, *ids.shape[1:]]
+    full = [*lead, dim]
+
+    def op(name: str, inputs: list, dtype: type, shape: list, options: object | None = None) -> TensorHandle:
+        return main.op(name, inputs, dtype, shape, options)
+
+    def cast(x: TensorHandle, dtype: type, shape: list) -> TensorHandle:
+        options = schema.CastOptionsT()
+        options.inDataType, options.outDataType = tflite_type(x.dtype), tflite_type(dtype)
+        return op("CAST", [x], dtype, shape, options)
+
+    def u32(value: int) -> TensorHandle:
+        return main.constant(np.uint32(value))
+
+    gather = schema.GatherOptionsT()
+    gather.axis = 0
+    row = op("FLOOR_DIV", [ids, main.constant(np.int32(vocab))], np.int32, lead, schema.FloorDivOptionsT())
+    check = op("GATHER", [main.constant(np.zeros(1, np.float32)), row], np.float32, lead, gather)
+    options = schema.ReshapeOptionsT()
+    options.newShape = [-1, *ids.shape[1:], 1]
+    column = op("RESHAPE", [ids, ctx.int32(options.newShape)], np.int32, [*lead, 1], options)
+    base = op("MUL", [column, main.constant(np.int32(dim))], np.int32, [*lead, 1], schema.MulOptionsT())
+    index = op(
+        "ADD", [base, main.constant(np.arange(dim, dtype=np.int32))], np.int32, full, schema.AddOptionsT()
+    )
+    key, multiplier = hash_key(int(p.spec["seed"]), 0)
+    mul, xor, shift = schema.MulOptionsT(), schema.BitwiseXorOptionsT(), schema.RightShiftOptionsT()
+    h = op("BITWISE_XOR", [cast(index, np.uint32, full), u32(key)], np.uint32, full, xor)
+    h = op("MUL", [h, u32(multiplier)], np.uint32, full, mul)
+    for step in range(3):  # mix32, as hash_ops.emit_mix32
+        high = op("RIGHT_SHIFT", [h, u32(16)], np.uint32, full, shift)
+        h = op("BITWISE_XOR", [h, high], np.uint32, full, xor)
+        if step < 2:
+            h = op("MUL", [h, u32(MIX_MULTIPLIER)], np.uint32, full, mul)
+    bucket = op("FLOOR_MOD", [cast(h, np.int64, full), main.constant(np.int64(space.size))], np.int64, full,
+                schema.FloorModOptionsT())  # fmt: skip
+    bit = cast(op("RIGHT_SHIFT", [h, u32(31)], np.uint32, full, shift), np.float32, full)
+    twice = op("MUL", [bit, main.constant(np.float32(-2.0))], np.float32, full, schema.MulOptionsT())
+    sign = op("ADD", [twice, main.constant(np.float32(1.0))], np.float32, full, schema.AddOptionsT())
+    values = _space_values(ctx, p.spec["space"])
+    signed = op(
+        "MUL", [op("GATHER", [values, bucket], np.float32, full, gather), sign], np.float32, full, mul
+    )
+    if padding is not None:  # the padding row reads as zero
+        keep = op("NOT_EQUAL", [ids, main.constant(np.int32(padding))], np.bool_, lead)
+        keep = op("RESHAPE", [cast(keep, np.float32, lead), ctx.int32(options.newShape)], np.float32,
+                  [*lead, 1], options)  # fmt: skip
+        signed = op("MUL", [signed, keep], np.float32, full, mul)
+    checked = op("RESHAPE", [check, ctx.int32(options.newShape)], np.float32, [*lead, 1], options)
+    return ctx.op("ADD", [signed, checked], out, full, schema.AddOptionsT())
+
+
+def _space_values(ctx: ExportContext, name: str) -> TensorHandle:
+    """Space ``name``'s float32 values in the main subgraph (dequantized here, as FORMAT.md §3)."""
+    space = ctx.hpk.spaces[name]
+    stored = ctx.main.constant(np.asarray(ctx.hpk.tensors[space.tensor]))
+    if space.dtype == "float32":
+        return stored
+    options = schema.CastOptionsT()
+    options.inDataType, options.outDataType = tflite_type(stored.dtype), tflite_type(np.float32)
+    values = ctx.main.op("CAST", [stored], np.float32, list(stored.shape), options)
+    if space.dtype == "int8":
+        scale = ctx.main.constant(np.float32(space.scale))
+        values = ctx.main.op("MUL", [values, scale], np.float32, list(stored.shape), schema.MulOptionsT())
+    return values
 
 
 _LINEAR_RANK2 = OPS["Linear"]
