@@ -1,0 +1,104 @@
+"""A hashed 30000×128 embedding table in LiteRT: hash only the looked-up rows, or decode the table.
+
+Model: hashpack.models.EmbeddingMeanHead(30000, 128) (Embedding + mean over the 16 tokens +
+Linear(128, 1)), every layer hashed at 1/8 (seed 0), packed; inputs: batch 32 × 16 int32 ids.
+Variants of the exported .tflite:
+
+- ``once rows``: the default for a large hashed table (tx_ops.ROW_GATHER_MIN_ELEMENTS) — each
+  invoke hashes the 32·16·128 flat indices id·D + j it reads and GATHERs them from the buckets;
+- ``once table``: the whole table decoded by the CALL_ONCE init subgraph on the first invoke into
+  a resource variable, then a plain GATHER (forced by raising the threshold);
+- ``inline rows``: as ``once rows`` (no init subgraph at all);
+- ``expanded``: the dense table stored in the file (the reference size).
+
+Reports the file size, the first invoke (interpreter creation + allocation + invoke) and the steady
+latency (median of 50 invokes), single-threaded, default delegates (XNNPACK), each in a fresh
+interpreter. Usage: OMP_NUM_THREADS=1 python benchmarks/embedding_tflite.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import hashpack
+from hashpack.exporter.tflite import build_tflite, tx_ops
+from hashpack.exporter.tflite.runner import make_interpreter
+from hashpack.models import EmbeddingMeanHead
+from hashpack.runtime import load
+
+VOCAB, DIM, LENGTH, BATCH, STEADY = 30000, 128, 16, 32, 50
+
+
+def _measure(data: bytes, ids: np.ndarray, want: np.ndarray) -> dict[str, float]:
+    start = time.perf_counter()
+    interpreter = make_interpreter(data, num_threads=1)
+    runner = interpreter.get_signature_runner("serving_default")
+    (name,) = runner.get_input_details()
+    out = next(iter(runner(**{name: ids}).values()))
+    first = time.perf_counter() - start
+    error = float(np.abs(out - want).max())
+    times = []
+    for _ in range(STEADY):
+        t = time.perf_counter()
+        runner(**{name: ids})
+        times.append(time.perf_counter() - t)
+    return {
+        "bytes": len(data),
+        "first_invoke_ms": round(first * 1e3, 2),
+        "steady_ms": round(statistics.median(times) * 1e3, 3),
+        "max_abs_error_vs_numpy": error,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = EmbeddingMeanHead(VOCAB, DIM)
+    hashpack.compress(model, "hashed", compression=1 / 8, seed=0)
+    model.eval()
+    ids = np.random.default_rng(0).integers(0, VOCAB, (BATCH, LENGTH)).astype(np.int32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "head.hpk"
+        hashpack.pack(model, torch.from_numpy(ids[:2]).long(), path)
+        hpk_bytes = path.stat().st_size
+        want = load(path).run(ids)
+        threshold = tx_ops.ROW_GATHER_MIN_ELEMENTS
+        files = {
+            "once rows": build_tflite(path, "once").data,
+            "inline rows": build_tflite(path, "inline").data,
+            "expanded": build_tflite(path, "expanded").data,
+        }
+        tx_ops.ROW_GATHER_MIN_ELEMENTS = 1 << 62
+        try:
+            files["once table"] = build_tflite(path, "once").data
+        finally:
+            tx_ops.ROW_GATHER_MIN_ELEMENTS = threshold
+    results = {
+        "model": f"EmbeddingMeanHead({VOCAB}, {DIM}) hashed 1/8, .hpk {hpk_bytes} bytes",
+        "batch": [BATCH, LENGTH],
+        "variants": {name: _measure(data, ids, want) for name, data in files.items()},
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(results["model"], f"batch {BATCH}×{LENGTH}")
+    print(f"{'variant':<12} {'bytes':>10} {'first invoke ms':>16} {'steady ms':>10} {'max err':>9}")
+    for name, r in results["variants"].items():
+        print(
+            f"{name:<12} {r['bytes']:>10} {r['first_invoke_ms']:>16} {r['steady_ms']:>10} "
+            f"{r['max_abs_error_vs_numpy']:>9.2g}"
+        )
+
+
+if __name__ == "__main__":
+    main()
