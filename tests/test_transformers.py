@@ -34,6 +34,7 @@ from hashpack.validation import run_validation
 
 COMPRESSION = 1 / 8
 ASSERTED_BACKENDS = ["pytorch", "numpy"]  # add "onnx:compact", "tflite:once", … as backends gain the ops
+ASSERTED_BACKENDS += ["tflite:once", "tflite:inline", "tflite:expanded", "tflite:materialized"]
 ATOL = 1e-4
 
 
