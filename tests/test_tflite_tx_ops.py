@@ -219,3 +219,60 @@ def test_hashed_table_rows_are_hashed_per_lookup_bit_exact(tmp_path: Path, paddi
             for bad in (2000, -1):
                 with pytest.raises((RuntimeError, ValueError)):
                     _run(data, np.full((1, 5), bad, np.int32), hpk.input.name, embedding.outputs[0], resolver)
+
+
+def _variants(value: object) -> list[object]:
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [0, 1, 2, 3, -1, -2, value + 1, 2**31 - 1]
+    if isinstance(value, float):
+        return [0.0, -1.0, 1e-12, 1e30, float("nan")]
+    if isinstance(value, list):
+        return [list(reversed(value)), value[:-1], [*value, 1], [0] * len(value), [-1] * len(value)]
+    return []
+
+
+def test_reader_accepted_attr_variants_export_and_run(tmp_path: Path) -> None:
+    """Every attr of every tx case's nodes replaced by plausible and hostile values: whatever the
+    reader accepts exports (once and expanded), runs in LiteRT and matches the numpy runtime;
+    anything else is an HpkFormatError naming the file."""
+    from hashpack.runtime import HpkFormatError
+
+    accepted = rejected = 0
+    for case in CASES:
+        base = case_hpk(case)
+        for i, node in enumerate(base.nodes):
+            for key in sorted(node.attrs):
+                for value in _variants(node.attrs[key]):
+                    hpk = case_hpk(case)
+                    hpk.nodes[i] = replace(node, attrs={**node.attrs, key: value})
+                    hpk.golden = None
+                    hpk.tensors = {k: v for k, v in hpk.tensors.items() if not k.startswith("golden/")}
+                    path = tmp_path / "variant.hpk"
+                    try:
+                        write_hpk(hpk, path)  # the reader's checks and shape rules
+                        model = load(path)
+                    except (HpkFormatError, ValueError, TypeError, KeyError):
+                        rejected += 1
+                        continue
+                    accepted += 1
+                    x = _case_input(case, case_hpk(case).golden_arrays()[0])  # type: ignore[index]
+                    try:
+                        want = model.run(x)
+                    except ValueError:
+                        continue  # e.g. a padding_idx the numpy runtime rejects at run time
+                    for mode in ("once", "expanded"):
+                        try:
+                            exported = build_tflite(path, mode)
+                        except HpkFormatError as exc:
+                            assert str(exc).startswith(str(path)) and "not supported" in str(exc), exc
+                            continue
+                        got = _run(exported.data, x, exported.input_name, exported.output_name, "builtin")
+                        what = f"{case.id} node {i} {key}={value!r} {mode}"
+                        if np.isnan(want).any():
+                            assert np.isnan(got).any(), what
+                            continue
+                        _assert_close(got, want, what)
+    print(f"attr variants: {accepted} accepted, {rejected} rejected")
+    assert accepted >= 20 and rejected >= 20, (accepted, rejected)
