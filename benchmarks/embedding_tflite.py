@@ -11,9 +11,10 @@ Variants of the exported .tflite:
 - ``inline rows``: as ``once rows`` (no init subgraph at all);
 - ``expanded``: the dense table stored in the file (the reference size).
 
-Reports the file size, the first invoke (interpreter creation + allocation + invoke) and the steady
-latency (median of 50 invokes), single-threaded, default delegates (XNNPACK), each in a fresh
-interpreter. Usage: OMP_NUM_THREADS=1 python benchmarks/embedding_tflite.py [--json]
+Reports the file size, the first invoke (interpreter creation + allocation + invoke), the steady
+latency (median of 200 invokes) and the peak RSS growth over the run (Linux VmHWM, reset just
+before creating the interpreter, minus VmRSS then), single-threaded, default delegates (XNNPACK), each
+variant in a fresh child process. Usage: OMP_NUM_THREADS=1 python benchmarks/embedding_tflite.py [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,34 +37,60 @@ from hashpack.exporter.tflite.runner import make_interpreter
 from hashpack.models import EmbeddingMeanHead
 from hashpack.runtime import load
 
-VOCAB, DIM, LENGTH, BATCH, STEADY = 30000, 128, 16, 32, 50
+VOCAB, DIM, LENGTH, BATCH, STEADY = 30000, 128, 16, 32, 200
 
 
-def _measure(data: bytes, ids: np.ndarray, want: np.ndarray) -> dict[str, float]:
+def _status_kib(field: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def _child(model_path: str, ids_path: str) -> None:
+    """Measure one .tflite in this (fresh) process; prints JSON."""
+    data, ids = Path(model_path).read_bytes(), np.load(ids_path)
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM) to the current RSS
+    before = _status_kib("VmRSS")
     start = time.perf_counter()
     interpreter = make_interpreter(data, num_threads=1)
     runner = interpreter.get_signature_runner("serving_default")
     (name,) = runner.get_input_details()
     out = next(iter(runner(**{name: ids}).values()))
     first = time.perf_counter() - start
-    error = float(np.abs(out - want).max())
     times = []
     for _ in range(STEADY):
         t = time.perf_counter()
         runner(**{name: ids})
         times.append(time.perf_counter() - t)
-    return {
+    peak = _status_kib("VmHWM") - before
+    np.save(ids_path + ".out.npy", out)
+    result = {
         "bytes": len(data),
         "first_invoke_ms": round(first * 1e3, 2),
         "steady_ms": round(statistics.median(times) * 1e3, 3),
-        "max_abs_error_vs_numpy": error,
+        "peak_rss_growth_mib": round(peak / 1024, 1),
     }
+    print(json.dumps(result))
+
+
+def _measure(tmp: Path, name: str, data: bytes, ids: np.ndarray, want: np.ndarray) -> dict:
+    model_path, ids_path = tmp / f"{name.replace(' ', '_')}.tflite", tmp / "ids.npy"
+    model_path.write_bytes(data)
+    np.save(ids_path, ids)
+    command = [sys.executable, __file__, "--child", str(model_path), str(ids_path)]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    out = np.load(str(ids_path) + ".out.npy")
+    result["max_abs_error_vs_numpy"] = float(np.abs(out - want).max())
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
     torch.manual_seed(0)
     model = EmbeddingMeanHead(VOCAB, DIM)
     hashpack.compress(model, "hashed", compression=1 / 8, seed=0)
@@ -83,20 +112,22 @@ def main() -> None:
             files["once table"] = build_tflite(path, "once").data
         finally:
             tx_ops.ROW_GATHER_MIN_ELEMENTS = threshold
-    results = {
-        "model": f"EmbeddingMeanHead({VOCAB}, {DIM}) hashed 1/8, .hpk {hpk_bytes} bytes",
-        "batch": [BATCH, LENGTH],
-        "variants": {name: _measure(data, ids, want) for name, data in files.items()},
-    }
+        results = {
+            "model": f"EmbeddingMeanHead({VOCAB}, {DIM}) hashed 1/8, .hpk {hpk_bytes} bytes",
+            "batch": [BATCH, LENGTH],
+            "variants": {name: _measure(Path(tmp), name, data, ids, want) for name, data in files.items()},
+        }
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(results["model"], f"batch {BATCH}×{LENGTH}")
-    print(f"{'variant':<12} {'bytes':>10} {'first invoke ms':>16} {'steady ms':>10} {'max err':>9}")
+    print(
+        f"{'variant':<12} {'bytes':>10} {'first invoke ms':>16} {'steady ms':>10} {'RSS MiB':>8} {'max err':>9}"
+    )
     for name, r in results["variants"].items():
         print(
             f"{name:<12} {r['bytes']:>10} {r['first_invoke_ms']:>16} {r['steady_ms']:>10} "
-            f"{r['max_abs_error_vs_numpy']:>9.2g}"
+            f"{r['peak_rss_growth_mib']:>8} {r['max_abs_error_vs_numpy']:>9.2g}"
         )
 
 
