@@ -84,6 +84,9 @@ class _Builder:
     const_names: dict[str, str] = field(default_factory=dict)  # fx const -> param name (get_attr target)
     constants: dict[tuple[str, int], str] = field(default_factory=dict)  # (const, rank) -> Constant node
     ids_input: str | None = None  # the graph input when it holds token ids (int32)
+    # fx values torch holds as [L, N, …] (after transpose(0, 1), batch_first=False attention) while
+    # the .hpk value stays [N, L, …]: only layout-independent ops may consume them
+    swapped: set[str] = field(default_factory=set)
     float_value: str | None = None  # a float value computed so far: a Constant's batch source
 
     def value(self, arg: Any, where: str, rank: int | None = None) -> str:
@@ -349,20 +352,19 @@ def _layer_norm_module(b: _Builder, node: fx.Node, path: str, m: nn.Module) -> N
 def _layer_norm(
     b: _Builder, node: fx.Node, where: str, shape: Any, weight: Any, bias: Any, eps: float, prefix: str
 ) -> None:
+    """LayerNorm over the last ``len(shape)`` dims; weight/bias are module tensors or pack-time
+    constants (F.layer_norm); a missing one of the two is written as ones / zeros."""
     dims = len(shape) if isinstance(shape, (list, tuple, torch.Size)) else 1
+
+    def tensor(value: Any) -> torch.Tensor | None:
+        return value if value is None or isinstance(value, torch.Tensor) else b.const(value, where)
+
+    w, c = tensor(weight), tensor(bias)
     params = {}
-    if weight is not None or bias is not None:
-        w = weight if isinstance(weight, torch.Tensor) else b.consts.get(getattr(weight, "name", ""), None)
-        if weight is not None and w is None:
-            w = b.const(weight, where)
-        bvalue = bias if isinstance(bias, torch.Tensor) else None
-        if bias is not None and bvalue is None:
-            bvalue = b.const(bias, where)
-        if w is None:
-            w = torch.ones(bvalue.shape)
-        if bvalue is None:  # LayerNorm(bias=False): the op takes both or neither
-            bvalue = torch.zeros(w.shape)
-        params = {"weight": b.dense(f"{prefix}.weight", w), "bias": b.dense(f"{prefix}.bias", bvalue)}
+    if w is not None or c is not None:
+        w = torch.ones(c.shape) if w is None else w  # type: ignore[union-attr]
+        c = torch.zeros(w.shape) if c is None else c  # LayerNorm(bias=False): the op takes both or neither
+        params = {"weight": b.dense(f"{prefix}.weight", w), "bias": b.dense(f"{prefix}.bias", c)}
     b.add("LayerNorm", node, _unary_input(b, node, where), params, {"dims": dims, "eps": float(eps)})
 
 
@@ -479,7 +481,14 @@ def _permute(b: _Builder, node: fx.Node, where: str) -> None:
 
 
 def _permute_to(b: _Builder, node: fx.Node, where: str, perm: list[int]) -> None:
-    if perm[0] != 0:
+    source = node.args[0]
+    if perm == [1, 0, *range(2, len(perm))]:  # batch_first=False plumbing: [N, L, …] <-> [L, N, …]
+        # no node: the .hpk value stays batch-first; the swap is tracked (see _SEQUENCE_FIRST_SAFE)
+        _identity(b, node, where)
+        if source.name not in b.swapped:
+            b.swapped.add(node.name)
+        return
+    if source.name in b.swapped or perm[0] != 0:
         raise UnsupportedModelError(f"{where}: permute {perm} moves the batch dimension; keep dim 0 first")
     if perm == sorted(perm):
         _identity(b, node, where)
@@ -938,7 +947,9 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
             "example_input holds token ids of magnitude >= 2^24; .hpk int32 inputs are recorded exactly only "
             "below 2^24 (docs/FORMAT.md §3)"
         )
-    graph_module.graph.eliminate_dead_code()  # e.g. attention weights computed but not used
+    # e.g. attention weights computed but not used; an unused in-place call (x.relu_()) is kept, so
+    # it still reaches its handler (and its error) instead of silently vanishing
+    graph_module.graph.eliminate_dead_code(is_impure_node=_may_mutate)
     if integer:
         _check_ids_users(graph_module, modules, example_input.dtype)
     graph_module.recompile()
@@ -962,9 +973,11 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
             continue
         if node.op == "call_module":
             module = modules[node.target]
+            _check_layout(builder, node, node.target, type(module), module)
             _module_handler(module)(builder, node, node.target, module)  # type: ignore[misc]
             continue
         where = f"{module_path(node)} ({node.name})"
+        _check_layout(builder, node, where, node.target)
         if node.op == "call_function":
             handler = FUNCTION_HANDLERS.get(node.target)
             if handler is None and stochastic_depth is not None and node.target is stochastic_depth:
@@ -977,6 +990,59 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> tuple[fx.GraphModu
             raise UnsupportedModelError(f"{where}: {_describe_call(node)} is not supported: {NOT_IN_FORMAT}")
         handler(builder, node, where)
     return graph_module, builder.nodes, builder
+
+
+# What may consume a value held sequence-first ([L, N, …], see _Builder.swapped): ops acting on the last
+# dims or elementwise, which compute the same on the batch-first .hpk value. Their output is swapped too.
+_SEQUENCE_FIRST_SAFE: tuple[Any, ...] = (
+    nn.Linear,
+    nn.modules.linear.NonDynamicallyQuantizableLinear,
+    nn.LayerNorm,
+    nn.ReLU,
+    nn.GELU,
+    nn.Dropout,
+    nn.Identity,
+    F.relu,
+    torch.relu,
+    F.gelu,
+    F.dropout,
+    F.linear,
+    operator.add,
+    operator.iadd,
+    torch.add,
+    "contiguous",
+    "relu",
+)
+
+
+def _check_layout(
+    b: _Builder, node: fx.Node, where: str, target: Any, module: nn.Module | None = None
+) -> None:
+    """Refuse a sequence-first value where the layout matters; mark the outputs of safe ops swapped."""
+    swapped = [a for a in node.all_input_nodes if a.name in b.swapped]
+    if not swapped or target in (torch.transpose, torch.permute, "transpose", "permute"):
+        return
+    safe = target in _SEQUENCE_FIRST_SAFE or (
+        isinstance(target, type) and issubclass(target, CompressedLayer) and target.hpk_op == "Linear"
+    )
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) >= len(_shape(node)) - 1:
+        safe = False  # it would normalize over the batch/sequence axes, which the swap exchanges
+    tensors = [a for a in node.all_input_nodes if _is_tensor_node(a) and a.name not in b.consts]
+    if not safe or len(swapped) != len(tensors):
+        raise UnsupportedModelError(
+            f"{where}: {swapped[0].name} is laid out [sequence, batch, …] (transpose(0, 1) / batch_first=False) "
+            "and this op depends on the layout; use batch_first=True, or transpose back first"
+        )
+    b.swapped.add(node.name)
+
+
+def _may_mutate(node: fx.Node) -> bool:
+    """Whether dead-code elimination must keep ``node`` (placeholders, outputs, in-place calls, modules)."""
+    if node.op in ("placeholder", "output", "call_module"):
+        return True
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    in_place_operator = node.target in (operator.iadd, operator.isub, operator.imul, operator.itruediv)
+    return node.is_impure() or in_place_operator or (name.endswith("_") and not name.endswith("__"))
 
 
 def _check_ids_users(graph_module: fx.GraphModule, modules: dict[str, nn.Module], dtype: torch.dtype) -> None:
@@ -1050,6 +1116,11 @@ def _build(model: nn.Module, example_input: torch.Tensor, golden: int) -> HpkFil
     result = output_nodes[0].args[0]
     if not _is_tensor_node(result):
         raise UnsupportedModelError("the model must return a single tensor")
+    if result.name in builder.swapped:
+        raise UnsupportedModelError(
+            "the model returns a [sequence, batch, …] value (transpose(0, 1) / batch_first=False): the .hpk "
+            "output has the batch first; transpose it back"
+        )
     output_name = builder.alias.get(result.name, result.name)
     input_node = next(n for n in graph_module.graph.nodes if n.op == "placeholder")
     input_shape = (None, *example_input.shape[1:])

@@ -13,7 +13,7 @@ import numpy as np
 from .errors import HpkFormatError, IdsOutOfRange
 from .hpk import HpkFile, Node, read_hpk
 from .ops import OPS
-from .schemes import decode_param
+from .schemes import decode_param, hashed
 
 # What a kernel or decoder raises on inputs it cannot handle; read_hpk's checks should make these
 # unreachable, and the evaluator turns any that slip through into the one documented error.
@@ -21,7 +21,8 @@ _KERNEL_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError)
 
 
 class Model:
-    """A loaded .hpk model. ``run(x)`` takes a float32 batch shaped ``(N, *input_shape[1:])``."""
+    """A loaded .hpk model. ``run(x)`` takes a float32 batch shaped ``(N, *input_shape[1:])``, or token
+    ids (any integer dtype, or whole floats) when the input's dtype is int32."""
 
     def __init__(self, hpk: HpkFile) -> None:
         self.hpk = hpk
@@ -48,13 +49,34 @@ class Model:
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
         """Every param, decompressed to float32 (computed once, on first use)."""
-        weights = {}
-        for name, param in self.hpk.params.items():
+        return {name: self._weight(name) for name in self.hpk.params}
+
+    def _weight(self, name: str) -> np.ndarray:
+        if name not in self._decoded:
+            param = self.hpk.params[name]
             try:
-                weights[name] = decode_param(self.hpk, name)
+                self._decoded[name] = decode_param(self.hpk, name)
             except _KERNEL_ERRORS as exc:
                 raise HpkFormatError(f"{self.hpk.source}: param {name!r} ({param.scheme}): {exc}") from None
-        return weights
+        return self._decoded[name]
+
+    @cached_property
+    def _decoded(self) -> dict[str, np.ndarray]:
+        return {}
+
+    @cached_property
+    def _row_tables(self) -> set[str]:
+        """Hashed tables read only by Embedding nodes: ``run`` regenerates just the rows a batch looks
+        up (hashing ``id·D + j``) instead of decoding the whole table (FORMAT.md §5 Embedding)."""
+        users: dict[str, set[str]] = {}
+        for node in self.hpk.nodes:
+            for slot, name in node.params.items():
+                users.setdefault(name, set()).add(node.op if slot == "weight" else "other")
+        return {
+            name
+            for name, ops in users.items()
+            if ops == {"Embedding"} and self.hpk.params[name].scheme == "hashed"
+        }
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = _as_ids(x) if self.hpk.input.dtype == "int32" else np.asarray(x, dtype=np.float32)
@@ -70,8 +92,24 @@ class Model:
 
     __call__ = run
 
+    def _embedding_rows(self, node: Node, ids: np.ndarray) -> np.ndarray:
+        """Embedding of a hashed table, decoding only the distinct rows ``ids`` reads."""
+        param = self.hpk.params[node.params["weight"]]
+        _checked_ids(ids, param.shape[0], f"{self.hpk.source}: node {node.name!r} ({node.op})")
+        rows, inverse = np.unique(ids, return_inverse=True)
+        out = hashed.decode_rows(param, self.hpk, rows)[inverse.reshape(ids.shape)]
+        if "padding_idx" in node.attrs:
+            out[ids == node.attrs["padding_idx"]] = 0
+        return out
+
     def _run_node(self, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
-        kwargs = {slot: self.weights[name] for slot, name in node.params.items()}
+        if (
+            node.op == "Embedding"
+            and node.params["weight"] in self._row_tables
+            and node.params["weight"] not in self._decoded
+        ):
+            return self._embedding_rows(node, values[node.inputs[0]])
+        kwargs = {slot: self._weight(name) for slot, name in node.params.items()}
         kwargs.update(node.attrs)
         try:
             result = OPS[node.op].kernel(*(values[name] for name in node.inputs), **kwargs)
@@ -80,6 +118,12 @@ class Model:
         except _KERNEL_ERRORS as exc:
             raise HpkFormatError(f"{self.hpk.source}: node {node.name!r} ({node.op}): {exc}") from None
         return np.asarray(result, dtype=np.float32)
+
+
+def _checked_ids(ids: np.ndarray, rows: int, where: str) -> None:
+    if ids.size and (ids.min() < 0 or ids.max() >= rows):
+        bad = ids[(ids < 0) | (ids >= rows)].flat[0]
+        raise IdsOutOfRange(f"{where}: token id {int(bad)} is outside the table's [0, {rows}) rows")
 
 
 def _as_ids(x: np.ndarray) -> np.ndarray:

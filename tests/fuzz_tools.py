@@ -791,7 +791,7 @@ FIELD_LIES: list[tuple[str, str, Any, str]] = [
     ("allops", "nodes/add/inputs", ["relu"], "takes 2 input"),
     ("allops", "nodes/cat/inputs", [], "at least one input"),
     ("allops", "nodes/cat/inputs", ["view", "gap"], "does not match"),
-    ("allops", "nodes/fc/inputs", ["relu"], "rank 4, expected 2"),
+    ("allops", "nodes/fc/inputs", ["relu"], "does not fit weight"),
     ("allops", "nodes/bn1d/inputs", ["cat"], "does not fit 16 channels"),
     ("allops", "nodes/fc/params/weight", DELETE, "missing param 'weight'"),
     ("allops", "nodes/fc/params/weight", "nope", "unknown param 'nope'"),

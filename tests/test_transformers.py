@@ -146,3 +146,23 @@ def test_hashed_text_classifier_learns_token_presence() -> None:
     assert dense_accuracy > 0.85
     assert hashed_accuracy > 0.85, f"hashed {hashed_accuracy:.3f} vs dense {dense_accuracy:.3f}"
     assert time.perf_counter() - start < 120  # generous on a busy 2-core machine; ~25 s alone
+
+
+def test_numpy_runtime_decodes_only_the_rows_a_batch_reads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = hashpack.compress(EmbeddingMeanHead(50000, 64), compression=1 / 8).eval()
+    model.items.padding_idx = 3  # also check the zero row on this path
+    ids = _tokens(50000, 12)(0)
+    ids[0, :2] = 3
+    hashpack.pack(model, ids, tmp_path / "r.hpk")
+    runtime = load(tmp_path / "r.hpk")
+    table = runtime.hpk.nodes[0].params["weight"]
+    rows_path = runtime.run(ids.numpy())
+    assert table not in runtime._decoded  # the 3.2 M-entry table was never materialized
+    with torch.no_grad():
+        np.testing.assert_allclose(rows_path, model(ids).numpy(), rtol=0, atol=1e-6)
+    runtime.weights  # noqa: B018 (decode everything: the whole-table path)
+    assert table in runtime._decoded
+    assert np.array_equal(runtime.run(ids.numpy()), rows_path)
+    with pytest.raises(ValueError, match=r"node 'items' \(Embedding\): token id 50000 is outside"):
+        runtime.run(np.full((1, 12), 50000))

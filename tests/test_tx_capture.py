@@ -93,6 +93,22 @@ class Text(nn.Module):
         return self.head(self.encoder(self.embed(ids)).mean(1))
 
 
+class SequenceFirst(nn.Module):
+    """batch_first=False attention and encoder between two transpose(0, 1): the graph stays batch-first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 4)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.1, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [N, L, D]
+        h = x.transpose(0, 1)
+        h = self.encoder(self.attn(h, h, h, need_weights=False)[0] + h)
+        return self.head(h.transpose(0, 1).mean(1))
+
+
 def _ids(*shape: int) -> Callable[[int], torch.Tensor]:
     return lambda seed: torch.randint(0, 50, shape, generator=torch.Generator().manual_seed(seed))
 
@@ -106,6 +122,7 @@ MODELS = {
     "tokens": (Tokens, _floats(4, 3, 8, 8)),
     "attention": (Attention, _floats(4, 6, 12)),
     "text": (Text, _ids(4, 7)),
+    "sequence-first": (SequenceFirst, _floats(4, 5, 16)),
 }
 
 
@@ -197,7 +214,12 @@ class Broadcast(nn.Module):
 
 
 UNSUPPORTED = {
-    "seq-first-attention": (SeqFirst, torch.randn(5, 2, 8), r"permute \[1, 0, 2\] moves the batch dimension"),
+    # the model's own input is [L, N, E]: its dim 0 would become the .hpk batch
+    "seq-first-input": (
+        SeqFirst,
+        torch.randn(5, 2, 8),
+        r"laid out \[sequence, batch, …\] .* use batch_first=True",
+    ),
     "sdpa-mask": (Masked, torch.randn(2, 2, 4, 3), r"scaled_dot_product_attention with attn_mask"),
     "sliced-ids": (
         SlicedIds,
@@ -220,3 +242,15 @@ def test_unsupported_transformer_constructs_fail_in_one_line(tmp_path: Path, nam
     assert "\n" not in str(info.value)
     assert re.search(pattern, str(info.value)), str(info.value)
     assert not (tmp_path / "m.hpk").exists()
+
+
+def test_unused_in_place_calls_are_not_dropped(tmp_path: Path) -> None:
+    """Dead-code elimination (unused attention weights) must not make an in-place op vanish silently."""
+
+    class InPlace(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x.relu_()
+            return x * 2.0
+
+    with pytest.raises(UnsupportedModelError, match=r"relu_"):
+        hashpack.pack(InPlace().eval(), torch.randn(2, 3), tmp_path / "m.hpk")

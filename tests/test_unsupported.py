@@ -91,8 +91,9 @@ CASES = {
     "MultiheadAttention-seq-first": (
         lambda: Wrap(Attention(), 5 * 8),
         torch.randn(2, 5, 8),
-        r"^block\.attn \(transpose\): permute \[1, 0, 2\] moves the batch dimension; keep dim 0 first$",
-        None,  # compressed (HashedMultiheadAttention); packing needs batch_first=True
+        r"^block\.attn \(chunk\): linear is laid out \[sequence, batch, …\] \(transpose\(0, 1\) / "
+        r"batch_first=False\) and this op depends on the layout; use batch_first=True, or transpose back first$",
+        None,  # compressed (HashedMultiheadAttention); this model's own input is [L, N, E]
     ),
     "ConvTranspose2d": (
         lambda: Wrap(nn.ConvTranspose2d(3, 2, 2, stride=2), 2 * 8 * 8),

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hashpack.nn.hashing import bucket_and_sign
 from hashpack.runtime import HpkFile, ValueInfo
-from hashpack.runtime.hpk import Node, Param
+from hashpack.runtime.hpk import Node, Param, Space
 
 GOLDEN_BATCH = 2
 TOLERANCE = 1e-5  # absolute, on outputs of magnitude ≲ 10
@@ -41,6 +42,7 @@ class TxCase:
     params: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, values ~ N(0, 1)
     scale: float = 1.0
     vocab: int = 0
+    hashed: tuple[str, ...] = ()  # params stored as `hashed` (K = numel / 4 buckets) instead of dense
 
     @property
     def ops(self) -> set[str]:
@@ -51,6 +53,15 @@ def _n(
     op: str, inputs: tuple[str, ...] = ("x",), attrs: dict | None = None, params: dict | None = None
 ) -> TxNode:
     return (op, inputs, attrs or {}, params or {})
+
+
+HASHED_SEED = 2840119437
+
+
+def _hashed_table(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The virtual tensor of a `hashed` param (FORMAT.md §4) over bucket ``values`` (torch hp32)."""
+    index, sign = bucket_and_sign(math.prod(shape), HASHED_SEED, values.shape[0])
+    return (torch.from_numpy(values)[index] * sign).reshape(shape).numpy()
 
 
 CASES: list[TxCase] = [
@@ -183,6 +194,16 @@ CASES: list[TxCase] = [
         params={"table": (20, 6), "w": (2, 6)},
         vocab=20,
     ),
+    # a hashed table (backends may gather only the rows looked up: hash id·D + j)
+    TxCase(
+        "embedding-hashed-table",
+        (9,),
+        (_n("Embedding", attrs={"padding_idx": 0}, params={"weight": "table"}),),
+        lambda x, p: F.embedding(x, p["table"]).masked_fill((x == 0).unsqueeze(-1), 0.0),
+        params={"table": (300, 8)},
+        vocab=300,
+        hashed=("table",),
+    ),
     # a whole attention block's plumbing: heads split, attention, heads merged, softmax elsewhere
     TxCase(
         "mha-plumbing",
@@ -240,8 +261,16 @@ def case_input(case: TxCase, batch: int = GOLDEN_BATCH, seed: int = 0) -> np.nda
 
 
 def case_params(case: TxCase, seed: int = 1) -> dict[str, np.ndarray]:
+    """Dense values per param; for a hashed param, its K = numel / 4 bucket values."""
     generator = torch.Generator().manual_seed(seed)
-    return {name: torch.randn(*shape, generator=generator).numpy() for name, shape in case.params.items()}
+    return {
+        name: torch.randn(
+            math.prod(shape) // 4 if name in case.hashed else math.prod(shape), generator=generator
+        )
+        .reshape(-1 if name in case.hashed else shape)
+        .numpy()
+        for name, shape in case.params.items()
+    }
 
 
 def case_hpk(case: TxCase, batch: int = GOLDEN_BATCH, seed: int = 0) -> HpkFile:
@@ -249,21 +278,30 @@ def case_hpk(case: TxCase, batch: int = GOLDEN_BATCH, seed: int = 0) -> HpkFile:
     x = case_input(case, batch, seed)
     values = case_params(case)
     torch_x = torch.from_numpy(x).long() if case.vocab else torch.from_numpy(x)
+    virtual = {
+        name: _hashed_table(v, case.params[name]) if name in case.hashed else v for name, v in values.items()
+    }
     with torch.no_grad():
-        weights = {name: torch.from_numpy(v) for name, v in values.items()}
+        weights = {name: torch.from_numpy(v) for name, v in virtual.items()}
         y = case.reference(torch_x, weights).contiguous().numpy().astype(np.float32)
     nodes = [
         Node(op, f"n{i}", inputs, (f"y{i}",), dict(params), dict(attrs))
         for i, (op, inputs, attrs, params) in enumerate(case.nodes)
     ]
-    params = {
-        name: Param(name, "dense", tuple(v.shape), {"tensor": f"params/{name}"}) for name, v in values.items()
-    }
-    tensors = {f"params/{name}": v for name, v in values.items()}
+    params, spaces, tensors = {}, {}, {}
+    for name, v in values.items():
+        if name in case.hashed:
+            spaces[name] = Space(name, v.shape[0], "float32", f"spaces/{name}")
+            spec = {"space": name, "seed": HASHED_SEED}
+            params[name] = Param(name, "hashed", case.params[name], spec)
+            tensors[f"spaces/{name}"] = v
+        else:
+            params[name] = Param(name, "dense", tuple(v.shape), {"tensor": f"params/{name}"})
+            tensors[f"params/{name}"] = v
     return HpkFile(
         inputs=[ValueInfo("x", (None, *case.input_shape), "int32" if case.vocab else "float32")],
         outputs=[ValueInfo(f"y{len(nodes) - 1}", (None, *y.shape[1:]))],
-        spaces={},
+        spaces=spaces,
         params=params,
         nodes=nodes,
         tensors={**tensors, "golden/inputs": x, "golden/outputs": y},

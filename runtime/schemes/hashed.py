@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..hashing import MASK32, gather_signed
+from ..hashing import MASK32, SIGN_BIT, gather_signed, hash_indices
 
 if TYPE_CHECKING:
     from ..hpk import HpkFile, Param, Space
@@ -30,3 +30,14 @@ def decode(param: Param, hpk: HpkFile) -> np.ndarray:
 
 def spaces_of(param: Param) -> list[str]:
     return [param.spec["space"]]
+
+
+def decode_rows(param: Param, hpk: HpkFile, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a 2-D hashed param (an embedding table), hashing only their indices
+    ``row·D + j``: equal, bit for bit, to ``decode(param, hpk)[rows]``."""
+    values = hpk.space_values(param.spec["space"])
+    width = param.shape[1]
+    entries = (np.asarray(rows, dtype=np.int64)[:, None] * width + np.arange(width)).reshape(-1)
+    h = hash_indices(entries, param.spec["seed"])
+    picked = values[h % np.uint32(values.shape[0])]
+    return np.where(h & np.uint32(SIGN_BIT), -picked, picked).reshape(len(rows), width)
