@@ -24,7 +24,7 @@ from torch import nn
 from tx_op_cases import CASE_IDS, CASES, TX_OPS, TxCase, case_hpk
 
 import hashpack
-from hashpack.exporter.tflite import WEIGHT_MODES, build_tflite
+from hashpack.exporter.tflite import WEIGHT_MODES, build_tflite, tx_ops
 from hashpack.exporter.tflite.graph import OPS as EXPORTER_OPS
 from hashpack.exporter.tflite.materialize import materialize
 from hashpack.models import EmbeddingMeanHead, TextClassifier
@@ -276,3 +276,31 @@ def test_reader_accepted_attr_variants_export_and_run(tmp_path: Path) -> None:
                         _assert_close(got, want, what)
     print(f"attr variants: {accepted} accepted, {rejected} rejected")
     assert accepted >= 20 and rejected >= 20, (accepted, rejected)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.hashed], ids=[c.id for c in CASES if c.hashed])
+@pytest.mark.parametrize("rows", [True, False], ids=["rows", "table"])
+def test_shared_hashed_table_cases_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: TxCase, rows: bool
+) -> None:
+    """The shared hashed-table cases with the looked-up rows hashed (threshold 0) and with the
+    table decoded (threshold above the table): bit-identical to the numpy runtime either way."""
+    monkeypatch.setattr(tx_ops, "ROW_GATHER_MIN_ELEMENTS", 0 if rows else 1 << 62)
+    path = tmp_path / f"{case.id}.hpk"
+    write_hpk(case_hpk(case), path)
+    model = load(path)
+    x = _case_input(case, model.golden_inputs)
+    want = model.run(x)
+    for mode in WEIGHT_MODES:
+        data = build_tflite(path, mode).data
+        ops = _opcodes(data)
+        if mode == "once":  # the table decoded by the init subgraph, or no init subgraph at all
+            assert ("CALL_ONCE" in ops) != rows, ops
+        if mode == "inline":  # the table's flat indices are a RANGE; the rows' come from the ids
+            assert ("RANGE" in ops) != rows and "BITWISE_XOR" in ops, ops
+        for resolver in RESOLVERS:
+            got = _run(data, x, "x", model.hpk.output.name, resolver)
+            if case.ops == {"Embedding"}:
+                np.testing.assert_array_equal(got, want, err_msg=f"{case.id} {mode} {resolver}")
+            else:
+                _assert_close(got, want, f"{case.id} {mode} {resolver}")
