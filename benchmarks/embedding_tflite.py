@@ -11,6 +11,10 @@ Variants of the exported .tflite:
 - ``inline rows``: as ``once rows`` (no init subgraph at all);
 - ``expanded``: the dense table stored in the file (the reference size).
 
+Then the same for the text classifier hashpack.models.TextClassifier(30000, 128) (the table +
+a 2-layer TransformerEncoder + mean + Linear), all hashed 1/8: once, inline, expanded and
+materialized (a ``--materializable`` once file with its weights made constant by ``materialize``).
+
 Reports the file size, the first invoke (interpreter creation + allocation + invoke), the steady
 latency (median of 200 invokes) and the peak RSS growth over the run (Linux VmHWM, reset just
 before creating the interpreter, minus VmRSS then), single-threaded, default delegates (XNNPACK), each
@@ -33,8 +37,9 @@ import torch
 
 import hashpack
 from hashpack.exporter.tflite import build_tflite, tx_ops
+from hashpack.exporter.tflite.materialize import materialize
 from hashpack.exporter.tflite.runner import make_interpreter
-from hashpack.models import EmbeddingMeanHead
+from hashpack.models import EmbeddingMeanHead, TextClassifier
 from hashpack.runtime import load
 
 VOCAB, DIM, LENGTH, BATCH, STEADY = 30000, 128, 16, 32, 200
@@ -83,6 +88,34 @@ def _measure(tmp: Path, name: str, data: bytes, ids: np.ndarray, want: np.ndarra
     return result
 
 
+def _model_results(tmp: Path, label: str, model: torch.nn.Module, ids: np.ndarray, table_too: bool) -> dict:
+    """Pack ``model`` (hashed 1/8) and measure its exports; ``table_too``: also the decoded table."""
+    hashpack.compress(model, "hashed", compression=1 / 8, seed=0)
+    model.eval()
+    path = tmp / f"{label}.hpk"
+    hashpack.pack(model, torch.from_numpy(ids[:2]).long(), path)
+    want = load(path).run(ids)
+    files = {
+        "once rows": build_tflite(path, "once").data,
+        "inline rows": build_tflite(path, "inline").data,
+        "expanded": build_tflite(path, "expanded").data,
+    }
+    if table_too:
+        threshold = tx_ops.ROW_GATHER_MIN_ELEMENTS
+        tx_ops.ROW_GATHER_MIN_ELEMENTS = 1 << 62
+        try:
+            files["once table"] = build_tflite(path, "once").data
+        finally:
+            tx_ops.ROW_GATHER_MIN_ELEMENTS = threshold
+    else:
+        files["materialized"] = materialize(build_tflite(path, "once", materializable=True).data)
+    return {
+        "model": f"{label} hashed 1/8, .hpk {path.stat().st_size} bytes",
+        "batch": [BATCH, LENGTH],
+        "variants": {name: _measure(tmp, name, data, ids, want) for name, data in files.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -91,44 +124,28 @@ def main() -> None:
     if args.child:
         _child(*args.child)
         return
-    torch.manual_seed(0)
-    model = EmbeddingMeanHead(VOCAB, DIM)
-    hashpack.compress(model, "hashed", compression=1 / 8, seed=0)
-    model.eval()
     ids = np.random.default_rng(0).integers(0, VOCAB, (BATCH, LENGTH)).astype(np.int32)
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "head.hpk"
-        hashpack.pack(model, torch.from_numpy(ids[:2]).long(), path)
-        hpk_bytes = path.stat().st_size
-        want = load(path).run(ids)
-        threshold = tx_ops.ROW_GATHER_MIN_ELEMENTS
-        files = {
-            "once rows": build_tflite(path, "once").data,
-            "inline rows": build_tflite(path, "inline").data,
-            "expanded": build_tflite(path, "expanded").data,
-        }
-        tx_ops.ROW_GATHER_MIN_ELEMENTS = 1 << 62
-        try:
-            files["once table"] = build_tflite(path, "once").data
-        finally:
-            tx_ops.ROW_GATHER_MIN_ELEMENTS = threshold
-        results = {
-            "model": f"EmbeddingMeanHead({VOCAB}, {DIM}) hashed 1/8, .hpk {hpk_bytes} bytes",
-            "batch": [BATCH, LENGTH],
-            "variants": {name: _measure(Path(tmp), name, data, ids, want) for name, data in files.items()},
-        }
+        torch.manual_seed(0)
+        head = EmbeddingMeanHead(VOCAB, DIM)
+        results.append(_model_results(Path(tmp), f"EmbeddingMeanHead({VOCAB}, {DIM})", head, ids, True))
+        torch.manual_seed(0)
+        text = TextClassifier(VOCAB, DIM)
+        results.append(_model_results(Path(tmp), f"TextClassifier({VOCAB}, {DIM})", text, ids, False))
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(results["model"], f"batch {BATCH}×{LENGTH}")
-    print(
-        f"{'variant':<12} {'bytes':>10} {'first invoke ms':>16} {'steady ms':>10} {'RSS MiB':>8} {'max err':>9}"
-    )
-    for name, r in results["variants"].items():
+    for block in results:
+        print(block["model"], f"batch {BATCH}×{LENGTH}")
         print(
-            f"{name:<12} {r['bytes']:>10} {r['first_invoke_ms']:>16} {r['steady_ms']:>10} "
-            f"{r['peak_rss_growth_mib']:>8} {r['max_abs_error_vs_numpy']:>9.2g}"
+            f"{'variant':<12} {'bytes':>10} {'first invoke ms':>16} {'steady ms':>10} {'RSS MiB':>8} {'max err':>9}"
         )
+        for name, r in block["variants"].items():
+            print(
+                f"{name:<12} {r['bytes']:>10} {r['first_invoke_ms']:>16} {r['steady_ms']:>10} "
+                f"{r['peak_rss_growth_mib']:>8} {r['max_abs_error_vs_numpy']:>9.2g}"
+            )
 
 
 if __name__ == "__main__":
