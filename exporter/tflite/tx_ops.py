@@ -12,8 +12,12 @@ values built from the batch size alone (Constant). Every lowering is builtin ops
 - Attention: BATCH_MATMUL(q, k, adj_y), MUL scale, ADD of a constant causal mask, SOFTMAX,
   BATCH_MATMUL with v;
 - Constant: BROADCAST_TO of the param to ``[SHAPE(x)[0], d1..dr]``;
-- Embedding: GATHER of the table rows (a ``padding_idx`` row is zeroed in the weight itself);
+- Embedding: GATHER of the table rows (a ``padding_idx`` row is zeroed in the weight itself),
+  or, for a large ``hashed`` table in once/inline mode, the hp32 chain on the flat indices
+  ``id·D + j`` of the looked-up rows only (never the whole table);
 - Linear on rank ≥ 3: FULLY_CONNECTED with ``keep_num_dims``.
+
+LayerNorm above rank 6 and MatMul above rank 5 are one-line "not supported" errors.
 """
 
 from __future__ import annotations
