@@ -34,7 +34,9 @@ from hashpack.validation import run_validation
 
 COMPRESSION = 1 / 8
 ASSERTED_BACKENDS = ["pytorch", "numpy"]  # add "onnx:compact", "tflite:once", … as backends gain the ops
-ASSERTED_BACKENDS += ["tflite:once", "tflite:inline", "tflite:expanded", "tflite:materialized"]
+# tflite expanded/materialized: not yet — XNNPACK's second invoke of the constant-weight ViT is
+# sometimes wrong (docs/TFLITE.md, "Known issue"); once/inline keep their weights off XNNPACK.
+ASSERTED_BACKENDS += ["tflite:once", "tflite:inline"]
 ATOL = 1e-4
 
 

@@ -11,7 +11,7 @@ values built from the batch size alone (Constant). Every lowering is builtin ops
   axes swapped (a Transpose before it then costs nothing);
 - Attention: BATCH_MATMUL(q, k, adj_y), MUL scale, ADD of a constant causal mask, SOFTMAX,
   BATCH_MATMUL with v;
-- Constant: BROADCAST_TO of the param to ``[SHAPE(x)[0], d1..dr]``;
+- Constant: GATHER of the param at N zero indices (N from the input, no dynamic shapes);
 - Embedding: GATHER of the table rows (a ``padding_idx`` row is zeroed in the weight itself),
   or, for a large ``hashed`` table in once/inline mode, the hp32 chain on the flat indices
   ``id·D + j`` of the looked-up rows only (never the whole table);
@@ -172,7 +172,12 @@ def _attention(ctx: ExportContext, node: Node) -> None:
 
 @register_op("Constant")
 def _constant(ctx: ExportContext, node: Node) -> None:
-    """BROADCAST_TO of the param to ``[N, d1..dr]``, N read from the input's SHAPE at run time."""
+    """GATHER of row 0 of the param viewed as ``[1, d1..dr]`` at N zero indices.
+
+    The N zeros are ZEROS_LIKE of one element per sample of the input (SLICE + RESHAPE to
+    ``[N]``), so every shape follows the input's by LiteRT's static resizing: no dynamic tensor
+    (a BROADCAST_TO to a SHAPE-computed shape is one, which XNNPACK's neighbours then read).
+    """
     out = node.outputs[0]
     dims = list(_param_shape(ctx, node, "value"))
     if not dims:
@@ -180,16 +185,23 @@ def _constant(ctx: ExportContext, node: Node) -> None:
     value = ctx.weights.weight(node.params["value"])
     options = schema.ReshapeOptionsT()
     options.newShape = [1, *dims]
-    one = ctx.main.op("RESHAPE", [value, ctx.int32([1, *dims])], np.float32, [1, *dims], options,
-                      name=ctx.names.claim(ctx.main, f"{out}/value"))  # fmt: skip
+    table = ctx.main.op("RESHAPE", [value, ctx.int32([1, *dims])], np.float32, [1, *dims], options,
+                        name=ctx.names.claim(ctx.main, f"{out}/value"))  # fmt: skip
     x = ctx.get(node.inputs[0], ctx.layouts(node.inputs[0])[0])
-    shape_options = schema.ShapeOptionsT()
-    shape_options.outType = schema.TensorType.INT32
-    shape = ctx.main.op("SHAPE", [x], np.int32, [len(x.shape)], shape_options)
-    batch = ctx.main.op("SLICE", [shape, ctx.int32([0]), ctx.int32([1])], np.int32, [1])
-    concat = schema.ConcatenationOptionsT()
-    target = ctx.main.op("CONCATENATION", [batch, ctx.int32(dims)], np.int32, [1 + len(dims)], concat)
-    y = ctx.op("BROADCAST_TO", [one, target], out, [None, *dims])
+    rank = len(x.shape)
+    first = ctx.main.op("SLICE", [x, ctx.int32([0] * rank), ctx.int32([-1] + [1] * (rank - 1))], x.dtype,
+                        [None] + [1] * (rank - 1))  # fmt: skip
+    flat = schema.ReshapeOptionsT()
+    flat.newShape = [-1]
+    zeros = ctx.main.op("ZEROS_LIKE", [ctx.main.op("RESHAPE", [first, ctx.int32([-1])], x.dtype, [None], flat)],
+                        x.dtype, [None])  # fmt: skip
+    if zeros.dtype != np.dtype(np.int32):
+        cast = schema.CastOptionsT()
+        cast.inDataType, cast.outDataType = tflite_type(zeros.dtype), tflite_type(np.int32)
+        zeros = ctx.main.op("CAST", [zeros], np.int32, [None], cast)
+    gather = schema.GatherOptionsT()
+    gather.axis = 0
+    y = ctx.op("GATHER", [table, zeros], out, [None, *dims], gather)
     ctx.define(out, y, TORCH, (None, *dims))
 
 
