@@ -34,7 +34,10 @@ from hashpack.torchvision_compat import torchvision_models
 from hashpack.validation import run_validation
 
 COMPRESSION = 1 / 8
-ASSERTED_BACKENDS = ["pytorch", "numpy", "onnx:compact", "onnx:inline", "onnx:expanded"]  # + "tflite:once", …
+ASSERTED_BACKENDS = ["pytorch", "numpy", "onnx:compact", "onnx:inline", "onnx:expanded"]
+# tflite expanded/materialized: not yet — XNNPACK's second invoke of the constant-weight ViT is
+# sometimes wrong (docs/TFLITE.md, "Known issue"); once/inline keep their weights off XNNPACK.
+ASSERTED_BACKENDS += ["tflite:once", "tflite:inline"]
 ATOL = 1e-4
 
 

@@ -18,7 +18,7 @@ from hashpack import __version__
 from hashpack.runtime import HpkFile, read_hpk
 from hashpack.runtime.container import atomic_write_bytes
 
-from . import schemes  # noqa: F401  (registers the scheme emitters)
+from . import schemes, tx_ops  # noqa: F401  (register the scheme emitters, the transformer ops)
 from .context import ExportContext
 from .graph import translate
 from .layout import TORCH, WeightView
@@ -67,7 +67,7 @@ def build_tflite(
     description = f"hashpack {__version__} --weights {weights} (from {hpk.producer or 'unknown producer'})"
     ctx = ExportContext(hpk, weights, description)
     main = ctx.main
-    x = main.add_input(ctx.names.claim(main, hpk.input.name), "float32", hpk.input.shape)
+    x = main.add_input(ctx.names.claim(main, hpk.input.name), hpk.input.dtype, hpk.input.shape)  # int32: ids
     ctx.define(hpk.input.name, x, TORCH, hpk.input.shape)
     for node in hpk.nodes:
         translate(ctx, node)

@@ -58,6 +58,8 @@ def builtin_op_version(op: str, inputs: Sequence[object | None], outputs: Sequen
         if _I8 in types:
             return 3
         return 2 if _U32 in types else 1
+    if op == "BROADCAST_TO":  # version 1 was the custom op's: the builtin starts at 2
+        return 2
     if op == "FULLY_CONNECTED":
         return 6 if len(inputs) == 2 else 1  # no bias slot at all needs version 6
     return 1
