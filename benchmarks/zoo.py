@@ -1,9 +1,10 @@
 """The torchvision mobile zoo at 1/8 and 1/64 (hashed, from the dense weights): sizes and validate.
 
 Per model (torchvision's definition, num_classes=10, 3×64×64 inputs, random init rescaled so
-each compressed layer's output has unit std, as tests/test_zoo.py does): virtual weights, the
-.hpk bytes against dense float32 bytes, the compact ONNX and once-TFLite export bytes, and which
-of the nine `hashpack validate` backends pass (golden + 2 random inputs).
+each compressed layer's output has unit std; built by hashpack.zoo, as tests/test_zoo.py builds
+it): virtual weights, the .hpk bytes against dense float32 bytes, the compact ONNX and
+once-TFLite export bytes, and which of the nine `hashpack validate` backends pass (golden + 2
+random inputs).
 Usage: python benchmarks/zoo.py [--models resnet18,mobilenet_v2] [--compressions 1/8,1/64]
        [--no-validate] [--json]
        python benchmarks/zoo.py --table-from rows.json   (the table of an earlier --json run)
@@ -19,54 +20,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import hashpack
-from hashpack.nn.entries import CompressedLayer
-from hashpack.torchvision_compat import torchvision_models
 from hashpack.validation import export_model, run_validation
+from hashpack.zoo import INPUT_SHAPE, LARGE_MODELS, MODELS, compressed_model
 
-MODELS = [
-    "resnet18",
-    "resnet50",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "squeezenet1_1",
-    "shufflenet_v2_x0_5",
-    "efficientnet_b0",
-    "vgg11_bn",
-]
-INPUT_SHAPE = (3, 64, 64)
 FLOAT32_BYTES = 4
-
-
-@torch.no_grad()
-def unit_scale(model: nn.Module, x: torch.Tensor) -> None:
-    """Rescale each compressed layer so its output has unit std on ``x`` (as tests/test_zoo.py)."""
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        std = output.std()
-        if not torch.isfinite(std) or std == 0:
-            return output
-        for param in module.parameters(recurse=False):
-            param.div_(std)
-        return output / std
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, CompressedLayer)]
-    try:
-        model.eval()(x)
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def measure(name: str, compression: Fraction, validate: bool, directory: Path) -> dict:
     started = time.perf_counter()
-    torch.manual_seed(0)
-    model = getattr(torchvision_models(), name)(num_classes=10)
-    hashpack.compress(model, "hashed", compression=float(compression), seed=1, from_dense=True)
     generator = torch.Generator().manual_seed(2)
-    unit_scale(model, torch.randn(8, *INPUT_SHAPE, generator=generator))
+    model = compressed_model(name, "hashed", float(compression), generator)
     path = directory / f"{name}-{compression.denominator}.hpk"
     hpk = hashpack.pack(model, torch.randn(2, *INPUT_SHAPE, generator=generator), path, golden=2)
     virtual = sum(p.numel for p in hpk.params.values())
@@ -100,7 +65,9 @@ def _bytes(value: int | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated torchvision model names")
+    parser.add_argument(
+        "--models", default=",".join(MODELS + LARGE_MODELS), help="comma-separated torchvision model names"
+    )
     parser.add_argument("--compressions", default="1/8,1/64")
     parser.add_argument("--no-validate", dest="validate", action="store_false")
     parser.add_argument("--json", action="store_true")

@@ -840,6 +840,24 @@ def _parity_case(corpus: Path, name: str, payload: bytes, what: str, seed: int) 
     return case
 
 
+def _edited(meta: dict[str, Any], path: tuple[str | int, ...], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``meta`` whose dict at ``path`` has ``key`` set to ``value`` (removed if ``_REMOVE``)."""
+    edited = copy.deepcopy(meta)
+    target = edited
+    for step in path:
+        target = target[step]
+    if value is _REMOVE:
+        target.pop(key, None)
+    else:
+        target[key] = copy.deepcopy(value)
+    return edited
+
+
+def _with_meta(header: dict[str, Any], meta: dict[str, Any], data: bytes) -> bytes:
+    """The container of ``header`` and ``data`` around ``meta`` (canonical JSON, as the packer writes it)."""
+    return _container_bytes(header, json.dumps(meta, sort_keys=True, separators=(",", ":")), data)
+
+
 def _split_hpk(blob: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     """(tensor table, metadata document, data buffer) of a .hpk file."""
     (length,) = struct.unpack_from("<Q", blob)
@@ -860,23 +878,17 @@ def write_parity_corpus(out: Path) -> str:
             table, edited = copy.deepcopy(header), copy.deepcopy(meta)
             on_table = rng.random() < 0.25
             what = ("table: " if on_table else "") + _mutate(table if on_table else edited, rng)
-            payload = _container_bytes(table, json.dumps(edited, sort_keys=True, separators=(",", ":")), data)
+            payload = _with_meta(table, edited, data)
             cases.append(_parity_case(corpus, f"{base}_{index:03d}", payload, what, index))
     for base, (param, fields) in PARITY_FIELDS.items():
         header, meta, data = _split_hpk((out / f"{base}.hpk").read_bytes())
         index = 0
         for key in fields:
             for value in FIELD_VALUES:
-                edited = copy.deepcopy(meta)
-                if value is _REMOVE:
-                    edited["params"][param].pop(key, None)
-                    what = f"remove params/{param}/{key}"
-                else:
-                    edited["params"][param][key] = copy.deepcopy(value)
-                    what = f"set params/{param}/{key} = {value!r}"
-                payload = _container_bytes(
-                    header, json.dumps(edited, sort_keys=True, separators=(",", ":")), data
-                )
+                edited = _edited(meta, ("params", param), key, value)
+                where = f"params/{param}/{key}"
+                what = f"remove {where}" if value is _REMOVE else f"set {where} = {value!r}"
+                payload = _with_meta(header, edited, data)
                 cases.append(_parity_case(corpus, f"{base}_field_{index:03d}", payload, what, index))
                 index += 1
     # Targeted edits of every attr of the zoo blocks' pooling and layout nodes (and ceil_mode where
@@ -889,17 +901,10 @@ def write_parity_corpus(out: Path) -> str:
         keys = sorted(node["attrs"]) + (["ceil_mode"] if node["op"].endswith("Pool2d") else [])
         for key in dict.fromkeys(keys):
             for value in ATTR_VALUES:
-                edited = copy.deepcopy(meta)
-                attrs = edited["nodes"][position]["attrs"]
-                if value is _REMOVE:
-                    attrs.pop(key, None)
-                    what = f"remove nodes/{node['name']}/attrs/{key}"
-                else:
-                    attrs[key] = copy.deepcopy(value)
-                    what = f"set nodes/{node['name']}/attrs/{key} = {value!r}"
-                payload = _container_bytes(
-                    header, json.dumps(edited, sort_keys=True, separators=(",", ":")), data
-                )
+                edited = _edited(meta, ("nodes", position, "attrs"), key, value)
+                where = f"nodes/{node['name']}/attrs/{key}"
+                what = f"remove {where}" if value is _REMOVE else f"set {where} = {value!r}"
+                payload = _with_meta(header, edited, data)
                 name = f"{PARITY_ATTR_BASE}_attr_{index:03d}"
                 cases.append(_parity_case(corpus, name, payload, what, index))
                 index += 1
@@ -907,7 +912,7 @@ def write_parity_corpus(out: Path) -> str:
     # A file within every size limit whose weights would take too long to regenerate (§6 work limit).
     header, meta, data = _split_hpk((out / "lenet5_funhash.hpk").read_bytes())
     meta["params"]["fc1.weight"]["shape"] = [3 * 2**26]  # x (4 fetches + 25 for g) > 2^32 operations
-    payload = _container_bytes(header, json.dumps(meta, sort_keys=True, separators=(",", ":")), data)
+    payload = _with_meta(header, meta, data)
     case = _parity_case(corpus, "lenet5_funhash_decode_work", payload, "decode work over 2^32", 0)
     assert "operations" in case.get("message", ""), case
     cases.append({**case, "java_must_mention": "operations"})
@@ -923,7 +928,7 @@ def _tx_parity_cases(corpus: Path) -> list[dict[str, Any]]:
 
     def add(header: dict[str, Any], meta: dict[str, Any], data: bytes, what: str) -> None:
         nonlocal index
-        payload = _container_bytes(header, json.dumps(meta, sort_keys=True, separators=(",", ":")), data)
+        payload = _with_meta(header, meta, data)
         cases.append(_parity_case(corpus, f"tx_{index:04d}", payload, what, index))
         index += 1
 
@@ -936,24 +941,14 @@ def _tx_parity_cases(corpus: Path) -> list[dict[str, Any]]:
             keys = sorted(node["attrs"]) + (["padding_idx"] if node["op"] == "Embedding" else [])
             for key in dict.fromkeys(keys):
                 for value in TX_ATTR_VALUES:
-                    edited = copy.deepcopy(meta)
-                    attrs = edited["nodes"][position]["attrs"]
-                    if value is _REMOVE:
-                        attrs.pop(key, None)
-                    else:
-                        attrs[key] = copy.deepcopy(value)
+                    edited = _edited(meta, ("nodes", position, "attrs"), key, value)
                     add(header, edited, data, f"{case.id}: nodes/{node['name']}/attrs/{key} = {value!r}")
             for op in tx_op_cases.TX_OPS:
                 if op != node["op"]:
-                    edited = copy.deepcopy(meta)
-                    edited["nodes"][position]["op"] = op
+                    edited = _edited(meta, ("nodes", position), "op", op)
                     add(header, edited, data, f"{case.id}: nodes/{node['name']}/op = {op}")
         for value in TX_INPUT_DTYPES:
-            edited = copy.deepcopy(meta)
-            if value is _REMOVE:
-                edited["inputs"][0].pop("dtype", None)
-            else:
-                edited["inputs"][0]["dtype"] = copy.deepcopy(value)
+            edited = _edited(meta, ("inputs", 0), "dtype", value)
             add(header, edited, data, f"{case.id}: inputs/0/dtype = {value!r}")
     return cases
 

@@ -61,6 +61,11 @@ class Recurrent(nn.Module):
         return self.lstm(x)[0]
 
 
+# the start of compress's warning for a layer it leaves dense (the layer path and type follow)
+LEFT_DENSE = (
+    r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
+    r"nn\.MultiheadAttention only\): "
+)
 # name -> (model, example input, pattern of the one-line pack error, pattern of compress's warning or None)
 CASES = {
     "GroupNorm": (
@@ -85,8 +90,7 @@ CASES = {
         lambda: Wrap(nn.EmbeddingBag(10, 4), 4),
         torch.randint(0, 10, (2, 3)),
         r"^block: layer EmbeddingBag is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
-        r"nn\.MultiheadAttention only\): block \(EmbeddingBag\)",
+        LEFT_DENSE + r"block \(EmbeddingBag\)",
     ),
     "MultiheadAttention-seq-first": (
         lambda: Wrap(Attention(), 5 * 8),
@@ -99,15 +103,13 @@ CASES = {
         lambda: Wrap(nn.ConvTranspose2d(3, 2, 2, stride=2), 2 * 8 * 8),
         torch.randn(2, 3, 4, 4),
         r"^block: layer ConvTranspose2d is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
-        r"nn\.MultiheadAttention only\): block \(ConvTranspose2d\)",
+        LEFT_DENSE + r"block \(ConvTranspose2d\)",
     ),
     "LSTM": (
         lambda: Wrap(Recurrent(), 5 * 8),
         torch.randn(2, 5, 8),
         r"^block\.lstm: layer LSTM is not supported: not yet in the \.hpk op set",
-        r"^compress: left dense \(hashed compresses nn\.Linear, nn\.Conv2d, nn\.Embedding and "
-        r"nn\.MultiheadAttention only\): block\.lstm \(LSTM\)",
+        LEFT_DENSE + r"block\.lstm \(LSTM\)",
     ),
     "Upsample-module": (
         lambda: Wrap(nn.Upsample(scale_factor=2), 3 * 8 * 8),

@@ -8,9 +8,9 @@ once/inline/expanded/materialized), each of which must pass (a skip is a failure
 runtime on the file's golden samples. Every backend that fails is named on its own line.
 
 Random init leaves a compressed zoo model's logits tiny (1e-3 down to 1e-18 with fsnet), where
-an absolute tolerance of 1e-4 would prove nothing, so ``unit_scale`` first rescales each
-compressed layer so its output has unit standard deviation on a calibration batch (LSUV-style;
-every scheme used here is linear in its stored values), and the test checks the logits are O(1).
+an absolute tolerance of 1e-4 would prove nothing, so ``hashpack.zoo.compressed_model`` (shared
+with benchmarks/zoo.py) first rescales each compressed layer so its output has unit standard
+deviation on a calibration batch, and the test checks the logits are O(1).
 
 vgg11_bn (128 M virtual weights, its classifier is 25088→4096→4096 whatever the input size)
 costs more than the CI budget: it carries the ``zoo_large`` marker, is deselected by default
@@ -29,27 +29,14 @@ import torch
 from torch import nn
 
 import hashpack
-from hashpack.nn.entries import CompressedLayer
 from hashpack.runtime import load
-from hashpack.torchvision_compat import torchvision_models
 from hashpack.validation import DEFAULT_ATOL, DEFAULT_RTOL, EXPORT_MODES, BackendResult, run_validation
+from hashpack.zoo import INPUT_SHAPE, LARGE_MODELS, MODELS, compressed_model
 
-INPUT_SHAPE = (3, 64, 64)
 # squeezenet's MaxPool2d(3, 2, ceil_mode=True) windows all fit at 64×64 (ceil_mode would change
 # nothing); at 66×66 each of its three pools has a partial last window
 INPUT_SHAPES = {"squeezenet1_1": (3, 66, 66)}
-NUM_CLASSES = 10
 COMPRESSION = 1 / 8
-MODELS = [
-    "resnet18",
-    "resnet50",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "squeezenet1_1",
-    "shufflenet_v2_x0_5",
-    "efficientnet_b0",
-]
-LARGE_MODELS = ["vgg11_bn"]
 OTHER_METHODS = {"fresh": ["mobilenet_v3_small", "squeezenet1_1", "shufflenet_v2_x0_5"]}
 OTHER_METHODS["fsnet"] = OTHER_METHODS["fresh"]
 EXPECTED_BACKENDS = ["pytorch", "numpy"] + [
@@ -68,37 +55,6 @@ CASES = (
         for name in names
     ]
 )
-
-
-def build(name: str, seed: int = 0) -> nn.Module:
-    """torchvision's definition, unchanged."""
-    torch.manual_seed(seed)
-    return getattr(torchvision_models(), name)(num_classes=NUM_CLASSES)
-
-
-@torch.no_grad()
-def unit_scale(model: nn.Module, x: torch.Tensor) -> None:
-    """Rescale every compressed layer (all its own params) so its output has unit std on ``x``.
-
-    One forward pass: each layer's hook rescales the layer, then hands the rescaled output on, so
-    later layers are calibrated on what they will see.
-    """
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        std = output.std()
-        if not torch.isfinite(std) or std == 0:
-            return output
-        for param in module.parameters(recurse=False):
-            param.div_(std)
-        return output / std
-
-    layers = [m for m in model.modules() if isinstance(m, CompressedLayer)]
-    handles = [layer.register_forward_hook(hook) for layer in layers]
-    try:
-        model.eval()(x)
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def describe(backend: BackendResult) -> str:
@@ -124,15 +80,13 @@ def java_problem(path: Path) -> str | None:
 @pytest.mark.parametrize(("name", "method"), CASES)
 def test_zoo_model_passes_every_backend(tmp_path: Path, name: str, method: str) -> None:
     started = time.perf_counter()
-    model = build(name)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        hashpack.compress(model, method, compression=COMPRESSION, seed=1, from_dense=True)
-    assert not [str(w.message) for w in caught if str(w.message).startswith("compress:")]
-    assert not [m for m in model.modules() if type(m) in (nn.Linear, nn.Conv2d)], "a layer stayed dense"
     generator = torch.Generator().manual_seed(2)
     shape = INPUT_SHAPES.get(name, INPUT_SHAPE)
-    unit_scale(model, torch.randn(8, *shape, generator=generator))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = compressed_model(name, method, COMPRESSION, generator, shape)
+    assert not [str(w.message) for w in caught if str(w.message).startswith("compress:")]
+    assert not [m for m in model.modules() if type(m) in (nn.Linear, nn.Conv2d)], "a layer stayed dense"
     x = torch.randn(4, *shape, generator=generator)
     path = tmp_path / f"{name}-{method}.hpk"
     hashpack.pack(model, x[:2], path, golden=2)

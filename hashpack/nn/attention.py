@@ -28,6 +28,14 @@ def _heads(x: torch.Tensor, num_heads: int, head_dim: int) -> torch.Tensor:
     return x.reshape(x.shape[0], x.shape[1], num_heads, head_dim).transpose(1, 2)
 
 
+def _in_rows(
+    weight: torch.Tensor, bias: torch.Tensor | None, part: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The in-projection's rows ``[part·E, (part+1)·E)`` of ``weight`` and ``bias`` (q, k or v)."""
+    rows = slice(part * width, (part + 1) * width)
+    return weight[rows], None if bias is None else bias[rows]
+
+
 def attention_forward(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -188,9 +196,7 @@ class HashedMultiheadAttention(nn.Module):
     def _project_in(self, x: torch.Tensor, part: int | None) -> torch.Tensor:
         if part is None:
             return self.in_proj(x)
-        rows = slice(part * self.embed_dim, (part + 1) * self.embed_dim)
-        bias = self.in_proj.bias
-        return F.linear(x, self.in_proj.weight[rows], None if bias is None else bias[rows])
+        return F.linear(x, *_in_rows(self.in_proj.weight, self.in_proj.bias, part, self.embed_dim))
 
     def forward(
         self,
@@ -240,8 +246,7 @@ def dense_attention_forward(
     def project_in(x: torch.Tensor, part: int | None) -> torch.Tensor:
         weight, bias = mha.in_proj_weight, mha.in_proj_bias
         if part is not None:
-            rows = slice(part * width, (part + 1) * width)
-            weight, bias = weight[rows], None if bias is None else bias[rows]
+            weight, bias = _in_rows(weight, bias, part, width)
         return F.linear(x, weight, bias)
 
     return attention_forward(
