@@ -8,7 +8,8 @@ using too much memory or stops answering, the parent raises :class:`BackendCrash
 and carries on.
 
 Protocol, both directions, no pickle: a 4-byte little-endian header length, a JSON header, then
-``nbytes`` bytes of raw little-endian float32 data. The parent starts
+``nbytes`` bytes of raw little-endian data: float32, or int32 (token ids) when the header says
+``"dtype": "int32"``. The parent starts
 ``python -m hashpack.isolation KIND PATH MAX_MEMORY [NUM_THREADS]``; the child caps its own
 address space at MAX_MEMORY bytes (``RLIMIT_AS``) before importing a runtime, answers ``ready`` or ``error``
 once loaded, then one ``output`` or ``error`` per ``run`` request, and exits at end of input.
@@ -76,12 +77,15 @@ def memory_limit(file_size: int) -> int:
 
 # ------------------------------------------------------------------------------------ framing
 
+_WIRE_DTYPES = {"float32": "<f4", "int32": "<i4"}  # what crosses the pipe: model inputs and outputs
+
 
 def _encode(header: dict[str, Any], array: np.ndarray | None = None) -> bytes:
     payload = b""
     if array is not None:
-        array = np.ascontiguousarray(array, dtype="<f4")
-        header = {**header, "shape": list(array.shape), "nbytes": array.nbytes}
+        dtype = "int32" if np.issubdtype(array.dtype, np.integer) else "float32"
+        array = np.ascontiguousarray(array, dtype=_WIRE_DTYPES[dtype])
+        header = {**header, "shape": list(array.shape), "nbytes": array.nbytes, "dtype": dtype}
         payload = array.tobytes()
     text = json.dumps(header).encode()
     return _LENGTH.pack(len(text)) + text + payload
@@ -89,14 +93,16 @@ def _encode(header: dict[str, Any], array: np.ndarray | None = None) -> bytes:
 
 def _decode_array(header: dict[str, Any], payload: bytes) -> np.ndarray:
     shape = header.get("shape")
+    dtype = header.get("dtype", "float32")
     if (
-        not isinstance(shape, list)
+        dtype not in _WIRE_DTYPES
+        or not isinstance(shape, list)
         or len(shape) > MAX_RANK
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
         or int(np.prod(shape, dtype=np.int64)) * 4 != len(payload)
     ):
         raise ValueError(f"array header {header!r} does not match {len(payload)} data bytes")
-    return np.frombuffer(payload, dtype="<f4").reshape(shape).astype(np.float32)
+    return np.frombuffer(payload, dtype=_WIRE_DTYPES[dtype]).reshape(shape).astype(dtype)
 
 
 class _Reader:

@@ -134,3 +134,27 @@ def test_mutated_exports_never_take_the_parent_down(exports: dict[str, Path], ki
         assert result in OUTCOMES or result.startswith("crashed at "), result
         seen.add(result)
     assert "rejected at load" in seen  # the mutations do reach the runtime's checks
+
+
+@pytest.mark.parametrize("kind", ["onnx", "tflite"])
+def test_token_id_models_run_isolated_and_validate(tmp_path: Path, kind: str) -> None:
+    """int32 inputs cross the pipe as int32 (a float32 frame would make LiteRT refuse the tensor)."""
+    import torch
+
+    import hashpack
+    from hashpack.models import EmbeddingMeanHead
+
+    torch.manual_seed(0)
+    model = EmbeddingMeanHead(items=300, dim=8, outputs=3)
+    hashpack.compress(model, compression=1 / 8, seed=4)
+    model.eval()
+    path = tmp_path / "ids.hpk"
+    ids = torch.randint(0, 300, (4, 5))
+    hashpack.pack(model, ids, path)
+    exported = export_model(kind, "expanded", path, tmp_path)
+    x = ids.numpy().astype(np.int32)
+    with IsolatedRunner(kind, exported) as run:
+        got = run(x)
+    np.testing.assert_allclose(got, model(ids).detach().numpy(), atol=1e-5, rtol=1e-5)
+    result = CliRunner().invoke(main, ["validate", str(path), f"--{kind}", str(exported)])
+    assert result.exit_code == 0, result.output
