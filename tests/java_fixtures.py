@@ -706,7 +706,16 @@ PARITY_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "mlp_funhash_identity": ("fc2.weight", ("spaces", "hashes", "hops", "hidden", "g")),
     "lenet5_fsnet": ("c1.weight", ("shape", "space", "stride")),
 }
-_REMOVE = object()
+
+
+class _Removal:
+    """The "remove this key" marker; a fixed repr keeps parity.json byte-identical across runs."""
+
+    def __repr__(self) -> str:
+        return "<removed>"
+
+
+_REMOVE = _Removal()
 # Targeted parity edits of node attrs: every attr of every node of these ops in PARITY_ATTR_BASE.
 PARITY_ATTR_BASE = "zoo_blocks"
 PARITY_ATTR_OPS = {
