@@ -26,6 +26,9 @@ from torch import nn
 
 import hashpack
 from hashpack.data import token_presence
+from hashpack.exporter.tflite import build_tflite
+from hashpack.exporter.tflite.materialize import materialize
+from hashpack.exporter.tflite.runner import make_interpreter, run_signature
 from hashpack.models import EmbeddingMeanHead, TextClassifier
 from hashpack.nn import HashedEmbedding, HashedMultiheadAttention
 from hashpack.nn.entries import CompressedLayer
@@ -35,9 +38,7 @@ from hashpack.validation import run_validation
 
 COMPRESSION = 1 / 8
 ASSERTED_BACKENDS = ["pytorch", "numpy", "onnx:compact", "onnx:inline", "onnx:expanded"]
-# tflite expanded/materialized: not yet — XNNPACK's second invoke of the constant-weight ViT is
-# sometimes wrong (docs/TFLITE.md, "Known issue"); once/inline keep their weights off XNNPACK.
-ASSERTED_BACKENDS += ["tflite:once", "tflite:inline"]
+ASSERTED_BACKENDS += ["tflite:once", "tflite:inline", "tflite:expanded", "tflite:materialized"]
 ATOL = 1e-4
 
 
@@ -103,6 +104,33 @@ def test_transformer_models_through_the_chain(tmp_path: Path, name: str) -> None
     assert_java_golden_passes(path)  # the Java runtime (int32 ids as int[], hashed tables gathered by row)
     unasserted = {n: r.status for n, r in status.items() if n not in ASSERTED_BACKENDS}
     print(f"{name}: backends not asserted yet: {unasserted}")
+
+
+def test_vit_constant_weight_tflite_is_right_on_every_invoke(tmp_path: Path) -> None:
+    """Regression (docs/TFLITE.md, "Constant broadcast without a dynamic tensor"): the expanded and
+    materialized ViT under XNNPACK (the default delegate) were right on an interpreter's first
+    invoke and, in ~1 of 3 fresh interpreters, wrong on the later ones. 10 fresh interpreters ×
+    3 invokes each (the last one at another batch size), every invoke against the numpy runtime."""
+    torch.manual_seed(0)
+    model = hashpack.compress(_vit(), "hashed", compression=COMPRESSION).eval()
+    path = tmp_path / "vit.hpk"
+    hashpack.pack(model, _images(0), path)
+    runtime = load(path)
+    batches = [_images(seed, count).numpy() for seed, count in ((1, 4), (2, 4), (3, 2))]
+    expected = [runtime.run(batch) for batch in batches]
+    expanded = build_tflite(path, "expanded")
+    exports = {
+        "expanded": expanded.data,
+        "materialized": materialize(build_tflite(path, "once", materializable=True).data),
+    }
+    for mode, data in exports.items():
+        for fresh in range(10):
+            interpreter = make_interpreter(data, num_threads=1)
+            for invoke, (batch, want) in enumerate(zip(batches, expected, strict=True), start=1):
+                got = run_signature(interpreter, {expanded.input_name: batch})[expanded.output_name]
+                np.testing.assert_allclose(
+                    got, want, rtol=0, atol=ATOL, err_msg=f"{mode}: interpreter {fresh}, invoke {invoke}"
+                )
 
 
 @pytest.mark.parametrize("name", ["text", "recommender"])

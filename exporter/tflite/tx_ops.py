@@ -11,7 +11,7 @@ values built from the batch size alone (Constant). Every lowering is builtin ops
   axes swapped (a Transpose before it then costs nothing);
 - Attention: BATCH_MATMUL(q, k, adj_y), MUL scale, ADD of a constant causal mask, SOFTMAX,
   BATCH_MATMUL with v;
-- Constant: GATHER of the param at N zero indices (N from the input, no dynamic shapes);
+- Constant: GATHER of the param at N zero indices (N from the input, no dynamic tensor);
 - Embedding: GATHER of the table rows (a ``padding_idx`` row is zeroed in the weight itself),
   or, for a large ``hashed`` table in once/inline mode, the hp32 chain on the flat indices
   ``id·D + j`` of the looked-up rows only (never the whole table);
@@ -174,9 +174,13 @@ def _attention(ctx: ExportContext, node: Node) -> None:
 def _constant(ctx: ExportContext, node: Node) -> None:
     """GATHER of row 0 of the param viewed as ``[1, d1..dr]`` at N zero indices.
 
-    The N zeros are ZEROS_LIKE of one element per sample of the input (SLICE + RESHAPE to
-    ``[N]``), so every shape follows the input's by LiteRT's static resizing: no dynamic tensor
-    (a BROADCAST_TO to a SHAPE-computed shape is one, which XNNPACK's neighbours then read).
+    The N zeros are ZEROS_LIKE of one element per sample of the input (RESHAPE to ``[N, M]``,
+    GATHER of column 0 → ``[N]``), so every shape follows the input's by LiteRT's static
+    resizing: no dynamic tensor. Not a SLICE: LiteRT's SLICE kernel makes its output dynamic
+    when the input's batch is (-1 in the signature), and ops after a dynamic tensor are prepared
+    inside every invoke — XNNPACK's partitions after it then sometimes read stale values from
+    the second invoke on (docs/TFLITE.md). Not a BROADCAST_TO to a SHAPE-computed shape either:
+    that output is dynamic too.
     """
     out = node.outputs[0]
     dims = list(_param_shape(ctx, node, "value"))
@@ -188,13 +192,13 @@ def _constant(ctx: ExportContext, node: Node) -> None:
     table = ctx.main.op("RESHAPE", [value, ctx.int32([1, *dims])], np.float32, [1, *dims], options,
                         name=ctx.names.claim(ctx.main, f"{out}/value"))  # fmt: skip
     x = ctx.get(node.inputs[0], ctx.layouts(node.inputs[0])[0])
-    rank = len(x.shape)
-    first = ctx.main.op("SLICE", [x, ctx.int32([0] * rank), ctx.int32([-1] + [1] * (rank - 1))], x.dtype,
-                        [None] + [1] * (rank - 1))  # fmt: skip
-    flat = schema.ReshapeOptionsT()
-    flat.newShape = [-1]
-    zeros = ctx.main.op("ZEROS_LIKE", [ctx.main.op("RESHAPE", [first, ctx.int32([-1])], x.dtype, [None], flat)],
-                        x.dtype, [None])  # fmt: skip
+    rows = schema.ReshapeOptionsT()
+    rows.newShape = [-1, math.prod(x.shape[1:])]
+    rows_x = ctx.main.op("RESHAPE", [x, ctx.int32(rows.newShape)], x.dtype, [None, rows.newShape[1]], rows)
+    column = schema.GatherOptionsT()
+    column.axis = 1
+    first = ctx.main.op("GATHER", [rows_x, ctx.main.constant(np.int32(0))], x.dtype, [None], column)
+    zeros = ctx.main.op("ZEROS_LIKE", [first], x.dtype, [None])
     if zeros.dtype != np.dtype(np.int32):
         cast = schema.CastOptionsT()
         cast.inDataType, cast.outDataType = tflite_type(zeros.dtype), tflite_type(np.int32)
