@@ -52,6 +52,9 @@ DEFAULT_ATOL = 0.0  # absolute floor of the tolerance; the scale-relative part i
 DEFAULT_RTOL = 1e-4
 TINY_OUTPUTS = 1e-6  # a reference whose every |value| is below this comes from near-zero weights
 DEFAULT_RANDOM_INPUTS = 32
+# Above this many virtual weights, ONNX compact/inline exports made by validate run with ORT's graph
+# optimizations off (see open_backend): folding 2^26 weights at load would peak near 7 GB.
+FOLD_LIMIT = 2**26
 # The modes of ``hashpack export --weights`` (the first of each is the exporter's default), and
 # tflite "materialized": a --materializable once file turned into constant weights by LiteRT and
 # ``materialize()``, the model an app builds on the device (docs/TFLITE.md).
@@ -103,8 +106,15 @@ def runtime_missing(kind: str) -> str | None:
     return f"{' or '.join(modules)} is not installed"
 
 
-def open_backend(kind: str, path: str | os.PathLike[str], num_threads: int | None = None) -> Runner:
-    """Load ``path`` into backend ``kind`` and return ``run(x) -> y`` (float32 NCHW in, as PyTorch)."""
+def open_backend(
+    kind: str, path: str | os.PathLike[str], num_threads: int | None = None, *, optimize: bool = True
+) -> Runner:
+    """Load ``path`` into backend ``kind`` and return ``run(x) -> y`` (float32 NCHW in, as PyTorch).
+
+    optimize=False (ONNX only): create the session with ORT's graph optimizations off, so a compact
+    or inline file's decompression nodes execute at each run instead of being constant-folded at
+    load. Same graph, same kernels; ORT's folding holds ~100 bytes per virtual weight until it ends
+    (docs/ONNX.md), which a 128 M-weight model cannot afford, while execution frees as it goes."""
     if kind == "numpy":
         from hashpack.runtime import load
 
@@ -120,6 +130,8 @@ def open_backend(kind: str, path: str | os.PathLike[str], num_threads: int | Non
         options.log_severity_level = 3
         if num_threads:
             options.intra_op_num_threads = num_threads
+        if not optimize:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
         return lambda x: session.run([output_name], {input_name: x})[0]
@@ -492,6 +504,7 @@ class _Session:
     ) -> None:
         self.hpk, self.source, self.directory = hpk, source, directory
         self.golden = hpk.golden_arrays()
+        self.virtual_weights = sum(param.numel for param in hpk.params.values())
         if self.golden is not None and hpk.input.dtype == "int32":  # stored as F32, run as int32 ids
             self.golden = (self.golden[0].astype(np.int32), self.golden[1])
         self.x_random = random_inputs(hpk, count, seed) if count else None
@@ -517,7 +530,13 @@ class _Session:
             return self._error(result, f"export failed: {short_error(exc)}")
         try:
             runner = IsolatedRunner(backend.kind, backend.path) if backend.given else None
-            run = runner or open_backend(backend.kind, backend.path)
+            optimize = not self._unfolded(backend)
+            if not optimize:
+                result.reason = (
+                    f"run with ORT graph optimizations off: {self.virtual_weights:,} virtual weights "
+                    f"exceed {FOLD_LIMIT:,}, above which folding at load needs ~100 bytes per weight"
+                )
+            run = runner or open_backend(backend.kind, backend.path, optimize=optimize)
         except BackendCrashed as exc:  # a user's file took the runtime down: bad input
             raise ValidationInputError(f"{exc}: the file is corrupt or hostile") from None
         except Exception as exc:
@@ -553,6 +572,13 @@ class _Session:
                 runner.close()
         result.status = "pass" if all(c.passed for c in result.checks) else "fail"
         return result
+
+    def _unfolded(self, backend: Backend) -> bool:
+        """Whether an ONNX export made here is too large for ORT to constant-fold at load."""
+        large = self.virtual_weights > FOLD_LIMIT
+        return (
+            large and backend.kind == "onnx" and not backend.given and backend.mode in ("compact", "inline")
+        )
 
     def _compare(self, outputs: np.ndarray, reference: np.ndarray, inputs: str, name: str | None) -> Check:
         return compare(outputs, reference, inputs=inputs, reference_name=name or "?", **self.tolerance)

@@ -233,3 +233,28 @@ def test_torch_evaluator_regenerates_the_runtime_weights(
     for name, weight in runtime.weights.items():
         np.testing.assert_allclose(graph.weights[name].numpy(), weight, rtol=1e-6, atol=1e-7, err_msg=name)
     np.testing.assert_allclose(graph.run(runtime.golden_inputs), runtime.golden_outputs, rtol=1e-5, atol=1e-6)
+
+
+def test_large_models_run_compact_onnx_unfolded(monkeypatch: pytest.MonkeyPatch, hashed_model: Path) -> None:
+    """Above FOLD_LIMIT virtual weights the compact/inline ONNX exports run with ORT's optimizations
+    off (folding would hold ~100 B per weight); they must still pass, and the report says so."""
+    import hashpack.validation as validation
+
+    sessions: list[int] = []
+    real = validation.open_backend
+
+    def spy(kind: str, path: object, num_threads: int | None = None, *, optimize: bool = True):
+        if kind == "onnx":
+            sessions.append(optimize)
+        return real(kind, path, num_threads, optimize=optimize)
+
+    monkeypatch.setattr(validation, "FOLD_LIMIT", 1000)
+    monkeypatch.setattr(validation, "open_backend", spy)
+    code, report = _validate(str(hashed_model), "--inputs", "4")
+    assert code == 0
+    backends = _by_name(report)
+    assert sessions == [False, False, True]  # compact, inline unfolded; expanded as usual
+    for mode in ("compact", "inline"):
+        assert backends[f"onnx:{mode}"]["status"] == "pass"
+        assert "optimizations off" in backends[f"onnx:{mode}"]["reason"]
+    assert backends["onnx:expanded"]["reason"] is None
