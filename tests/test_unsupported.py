@@ -201,3 +201,28 @@ def test_compress_converts_same_padding() -> None:
     hashpack.compress(model, "hashed", compression=1 / 2)
     assert type(model[0]).__name__ == "HashedConv2d" and model[0].padding == (1, 1)
     assert model(torch.randn(1, 2, 5, 5)).shape == (1, 2)
+
+
+def test_cli_train_of_a_model_with_an_unsupported_layer_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hashpack train --model` packs the user's model: an op outside the format is one line, exit 2."""
+    from click.testing import CliRunner
+
+    from hashpack.cli import main
+
+    (tmp_path / "upnet.py").write_text(
+        "from torch import nn\n\n\ndef net():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Upsample(scale_factor=2), nn.Flatten(),\n"
+        "                         nn.Linear(4 * 16 * 16, 10))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(
+        main, ["train", "--model", "upnet:net", "--epochs", "1", "-o", str(tmp_path / "x.hpk")]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        "error: 1: layer Upsample is not supported: not yet in the .hpk op set (docs/FORMAT.md §5)"
+    ]
+    assert not (tmp_path / "x.hpk").exists()
