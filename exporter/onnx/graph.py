@@ -15,6 +15,7 @@ import numpy as np
 from hashpack.runtime import HpkFormatError, Node
 
 from .builder import GraphBuilder
+from .transformer import TRANSLATORS as TRANSFORMER_TRANSLATORS
 
 __all__ = ["OPS", "Translator", "register_op", "translate"]
 
@@ -410,5 +411,5 @@ def _softmax(b: GraphBuilder, node: Node) -> None:
     b.node("Softmax", list(node.inputs), node.outputs, node.name, axis=node.attrs["axis"])
 
 
-# Op families with modules of their own register themselves on import.
-from . import transformer  # noqa: E402, F401
+# Op families with modules of their own: their translators join the registry here.
+OPS.update(TRANSFORMER_TRANSLATORS)

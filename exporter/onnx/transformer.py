@@ -15,6 +15,7 @@ runtime's hp32) and gathering those buckets. See docs/ONNX.md for the measured t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,9 +23,21 @@ from hashpack.runtime import Node
 
 from . import functions as hf
 from .builder import GraphBuilder
-from .graph import register_op
 
-__all__ = ["EMBEDDING_ROWS_SCHEMES"]
+__all__ = ["EMBEDDING_ROWS_SCHEMES", "TRANSLATORS"]
+
+# .hpk op -> translator; hashpack.exporter.onnx.graph (the registry) merges these into its OPS.
+Translator = Callable[[GraphBuilder, Node], None]
+TRANSLATORS: dict[str, Translator] = {}
+
+
+def _translates(name: str) -> Callable[[Translator], Translator]:
+    def decorate(translator: Translator) -> Translator:
+        TRANSLATORS[name] = translator
+        return translator
+
+    return decorate
+
 
 EMBEDDING_ROWS_SCHEMES = ("hashed",)  # schemes whose tables compact/inline gather row by row
 GELU_OPSET = 20  # the first opset with a Gelu op
@@ -37,7 +50,7 @@ def _tmp(b: GraphBuilder, node: Node, what: str) -> str:
     return b.names.claim(f"{node.outputs[0]}/{what}")
 
 
-@register_op("LayerNorm")
+@_translates("LayerNorm")
 def _layer_norm(b: GraphBuilder, node: Node) -> None:
     # LayerNormalization (opset 17) normalises axes [axis, rank): mean, biased variance, eps
     # inside the square root, like F.layer_norm. Its Scale input is required: ones when the .hpk
@@ -53,7 +66,7 @@ def _layer_norm(b: GraphBuilder, node: Node) -> None:
     b.node("LayerNormalization", inputs, node.outputs, node.name, axis=-dims, epsilon=eps)
 
 
-@register_op("Gelu")
+@_translates("Gelu")
 def _gelu(b: GraphBuilder, node: Node) -> None:
     approximate = bool(node.attrs["approximate"])
     x = node.inputs[0]
@@ -87,12 +100,12 @@ def _gelu(b: GraphBuilder, node: Node) -> None:
     b.node("Mul", [half_x, one_plus], node.outputs, node.name)
 
 
-@register_op("MatMul")
+@_translates("MatMul")
 def _matmul(b: GraphBuilder, node: Node) -> None:
     b.node("MatMul", list(node.inputs), node.outputs, node.name)
 
 
-@register_op("Attention")
+@_translates("Attention")
 def _attention(b: GraphBuilder, node: Node) -> None:
     q, k, v = node.inputs
     key_t = _tmp(b, node, "k_t")
@@ -119,7 +132,7 @@ def _attention(b: GraphBuilder, node: Node) -> None:
     b.node("MatMul", [weights, v], node.outputs, node.name)
 
 
-@register_op("Constant")
+@_translates("Constant")
 def _constant(b: GraphBuilder, node: Node) -> None:
     # Expand(value, [N, *value.shape]) with N read from x, so the batch stays symbolic.
     value = b.param(node.params["value"])
@@ -218,7 +231,7 @@ def _hashed_rows(b: GraphBuilder, node: Node, ids: str, output: str) -> None:
         b.node("Gather", [output, where], [final], f"{node.name}/rows", axis=0)
 
 
-@register_op("Embedding")
+@_translates("Embedding")
 def _embedding(b: GraphBuilder, node: Node) -> None:
     param = b.hpk.params[node.params["weight"]]
     rows = param.shape[0]
