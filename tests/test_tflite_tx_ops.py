@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from ai_edge_litert.interpreter import Interpreter
+from litert_tools import RESOLVERS, opcode_names, run_serving
+from test_tflite_export import _assert_close
 from torch import nn
 from tx_op_cases import CASE_IDS, CASES, TX_OPS, TxCase, case_hpk
 
@@ -30,33 +32,6 @@ from hashpack.exporter.tflite.materialize import materialize
 from hashpack.models import EmbeddingMeanHead, TextClassifier
 from hashpack.runtime import load, write_hpk
 from hashpack.runtime.hpk import ValueInfo
-
-RTOL, ATOL = 1e-4, 1e-6
-RESOLVERS = {
-    "xnnpack": OpResolverType.AUTO,
-    "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-}
-
-
-def _assert_close(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    error = float(np.abs(got - want).max())
-    bound = RTOL * float(np.abs(want).max()) + ATOL
-    assert error <= bound, f"{what}: max error {error:.3g} > {bound:.3g}"
-
-
-def _run(data: bytes, x: np.ndarray, input_name: str, output_name: str, resolver: str) -> np.ndarray:
-    interpreter = Interpreter(model_content=data, experimental_op_resolver_type=RESOLVERS[resolver])
-    runner = interpreter.get_signature_runner("serving_default")
-    return runner(**{input_name: x})[output_name]
-
-
-def _opcodes(data: bytes) -> set[str]:
-    import tflite
-
-    model = tflite.Model.GetRootAsModel(data, 0)
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    return {names[model.OperatorCodes(i).BuiltinCode()] for i in range(model.OperatorCodesLength())}
 
 
 def _input_type(data: bytes) -> np.dtype:
@@ -86,9 +61,9 @@ def test_shared_case_matches_numpy_runtime(tmp_path: Path, case: TxCase) -> None
     for mode in WEIGHT_MODES:
         exported = build_tflite(path, mode)
         assert _input_type(exported.data) == (np.int32 if case.vocab else np.float32)
-        assert "CUSTOM" not in _opcodes(exported.data)
+        assert "CUSTOM" not in opcode_names(exported.data)
         for resolver in RESOLVERS:
-            got = _run(exported.data, x, exported.input_name, exported.output_name, resolver)
+            got = run_serving(exported.data, x, exported.input_name, exported.output_name, resolver)
             _assert_close(got, want, f"{case.id} {mode} {resolver} vs numpy runtime")
             _assert_close(got[:2], model.golden_outputs, f"{case.id} {mode} {resolver} vs torch")
 
@@ -104,7 +79,7 @@ def test_lowerings_use_the_intended_builtin_ops(tmp_path: Path) -> None:
     def ops_of(case_id: str) -> set[str]:
         path = tmp_path / f"{case_id}.hpk"
         write_hpk(case_hpk(_case(case_id)), path)
-        return _opcodes(build_tflite(path, "expanded").data)
+        return opcode_names(build_tflite(path, "expanded").data)
 
     assert "GELU" in ops_of("gelu-tanh")
     ops = ops_of("matmul-rank3")
@@ -124,9 +99,9 @@ def test_padding_row_and_bad_ids(tmp_path: Path) -> None:
     for mode in WEIGHT_MODES:
         data = build_tflite(path, mode).data
         for resolver in RESOLVERS:
-            assert not _run(data, np.full((2, 3, 4), 2, np.int32), "x", "y0", resolver).any()
+            assert not run_serving(data, np.full((2, 3, 4), 2, np.int32), "x", "y0", resolver).any()
             with pytest.raises((RuntimeError, ValueError)):
-                _run(data, np.full((1, 3, 4), 5, np.int32), "x", "y0", resolver)
+                run_serving(data, np.full((1, 3, 4), 5, np.int32), "x", "y0", resolver)
 
 
 # --------------------------------------------------------------- hashed transformer models
@@ -180,9 +155,9 @@ def test_hashed_models_match_numpy_runtime_in_every_mode(workdir: Path, name: st
     files["materialized"] = materialize(build_tflite(path, "once", materializable=True).data)
     files["once-plain"] = build_tflite(path, "once", materializable=False).data  # no template
     for kind, data in files.items():
-        assert "CUSTOM" not in _opcodes(data)
+        assert "CUSTOM" not in opcode_names(data)
         for resolver in RESOLVERS:
-            got = _run(data, x, model.hpk.input.name, model.hpk.output.name, resolver)
+            got = run_serving(data, x, model.hpk.input.name, model.hpk.output.name, resolver)
             _assert_close(got, want, f"{name} {kind} {resolver}")
     ratio = 1.5 if name == "vit" else 3  # the tiny ViT's dense positions/LayerNorms and graph weigh more
     # the weights stay compressed in the file (the default once file adds the materialize template)
@@ -213,14 +188,16 @@ def test_hashed_table_rows_are_hashed_per_lookup_bit_exact(tmp_path: Path, paddi
     want = runtime.run(ids)
     for mode in WEIGHT_MODES:
         data = build_tflite(path, mode).data
-        ops = _opcodes(data)
+        ops = opcode_names(data)
         assert ("BITWISE_XOR" in ops and "CALL_ONCE" not in ops) == (mode != "expanded"), (mode, ops)
         for resolver in RESOLVERS:
-            got = _run(data, ids, hpk.input.name, embedding.outputs[0], resolver)
+            got = run_serving(data, ids, hpk.input.name, embedding.outputs[0], resolver)
             np.testing.assert_array_equal(got, want, err_msg=f"{mode} {resolver}")
             for bad in (2000, -1):
                 with pytest.raises((RuntimeError, ValueError)):
-                    _run(data, np.full((1, 5), bad, np.int32), hpk.input.name, embedding.outputs[0], resolver)
+                    run_serving(
+                        data, np.full((1, 5), bad, np.int32), hpk.input.name, embedding.outputs[0], resolver
+                    )
 
 
 def _variants(value: object) -> list[object]:
@@ -270,7 +247,9 @@ def test_reader_accepted_attr_variants_export_and_run(tmp_path: Path) -> None:
                         except HpkFormatError as exc:
                             assert str(exc).startswith(str(path)) and "not supported" in str(exc), exc
                             continue
-                        got = _run(exported.data, x, exported.input_name, exported.output_name, "builtin")
+                        got = run_serving(
+                            exported.data, x, exported.input_name, exported.output_name, "builtin"
+                        )
                         what = f"{case.id} node {i} {key}={value!r} {mode}"
                         if np.isnan(want).any():
                             assert np.isnan(got).any(), what
@@ -295,13 +274,13 @@ def test_shared_hashed_table_cases_both_ways(
     want = model.run(x)
     for mode in WEIGHT_MODES:
         data = build_tflite(path, mode).data
-        ops = _opcodes(data)
+        ops = opcode_names(data)
         if mode == "once":  # the table decoded by the init subgraph, or no init subgraph at all
             assert ("CALL_ONCE" in ops) != rows, ops
         if mode == "inline":  # the table's flat indices are a RANGE; the rows' come from the ids
             assert ("RANGE" in ops) != rows and "BITWISE_XOR" in ops, ops
         for resolver in RESOLVERS:
-            got = _run(data, x, "x", model.hpk.output.name, resolver)
+            got = run_serving(data, x, "x", model.hpk.output.name, resolver)
             if case.ops == {"Embedding"}:
                 np.testing.assert_array_equal(got, want, err_msg=f"{case.id} {mode} {resolver}")
             else:

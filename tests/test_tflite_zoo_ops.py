@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from litert_tools import RESOLVERS, opcode_names, run_serving
+from test_tflite_export import _assert_close
 from torch import nn
 from zoo_op_cases import CASE_IDS, CASES, ZOO_OPS, OpCase, case_hpk
 
@@ -42,34 +43,6 @@ from hashpack.exporter.tflite.window_pool import adaptive_windows, regular_windo
 from hashpack.runtime import HpkFile, HpkFormatError, load, read_hpk, write_hpk
 from hashpack.runtime.hpk import Node, ValueInfo
 from hashpack.runtime.ops import OPS
-
-RTOL, ATOL = 1e-4, 1e-6
-RESOLVERS = {
-    "xnnpack": OpResolverType.AUTO,
-    "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-}
-
-
-def _assert_close(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    error = float(np.abs(got - want).max())
-    bound = RTOL * float(np.abs(want).max()) + ATOL
-    assert error <= bound, f"{what}: max error {error:.3g} > {bound:.3g}"
-
-
-def _run(data: bytes, x: np.ndarray, input_name: str, output_name: str, resolver: str) -> np.ndarray:
-    interpreter = Interpreter(model_content=data, experimental_op_resolver_type=RESOLVERS[resolver])
-    runner = interpreter.get_signature_runner("serving_default")
-    return runner(**{input_name: x})[output_name]
-
-
-def _opcodes(data: bytes) -> set[str]:
-    import tflite
-
-    model = tflite.Model.GetRootAsModel(data, 0)
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    return {names[model.OperatorCodes(i).BuiltinCode()] for i in range(model.OperatorCodesLength())}
-
 
 # --------------------------------------------------------------------- the shared op-case table
 
@@ -84,7 +57,7 @@ def test_shared_case_matches_numpy_runtime(tmp_path: Path, case: OpCase) -> None
     for mode in WEIGHT_MODES:
         exported = build_tflite(path, mode)
         for resolver in RESOLVERS:
-            got = _run(exported.data, x, exported.input_name, exported.output_name, resolver)
+            got = run_serving(exported.data, x, exported.input_name, exported.output_name, resolver)
             _assert_close(got, want, f"{case.id} {mode} {resolver} vs numpy runtime")
             _assert_close(got[:2], model.golden_outputs, f"{case.id} {mode} {resolver} vs torch")
 
@@ -375,9 +348,9 @@ def test_layout_case_every_mode_matches_numpy_runtime(workdir: Path, case_id: st
     names = exports["once"].input_name, exports["once"].output_name
     for kind, data in files.items():
         for resolver in RESOLVERS:
-            got = _run(data, x, *names, resolver)
+            got = run_serving(data, x, *names, resolver)
             _assert_close(got, want, f"{case_id} {kind} {resolver}")
-            one = _run(data, x[1:2], *names, resolver)
+            one = run_serving(data, x[1:2], *names, resolver)
             _assert_close(one, want[1:2], f"{case_id} {kind} {resolver} batch 1")
 
 
@@ -418,7 +391,7 @@ def test_lowerings_use_the_intended_builtin_ops(workdir: Path) -> None:
 
     def ops_of(case_id: str) -> set[str]:
         chw, nodes = LAYOUT_CASES[case_id]
-        return _opcodes(build_tflite(_layout_case(workdir, case_id, chw, nodes), "expanded").data)
+        return opcode_names(build_tflite(_layout_case(workdir, case_id, chw, nodes), "expanded").data)
 
     assert "GATHER" not in ops_of("adaptive-avg-6x6-to-3x2")  # one AVERAGE_POOL_2D
     assert {"GATHER", "PAD", "AVERAGE_POOL_2D", "MUL"} <= ops_of("adaptive-avg-2x2-to-7x7")
@@ -548,7 +521,7 @@ def test_reader_accepted_attr_variants_export_and_run(workdir: Path) -> None:
                     except HpkFormatError as exc:  # a valid configuration LiteRT cannot express: named
                         assert str(exc).startswith(str(path)) and "not supported" in str(exc), exc
                         continue
-                    got = _run(exported.data, x, exported.input_name, exported.output_name, "builtin")
+                    got = run_serving(exported.data, x, exported.input_name, exported.output_name, "builtin")
                     _assert_close(got, model.run(x), f"{case_id} {key}={value!r} {mode}")
     assert accepted >= 100 and rejected >= 100, (accepted, rejected)
 
@@ -587,7 +560,7 @@ def test_pool_sweep_matches_numpy_runtime(tmp_path: Path, op: str, attrs: dict[s
     x = np.random.default_rng(1).standard_normal((2, *chw)).astype(np.float32)
     exported = build_tflite(path, "expanded")
     for resolver in RESOLVERS:
-        got = _run(exported.data, x, "x", "y", resolver)
+        got = run_serving(exported.data, x, "x", "y", resolver)
         _assert_close(got, load(path).run(x), f"{op} {attrs} on {chw} {resolver}")
 
 
@@ -665,7 +638,7 @@ def test_random_layout_chains_match_numpy_runtime(tmp_path: Path, seed: int) -> 
     exported = build_tflite(path, "expanded")
     what = " -> ".join(f"{n.op}{n.attrs or ''}" for n in nodes)
     for resolver in RESOLVERS:
-        got = _run(exported.data, x, "x", exported.output_name, resolver)
+        got = run_serving(exported.data, x, "x", exported.output_name, resolver)
         _assert_close(got, load(path).run(x), f"{what} ({resolver})")
 
 
@@ -682,5 +655,5 @@ def test_random_adaptive_pools_match_numpy_runtime(tmp_path: Path, seed: int) ->
     x = np.random.default_rng(seed).standard_normal((2, *chw)).astype(np.float32)
     exported = build_tflite(path, "expanded")
     for resolver in RESOLVERS:
-        got = _run(exported.data, x, "x", "y", resolver)
+        got = run_serving(exported.data, x, "x", "y", resolver)
         _assert_close(got, load(path).run(x), f"{op} {chw[1:]} -> {out} ({resolver})")
