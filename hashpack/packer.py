@@ -1151,11 +1151,7 @@ def _build(model: nn.Module, example_input: torch.Tensor, golden: Golden) -> Hpk
         producer=f"hashpack {hashpack.__version__}",
     )
     _check_unique_seeds(hpk)
-    if dtype == "int32" and not isinstance(golden, (np.ndarray, torch.Tensor)):
-        # token ids cannot come from the float generator: store the example's first rows instead
-        count = _default_golden_count(hpk) if golden is None else int(golden)
-        golden = example_input[: max(0, min(count, example_input.shape[0]))] if count > 0 else 0
-    _add_golden(hpk, model, golden)
+    _add_golden(hpk, model, golden, example_input)
     return hpk
 
 
@@ -1183,8 +1179,14 @@ def _run(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
         return model(inputs).detach().float().numpy().astype(np.float32)
 
 
-def _add_golden(hpk: HpkFile, model: nn.Module, golden: Golden) -> None:
-    """Record the self-check: outputs for inputs regenerated from a seed, or for the caller's inputs."""
+def _add_golden(hpk: HpkFile, model: nn.Module, golden: Golden, example_input: torch.Tensor) -> None:
+    """Record the self-check: outputs for inputs regenerated from a seed, or for the caller's inputs.
+
+    Token ids (an int32 input) cannot come from the float generator: a count then stores the
+    example input's first rows instead."""
+    if hpk.input.dtype == "int32" and not isinstance(golden, (np.ndarray, torch.Tensor)):
+        count = _default_golden_count(hpk) if golden is None else int(golden)
+        golden = example_input[:count] if count > 0 else 0
     if isinstance(golden, (np.ndarray, torch.Tensor)):
         inputs = torch.as_tensor(np.asarray(golden, dtype=np.float32))
         expected = tuple(hpk.input.shape[1:])
