@@ -364,7 +364,9 @@ def test_unknown_scheme_or_op_is_a_format_error_naming_it(
         build_tflite(path, "once")
 
 
-def test_unsupported_configuration_names_the_node(tmp_path: Path) -> None:
+def test_batch_softmax_is_refused_before_any_exporter(tmp_path: Path) -> None:
+    """Softmax over the batch was this test's unsupported configuration; the reader and writer now
+    refuse it (FORMAT.md §5). The exporter's own refusals: test_tflite_zoo_ops."""
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softmax(dim=1)).eval()
     path = tmp_path / "batch-softmax.hpk"
     hashpack.pack(model, torch.randn(2, 1, 12, 12), path)
@@ -375,7 +377,6 @@ def test_unsupported_configuration_names_the_node(tmp_path: Path) -> None:
     hpk.golden = None
     with pytest.raises(HpkFormatError, match=r"node '_1' \('Softmax'\).*batch"):
         write_hpk(hpk, path)  # the writer runs the reader's checks, so no exporter ever sees it
-        export_tflite(path, tmp_path / "batch-softmax.tflite")
     assert not (tmp_path / "batch-softmax.tflite").exists()
 
 
