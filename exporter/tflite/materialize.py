@@ -207,6 +207,17 @@ def _check_slots(slots: Any, template: bytes, weights: dict[str, np.ndarray]) ->
             raise ValueError(f"bad slot {slot!r} (template {len(template)} bytes, weights end by {budget})")
 
 
+def _template_and_slots(once: bytes) -> tuple[bytes, Any]:
+    """The constant-weight template and the (unchecked) slot table a materializable file carries."""
+    metadata = read_metadata(once)
+    if TEMPLATE_METADATA not in metadata or SLOTS_METADATA not in metadata:
+        raise ValueError("this .tflite has no hashpack materialize template (not a 'once' export?)")
+    try:
+        return metadata[TEMPLATE_METADATA], json.loads(metadata[SLOTS_METADATA])
+    except ValueError as exc:
+        raise ValueError(f"hashpack_slots is not JSON: {exc}") from None
+
+
 def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     """A model with constant weights computed by running ``once``'s init subgraph in LiteRT.
 
@@ -216,14 +227,7 @@ def materialize(once: bytes, num_threads: int | None = None) -> bytes:
     from .once import WEIGHTS_SIGNATURE, WEIGHTS_TRIGGER
     from .runner import make_interpreter
 
-    metadata = read_metadata(once)
-    if TEMPLATE_METADATA not in metadata or SLOTS_METADATA not in metadata:
-        raise ValueError("this .tflite has no hashpack materialize template (not a 'once' export?)")
-    template = metadata[TEMPLATE_METADATA]
-    try:
-        slots = json.loads(metadata[SLOTS_METADATA])
-    except ValueError as exc:
-        raise ValueError(f"hashpack_slots is not JSON: {exc}") from None
+    template, slots = _template_and_slots(once)
     interpreter = make_interpreter(once, num_threads=num_threads)
     trigger = {WEIGHTS_TRIGGER: np.zeros(1, np.float32)}
     weights = interpreter.get_signature_runner(WEIGHTS_SIGNATURE)(**trigger)
@@ -290,14 +294,7 @@ def materialize_from_hpk(once: bytes, weights: dict[str, np.ndarray]) -> bytes:
     """
     from .layout import WeightView
 
-    metadata = read_metadata(once)
-    if TEMPLATE_METADATA not in metadata or SLOTS_METADATA not in metadata:
-        raise ValueError("this .tflite has no hashpack materialize template (not a 'once' export?)")
-    template = metadata[TEMPLATE_METADATA]
-    try:
-        slots = json.loads(metadata[SLOTS_METADATA])
-    except ValueError as exc:
-        raise ValueError(f"hashpack_slots is not JSON: {exc}") from None
+    template, slots = _template_and_slots(once)
     values: dict[str, np.ndarray] = {}
     parsed = None  # the once model, parsed only if a recipe folds a BatchNorm
     for slot in slots if isinstance(slots, list) else []:
