@@ -57,21 +57,29 @@ class Plan:
     teacher_epochs: int
     finetune_epochs: int
     methods: tuple[str, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the first method's seeds
+    other_seeds: tuple[int, ...] = (0,)  # the other methods' (the compute budget)
+    variants: tuple[str, ...] = ("scratch", "plain", "plain+power", "distill")
     lr: float = 3e-3
     weight_decay: float = 5e-4
     batch_size: int = 128
+    temperature: float = 4.0
+    alpha: float = 0.9
+
+    def method_seeds(self, method: str) -> tuple[int, ...]:
+        return self.seeds if method == self.methods[0] else self.other_seeds
 
 
 def plans(args: argparse.Namespace) -> dict[str, Plan]:
+    kd = {"temperature": args.temperature, "alpha": args.alpha}
     if args.quick:
         return {
-            "lenet5": Plan(4000, 1000, 5, 3, ("hashed",), tuple(range(args.seeds or 2))),
-            "resnet20": Plan(1000, 500, 2, 1, ("hashed",), (0,)),
+            "lenet5": Plan(4000, 1000, 5, 3, ("hashed",), tuple(range(args.seeds or 2)), **kd),
+            "resnet20": Plan(1000, 500, 2, 1, ("hashed",), (0,), **kd),
         }
     return {
-        "lenet5": Plan(None, None, 15, 3, ("hashed", "fresh"), tuple(range(args.seeds or 2))),
-        "resnet20": Plan(12000, None, 6, 2, ("hashed",), (0,)),
+        "lenet5": Plan(None, None, 15, 6, ("hashed", "fresh"), tuple(range(args.seeds or 1)), **kd),
+        "resnet20": Plan(12000, None, 6, 2, ("hashed",), (0,), **kd),
     }
 
 
@@ -156,9 +164,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, list[float]], di
             dense_row.hpk_bytes = sizes(dense, data, workdir)[0]  # int8 applies to buckets: none here
             log(f"{arch} seed {seed}: teacher {teacher_epochs} epochs, error {teachers[arch][-1]:.2f} %")
             teacher = frozen_copy(dense)
-            for method in p.methods:
+            for method in (m for m in p.methods if seed in p.method_seeds(m)):
                 for ratio_name, ratio in RATIOS.items():
-                    for variant in VARIANTS:
+                    for variant in p.variants:
                         key = (arch, method, ratio_name, variant)
                         row = rows.setdefault(key, Row(*key))
                         started = time.perf_counter()
@@ -176,7 +184,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, list[float]], di
                             row.initial_errors.append(error(model, data))
                             hashpack.finetune(
                                 model, data, teacher=teacher if variant.startswith("distill") else None,
-                                epochs=ft_epochs, seed=seed, recalibrate=False, **common,
+                                epochs=ft_epochs, seed=seed, recalibrate=False, temperature=p.temperature,
+                                alpha=p.alpha, **common,
                             )  # fmt: skip
                         row.seconds.append(time.perf_counter() - started)
                         row.errors.append(error(model, data))
@@ -262,13 +271,15 @@ def write(
         *(
             f"{arch}: {p.train_samples or 60000:,} train / {p.test_samples or 10000:,} test images, teacher "
             f"{p.teacher_epochs} epochs, fine-tuning {p.finetune_epochs} epochs, methods {', '.join(p.methods)}, "
-            f"seeds {list(p.seeds)}; AdamW lr {p.lr:g}, weight decay {p.weight_decay:g}, cosine schedule, "
-            f"batch {p.batch_size}.  "
+            f"seeds {list(p.seeds)}"
+            + (f" ({', '.join(p.methods[1:])}: {list(p.other_seeds)})" if len(p.methods) > 1 else "")
+            + f"; AdamW lr {p.lr:g}, weight decay {p.weight_decay:g}, cosine schedule, batch {p.batch_size}; "
+            f"distillation T = {p.temperature:g}, α = {p.alpha:g}.  "
             for arch, p in chosen.items()
         ),
         "Scratch rows train as long as the teacher.  ",
         "Variants: scratch = compressed model trained from random buckets; plain = from the dense weights, "
-        "cross-entropy; distill = from the dense weights, T = 4, α = 0.9; +power = with the power budget "
+        "cross-entropy; distill = from the dense weights, distillation loss (T and α above); +power = with the power budget "
         "(stored values ∝ √layer size, same total).",
         "",
         "| " + " | ".join(header) + " |",
@@ -336,6 +347,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="LeNet-5 seeds (default: quick 1, full 2).")
     parser.add_argument("--archs", default=None, help="Comma-separated: lenet5 (default), resnet20.")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine).")
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T")
+    parser.add_argument("--alpha", type=float, default=0.9, help="distillation weight α of the soft loss")
     args = parser.parse_args()
     args.archs = args.archs or "lenet5"  # ResNet-20 (~100x LeNet-5's compute per image) on request
     torch.set_num_threads(args.threads)
