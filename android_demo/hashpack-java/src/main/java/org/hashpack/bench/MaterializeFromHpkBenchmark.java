@@ -1,0 +1,89 @@
+package org.hashpack.bench;
+
+import java.io.File;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.Map;
+import org.hashpack.HpkFile;
+import org.hashpack.HpkReader;
+import org.hashpack.Materializer;
+import org.hashpack.Model;
+import org.hashpack.Tensor;
+
+/**
+ * The device path of a materializable once .tflite without LiteRT's init subgraph: read the
+ * {@code .hpk} (and the once file), decode every param ({@link Model#decodeParams}, by thread
+ * count), fill the template ({@link Materializer#materializeFromHpk}). Median of {@code repeats}
+ * after one warm-up, per thread count (benchmarks/scale.py runs it at ResNet-18 and MobileNetV2 size).
+ *
+ * <pre>
+ * java -cp build/classes org.hashpack.bench.MaterializeFromHpkBenchmark model.hpk model.once.tflite \
+ *     [threads=1,2] [repeats=5] [out.tflite]
+ * </pre>
+ * Output, one line per thread count: {@code threads=T weights=N read_ms=R decode_ms=D
+ * materialize_ms=M total_ms=S ns_per_weight=X materialize_ns_per_weight=Y}; with {@code out.tflite}
+ * the last model made is written there (scale.py compares it with Python's bytes).
+ */
+public final class MaterializeFromHpkBenchmark {
+    private MaterializeFromHpkBenchmark() {}
+
+    public static void main(String[] args) throws IOException {
+        if (args.length < 2) {
+            System.err.println("usage: MaterializeFromHpkBenchmark model.hpk once.tflite [threads=1,2] [repeats=5] [out.tflite]");
+            System.exit(2);
+        }
+        File hpk = new File(args[0]);
+        File once = new File(args[1]);
+        String[] threadList = (args.length > 2 ? args[2] : "1,2").split(",");
+        int repeats = args.length > 3 ? Integer.parseInt(args[3]) : 5;
+        byte[] last = null;
+        for (String text : threadList) {
+            int threads = Integer.parseInt(text.trim());
+            double[] read = new double[repeats];
+            double[] decode = new double[repeats];
+            double[] fill = new double[repeats];
+            double[] total = new double[repeats];
+            long weights = 0;
+            for (int r = -1; r < repeats; r++) { // r = -1: warm-up (JIT)
+                last = null;
+                System.gc(); // the previous model's garbage is not this run's cost
+                long start = System.nanoTime();
+                HpkFile file = HpkReader.read(hpk);
+                byte[] onceBytes = Files.readAllBytes(once.toPath());
+                long readEnd = System.nanoTime();
+                Map<String, Tensor> params = Model.decodeParams(file, threads);
+                long decodeEnd = System.nanoTime();
+                last = Materializer.materializeFromHpk(onceBytes, params);
+                long end = System.nanoTime();
+                weights = file.virtualParameterCount();
+                if (r >= 0) {
+                    read[r] = (readEnd - start) / 1e6;
+                    decode[r] = (decodeEnd - readEnd) / 1e6;
+                    fill[r] = (end - decodeEnd) / 1e6;
+                    total[r] = (end - start) / 1e6;
+                }
+            }
+            double median = median(total);
+            double fillMedian = median(fill);
+            System.out.printf(java.util.Locale.ROOT,
+                    "threads=%d weights=%d read_ms=%.1f decode_ms=%.1f materialize_ms=%.1f total_ms=%.1f"
+                            + " ns_per_weight=%.2f materialize_ns_per_weight=%.2f%n",
+                    threads, weights, median(read), median(decode), fillMedian, median, median * 1e6 / weights,
+                    fillMedian * 1e6 / weights);
+        }
+        if (args.length > 4 && last != null) {
+            try (OutputStream out = new FileOutputStream(args[4])) {
+                out.write(last);
+            }
+        }
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[sorted.length / 2];
+    }
+}

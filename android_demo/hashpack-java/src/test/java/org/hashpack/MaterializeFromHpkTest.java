@@ -1,0 +1,233 @@
+package org.hashpack;
+
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.io.File;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.Test;
+
+/**
+ * Materializer.materializeFromHpk rebuilds, byte for byte, what Python's materialize_from_hpk makes
+ * of every scheme × architecture case (tests/java_fixtures.py, "from_hpk"): from the numpy
+ * runtime's params, and from hashpack-java's own decode wherever the schemes are exact. Hostile
+ * recipes, slots and params give IllegalArgumentException with a message, nothing else.
+ */
+public class MaterializeFromHpkTest {
+    private static Map<?, ?> manifest() {
+        return (Map<?, ?>) TestSupport.readJson(new File(TestSupport.fixtures(), "manifest.json")).get("from_hpk");
+    }
+
+    private static List<?> cases() {
+        return (List<?>) manifest().get("cases");
+    }
+
+    private static byte[] bytes(Object name) {
+        return TestSupport.readBytes(new File(TestSupport.fixtures(), (String) name));
+    }
+
+    private static Map<?, ?> find(String id) {
+        for (Object item : cases()) {
+            if (id.equals(((Map<?, ?>) item).get("id"))) {
+                return (Map<?, ?>) item;
+            }
+        }
+        throw new AssertionError("no from_hpk fixture " + id);
+    }
+
+    /** The numpy runtime's decoded params the case's recipes name. */
+    private static Map<String, Tensor> numpyParams(Map<?, ?> c) {
+        ByteBuffer all = ByteBuffer.wrap(bytes(c.get("params_file"))).order(ByteOrder.LITTLE_ENDIAN);
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Object item : (List<?>) c.get("params")) {
+            Map<?, ?> p = (Map<?, ?>) item;
+            float[] values = new float[((Number) p.get("count")).intValue()];
+            all.position(4 * ((Number) p.get("offset")).intValue());
+            all.asFloatBuffer().get(values);
+            out.put((String) p.get("name"), new Tensor(TestSupport.toInts(p.get("shape")), values));
+        }
+        return out;
+    }
+
+    private static Map<String, Tensor> javaParams(Map<?, ?> c) throws HpkFormatException {
+        return Model.decodeParams(HpkReader.read(new File(TestSupport.fixtures(), (String) c.get("hpk"))), 2);
+    }
+
+    @Test
+    public void rebuildsPythonsBytesForEveryCase() throws Exception {
+        int compared = 0;
+        int exact = 0;
+        int folds = 0;
+        int views = 0;
+        for (Object item : cases()) {
+            Map<?, ?> c = (Map<?, ?>) item;
+            String id = (String) c.get("id");
+            byte[] once = bytes(c.get("once"));
+            if (c.get("expected") == null) { // dense: nothing decompressed, so no template
+                Map<String, Tensor> params = javaParams(c);
+                expectRejected(id, () -> Materializer.materializeFromHpk(once, params), "no hashpack materialize template");
+                continue;
+            }
+            byte[] expected = bytes(c.get("expected"));
+            assertArrayEquals(id + ": from the numpy runtime's params", expected,
+                    Materializer.materializeFromHpk(once, numpyParams(c)));
+            Model model = new Model(HpkReader.read(new File(TestSupport.fixtures(), (String) c.get("hpk"))));
+            byte[] fromModel = Materializer.materializeFromHpk(once, model);
+            assertArrayEquals(id + ": Model and decodeParams agree", fromModel,
+                    Materializer.materializeFromHpk(once, javaParams(c)));
+            if (Boolean.TRUE.equals(c.get("exact"))) {
+                assertArrayEquals(id + ": from hashpack-java's decode", expected, fromModel);
+                exact++;
+            } else {
+                assertCloseWeights(id, once, expected, fromModel);
+            }
+            compared++;
+            folds += ((Number) c.get("folds")).intValue();
+            views += ((Number) c.get("views")).intValue();
+        }
+        assertTrue("only " + compared + " cases", compared >= 20);
+        assertTrue("only " + exact + " exact cases", exact >= 10);
+        assertTrue("BatchNorm folds and views must be covered", folds >= 20 && views >= 20);
+    }
+
+    /** fresh / funhash with g: the template bytes equal, each weight within float32 rounding of the dot products. */
+    private static void assertCloseWeights(String id, byte[] once, byte[] expected, byte[] got) {
+        assertEquals(id, expected.length, got.length);
+        int templateLength = Materializer.readMetadata(once).get(Materializer.TEMPLATE_METADATA).length;
+        assertArrayEquals(id + ": template", Arrays.copyOf(expected, templateLength), Arrays.copyOf(got, templateLength));
+        ByteBuffer want = ByteBuffer.wrap(expected).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer have = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
+        for (Materializer.Slot slot : Materializer.slots(once)) {
+            float max = 0;
+            for (int at = slot.offset; at < slot.offset + slot.size; at += 4) {
+                max = Math.max(max, Math.abs(want.getFloat(at)));
+            }
+            for (int at = slot.offset; at < slot.offset + slot.size; at += 4) {
+                float a = want.getFloat(at);
+                float b = have.getFloat(at);
+                assertTrue(id + " " + slot.variable + " at " + at + ": " + a + " vs " + b, Math.abs(a - b) <= 1e-4f * max);
+            }
+        }
+    }
+
+    /** Damaged slot tables (tests/java_fixtures.py writes them; Python refuses each too). */
+    @Test
+    public void hostileRecipesAndSlotsAreRejected() {
+        Map<String, String> expected = new HashMap<>();
+        expected.put("slots-not-a-list", "not a JSON list");
+        expected.put("no-recipe", "no recipe");
+        expected.put("recipe-not-an-object", "no recipe");
+        expected.put("param-unknown", "no decoded param no.such.param");
+        expected.put("param-not-a-name", "param is not a name");
+        expected.put("perm-not-a-permutation", "is not a permutation");
+        expected.put("perm-wrong-length", "is not a list of 4 integers");
+        expected.put("perm-not-integers", "non-negative integers");
+        expected.put("rows-past-the-end", "do not fit param");
+        expected.put("rows-reversed", "do not fit param");
+        expected.put("rows-not-a-pair", "is not a list of 2 integers");
+        expected.put("scale-no-such-subgraph", "no such subgraph");
+        expected.put("scale-no-such-tensor", "no such tensor");
+        expected.put("scale-not-a-constant", "is not a float32 constant");
+        expected.put("scale-not-a-pair", "is not a list of 2 integers");
+        expected.put("scale-does-not-fit", "does not fit the weight");
+        expected.put("shift-does-not-fit", "does not fit the weight");
+        expected.put("size-too-small", "its slot has");
+        expected.put("size-huge", "bad slot");
+        expected.put("offset-in-template", "lies outside template");
+        expected.put("offset-huge", "bad slot");
+        List<?> hostile = (List<?>) manifest().get("hostile");
+        assertEquals(expected.size(), hostile.size());
+        for (Object item : hostile) {
+            Map<?, ?> h = (Map<?, ?>) item;
+            String name = (String) h.get("name");
+            assertTrue("unknown hostile case " + name, expected.containsKey(name));
+            Map<String, Tensor> params = numpyParams(find((String) h.get("case")));
+            byte[] once = bytes(h.get("once"));
+            expectRejected(name, () -> Materializer.materializeFromHpk(once, params), expected.get(name));
+        }
+    }
+
+    @Test
+    public void paramsThatDoNotFitAreRejected() {
+        Map<?, ?> c = find("hashed-resnet20");
+        byte[] once = bytes(c.get("once"));
+        expectRejected("no params", () -> Materializer.materializeFromHpk(once, new HashMap<String, Tensor>()),
+                "no decoded param");
+        String conv = "stem.0.weight"; // viewed OHWI, BatchNorm scale folded in
+        String fc = "fc.weight"; // identity view
+        Map<String, Tensor> params = numpyParams(c);
+        assertTrue(params.containsKey(conv) && params.containsKey(fc));
+        Map<String, Tensor> flat = new HashMap<>(params);
+        flat.put(conv, new Tensor(new int[] {params.get(conv).data().length}, params.get(conv).data()));
+        expectRejected("rank 1 conv", () -> Materializer.materializeFromHpk(once, flat), "is not a list of 1 integers");
+        Map<String, Tensor> wider = new HashMap<>(params);
+        int[] shape = params.get(conv).shape();
+        shape[1] += 1; // one more input channel: the scale still fits, the slot does not
+        wider.put(conv, new Tensor(shape, new float[TestSupport.numel(shape)]));
+        expectRejected("wider conv", () -> Materializer.materializeFromHpk(once, wider), "its slot has");
+        Map<String, Tensor> narrow = new HashMap<>(params);
+        int[] fewer = params.get(conv).shape();
+        fewer[0] -= 1; // one output channel less: the BatchNorm scale no longer fits
+        narrow.put(conv, new Tensor(fewer, new float[TestSupport.numel(fewer)]));
+        expectRejected("narrower conv", () -> Materializer.materializeFromHpk(once, narrow), "does not fit the weight");
+        Map<String, Tensor> longer = new HashMap<>(params);
+        longer.put(fc, new Tensor(new int[] {params.get(fc).data().length + 1}, new float[params.get(fc).data().length + 1]));
+        expectRejected("longer fc", () -> Materializer.materializeFromHpk(once, longer), "its slot has");
+        Map<String, Tensor> huge = new HashMap<>(params); // a 64 MB param: the slot, not the param, bounds the output
+        huge.put(fc, new Tensor(new int[] {1 << 24}, new float[1 << 24]));
+        expectRejected("huge fc", () -> Materializer.materializeFromHpk(once, huge), "its slot has");
+        expectRejected("plain file", () -> Materializer.materializeFromHpk(bytes("materialize.plain.tflite"), params),
+                "no hashpack materialize template");
+    }
+
+    @Test
+    public void damagedFilesGiveIllegalArgumentExceptionOnly() {
+        Map<?, ?> c = find("hashed-grouped"); // rows, scale and shift: every recipe field
+        byte[] once = bytes(c.get("once"));
+        Map<String, Tensor> params = numpyParams(c);
+        int rejected = 0;
+        for (int length = 0; length < once.length; length += 61) {
+            rejected += outcome(Arrays.copyOf(once, length), params);
+        }
+        Random random = new Random(11);
+        for (int i = 0; i < 2000; i++) {
+            byte[] copy = once.clone();
+            for (int flips = 1 + random.nextInt(4); flips > 0; flips--) {
+                copy[random.nextInt(copy.length)] ^= (byte) (1 << random.nextInt(8));
+            }
+            rejected += outcome(copy, params);
+        }
+        assertTrue("only " + rejected + " damaged files were rejected", rejected > 200);
+    }
+
+    /** 1 when rejected with IllegalArgumentException, 0 when it materialized; anything else fails. */
+    private static int outcome(byte[] data, Map<String, Tensor> params) {
+        try {
+            Materializer.materializeFromHpk(data, params);
+            return 0;
+        } catch (IllegalArgumentException e) {
+            assertTrue(e.getMessage() != null && !e.getMessage().isEmpty());
+            return 1;
+        } catch (RuntimeException | Error e) {
+            throw new AssertionError("damaged file gave " + e, e);
+        }
+    }
+
+    private static void expectRejected(String what, Runnable call, String message) {
+        try {
+            call.run();
+            fail(what + ": expected IllegalArgumentException: " + message);
+        } catch (IllegalArgumentException e) {
+            assertTrue(what + ": " + e.getMessage(), e.getMessage().contains(message));
+        }
+    }
+}
