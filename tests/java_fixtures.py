@@ -24,6 +24,9 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
   transformer ops, one tiny graph each, golden outputs from torch) as ``<id>.hpk`` with a random
   input batch and the numpy runtime's outputs (``<id>.input.bin``, ``<id>.output.bin``; the input
   is int32 for a case of token ids, ``"dtype": "int32"``); listed under ``op_cases`` in the manifest;
+- ``from_hpk/``: for every scheme × architecture case of tests/test_tflite_export.py and a grouped
+  convolution, the .hpk, its once .tflite, Python's ``materialize_from_hpk`` bytes and the numpy
+  params its recipes name, plus damaged slot tables Python refuses (``from_hpk`` in the manifest);
 - ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
   ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by

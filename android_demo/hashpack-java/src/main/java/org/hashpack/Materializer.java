@@ -160,6 +160,26 @@ public final class Materializer {
         return fromHpk(onceModel, model::weight);
     }
 
+    /**
+     * True if {@code onceModel} carries a template and every slot a recipe (files exported by this
+     * version), so {@link #materializeFromHpk} applies; false for a plain once file, or one whose
+     * slots predate recipes (use {@link #materialize} with LiteRT's outputs then).
+     *
+     * @throws IllegalArgumentException if the bytes are not a readable .tflite or the slot table is damaged
+     */
+    public static boolean hasRecipes(byte[] onceModel) {
+        Map<String, byte[]> metadata = readMetadata(onceModel);
+        if (!metadata.containsKey(TEMPLATE_METADATA) || !metadata.containsKey(SLOTS_METADATA)) {
+            return false;
+        }
+        for (Slot slot : slots(metadata)) {
+            if (!(slot.recipe instanceof Map)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Where materializeFromHpk finds a decoded param by name (null: not there). */
     private interface Params {
         Tensor get(String name);

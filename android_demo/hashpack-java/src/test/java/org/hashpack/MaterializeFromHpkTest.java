@@ -2,6 +2,7 @@ package org.hashpack;
 
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
@@ -154,6 +155,17 @@ public class MaterializeFromHpkTest {
             byte[] once = bytes(h.get("once"));
             expectRejected(name, () -> Materializer.materializeFromHpk(once, params), expected.get(name));
         }
+    }
+
+    /** What the demo app's LiteRtEngine decides on: recipes present, or LiteRT's materialize() instead. */
+    @Test
+    public void hasRecipesTellsWhichPathApplies() {
+        assertTrue(Materializer.hasRecipes(bytes(find("hashed-resnet20").get("once"))));
+        assertTrue(Materializer.hasRecipes(bytes(find("hashed-grouped").get("once"))));
+        assertFalse(Materializer.hasRecipes(bytes(find("dense-mlp").get("once")))); // no template at all
+        assertFalse(Materializer.hasRecipes(bytes("materialize.plain.tflite")));
+        assertFalse(Materializer.hasRecipes(bytes("from_hpk/hostile-no-recipe.tflite"))); // an older export
+        expectRejected("not a .tflite", () -> Materializer.hasRecipes(new byte[] {1, 2, 3}), "not a valid .tflite");
     }
 
     @Test
