@@ -148,7 +148,7 @@ def java_from_hpk(hpk_path: Path, once_path: Path, out_path: Path) -> list[dict[
     """hashpack-java's read + decode + materializeFromHpk, one row per decode-thread count."""
     result = subprocess.run(
         ["java", "-Xmx2g", "-cp", str(JAVA_DIR / "build" / "classes"),
-         "org.hashpack.bench.MaterializeFromHpkBenchmark", str(hpk_path), str(once_path), JAVA_THREADS, "5",
+         "org.hashpack.bench.MaterializeFromHpkBenchmark", str(hpk_path), str(once_path), JAVA_THREADS, "7",
          str(out_path)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip

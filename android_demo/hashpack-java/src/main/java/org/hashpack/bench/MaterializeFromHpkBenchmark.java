@@ -17,7 +17,7 @@ import org.hashpack.Tensor;
  * The device path of a materializable once .tflite without LiteRT's init subgraph: read the
  * {@code .hpk} (and the once file), decode every param ({@link Model#decodeParams}, by thread
  * count), fill the template ({@link Materializer#materializeFromHpk}). Median of {@code repeats}
- * after one warm-up, per thread count (benchmarks/scale.py runs it at ResNet-18 and MobileNetV2 size).
+ * after {@link #WARMUP} warm-ups (JIT), per thread count (benchmarks/scale.py runs it at ResNet-18 and MobileNetV2 size).
  *
  * <pre>
  * java -cp build/classes org.hashpack.bench.MaterializeFromHpkBenchmark model.hpk model.once.tflite \
@@ -28,6 +28,9 @@ import org.hashpack.Tensor;
  * the last model made is written there (scale.py compares it with Python's bytes).
  */
 public final class MaterializeFromHpkBenchmark {
+    /** Untimed runs before each thread count's timed ones: the JIT compiles reader, decoder and fill. */
+    static final int WARMUP = 5;
+
     private MaterializeFromHpkBenchmark() {}
 
     public static void main(String[] args) throws IOException {
@@ -47,7 +50,7 @@ public final class MaterializeFromHpkBenchmark {
             double[] fill = new double[repeats];
             double[] total = new double[repeats];
             long weights = 0;
-            for (int r = -1; r < repeats; r++) { // r = -1: warm-up (JIT)
+            for (int r = -WARMUP; r < repeats; r++) { // r < 0: warm-up
                 last = null;
                 System.gc(); // the previous model's garbage is not this run's cost
                 long start = System.nanoTime();
