@@ -12,8 +12,8 @@ ONNX Runtime and LiteRT. Each figure is a ratio measured in this run next to its
 - LiteRT (XNNPACK, the default delegate): interpreter creation, first invoke (``once``
   decompresses there: ns per virtual weight), steady batch-1 latency once / inline /
   materialized ÷ expanded; ``materialize()`` time; ``materialize_from_hpk`` (the template filled
-  from the .hpk's decoded params) in Python and in hashpack-java (read + decode + fill, by
-  decode-thread count: ``MaterializeFromHpkBenchmark``, the Android app's path; needs a JDK,
+  from the .hpk's decoded params) in Python and in hashpack-java (read, then decode and fill, by
+  thread count: ``MaterializeFromHpkBenchmark``, the Android app's path; needs a JDK,
   ``--no-java`` skips it);
 - numpy runtime: read + validate, then decoding every weight, ns per virtual weight;
 - ``hashpack profile`` with its defaults: wall time (ResNet-18 only; ``--no-profile`` skips it).
@@ -46,7 +46,7 @@ ROUNDS = 5
 SLOW_RUNS = 4  # for modes that decompress on every run (LiteRT inline)
 MODELS = ("resnet18", "mobilenet_v2")
 JAVA_DIR = Path(__file__).resolve().parent.parent / "android_demo" / "hashpack-java"
-JAVA_THREADS = "1,2"  # decode threads of the Java materialize_from_hpk figure
+JAVA_THREADS = "1,2"  # threads of the Java materialize_from_hpk figure
 
 
 def build_model(name: str) -> Any:
@@ -145,7 +145,7 @@ def build_java() -> None:
 
 
 def java_from_hpk(hpk_path: Path, once_path: Path, out_path: Path) -> list[dict[str, float]]:
-    """hashpack-java's read + decode + materializeFromHpk, one row per decode-thread count."""
+    """hashpack-java's read, then decode and fill (materializeFromHpk), one row per thread count."""
     result = subprocess.run(
         ["java", "-Xmx2g", "-cp", str(JAVA_DIR / "build" / "classes"),
          "org.hashpack.bench.MaterializeFromHpkBenchmark", str(hpk_path), str(once_path), JAVA_THREADS, "7",
@@ -365,11 +365,11 @@ def table(results: list[dict[str, Any]]) -> str:
         ),
     )
     row(
-        "hashpack-java `materializeFromHpk`: read + decode + fill, by decode threads (the app's path)",
+        "hashpack-java `materializeFromHpk` (the app's path): read + decode and fill, by threads",
         lambda r: (
             "; ".join(
                 f"{t['threads']:.0f} thread{'s' if t['threads'] > 1 else ''}: {t['total_ms'] / 1e3:.2f} s "
-                f"(**{t['ns_per_weight']:.1f} ns/weight**; fill {t['materialize_ns_per_weight']:.1f})"
+                f"(**{t['ns_per_weight']:.1f} ns/weight**; read {t['read_ms']:.0f} ms)"
                 for t in r["tflite"]["java_from_hpk"]
             )
             + f" ({'same bytes as Python' if r['tflite']['java_from_hpk_identical'] else 'bytes differ from Python'})"

@@ -5,9 +5,12 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Turns a {@code --materializable} once .tflite into a model with constant weights (on the device).
@@ -152,12 +155,73 @@ public final class Materializer {
      *     recipe, or params that do not fit their slots
      */
     public static byte[] materializeFromHpk(byte[] onceModel, Map<String, Tensor> params) {
-        return fromHpk(onceModel, params::get);
+        return fromParams(onceModel, params::get);
     }
 
     /** As {@link #materializeFromHpk(byte[], Map)} with the params of {@code model} (row-gathered tables included). */
     public static byte[] materializeFromHpk(byte[] onceModel, Model model) {
-        return fromHpk(onceModel, model::weight);
+        return fromParams(onceModel, model::weight);
+    }
+
+    /**
+     * As {@link #materializeFromHpk(byte[], Map)}, decoding the params the recipes name straight
+     * from {@code hpk} on {@code threads} threads (largest first) and writing each param's slots as
+     * soon as it is decoded. The app's path: memory is the returned model plus one decoded param per
+     * thread (not every param at once), and the writes run on the decode threads.
+     */
+    public static byte[] materializeFromHpk(byte[] onceModel, final HpkFile hpk, int threads) {
+        final Plan plan = plan(onceModel, name -> {
+            Param param = hpk.params().get(name);
+            return param == null ? null : param.shape();
+        });
+        final List<String> names = new ArrayList<>(plan.slotsOf.keySet());
+        Collections.sort(names, (a, b) -> Long.compare(plan.numel(b), plan.numel(a)));
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+        Runnable work = () -> {
+            ByteBuffer buffer = ByteBuffer.wrap(plan.out).order(ByteOrder.LITTLE_ENDIAN);
+            for (int k = next.getAndIncrement(); k < names.size() && failure.get() == null; k = next.getAndIncrement()) {
+                try {
+                    Param param = hpk.params().get(names.get(k));
+                    float[] values = Schemes.get(param.scheme()).decode(param, hpk);
+                    if (values.length != plan.numel(param.name())) {
+                        throw new IllegalStateException("param " + param.name() + " decoded to " + values.length
+                                + " values, its shape holds " + plan.numel(param.name()));
+                    }
+                    for (Slot slot : plan.slotsOf.get(param.name())) {
+                        plan.views.get(slot.variable).write(buffer, slot.offset, values);
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            }
+        };
+        int workers = Math.max(1, Math.min(threads, names.size()));
+        Thread[] pool = new Thread[workers - 1];
+        for (int t = 0; t < pool.length; t++) {
+            pool[t] = new Thread(work, "hashpack-materialize-" + t);
+            pool[t].start();
+        }
+        work.run(); // this thread is a worker too
+        for (Thread thread : pool) {
+            try {
+                thread.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while materializing from " + hpk.source(), e);
+            }
+        }
+        Throwable e = failure.get();
+        if (e instanceof RuntimeException) {
+            throw (RuntimeException) e;
+        }
+        if (e instanceof Error) {
+            throw (Error) e;
+        }
+        if (e != null) {
+            throw new IllegalStateException(e);
+        }
+        return plan.out;
     }
 
     /**
@@ -185,15 +249,65 @@ public final class Materializer {
         Tensor get(String name);
     }
 
-    private static byte[] fromHpk(byte[] onceModel, Params params) {
+    /** A param's PyTorch shape by name (null: no such param). */
+    private interface Shapes {
+        int[] of(String name);
+    }
+
+    private static byte[] fromParams(byte[] onceModel, final Params params) {
+        Plan plan = plan(onceModel, name -> {
+            Tensor tensor = params.get(name);
+            return tensor == null ? null : tensor.shape();
+        });
+        ByteBuffer buffer = ByteBuffer.wrap(plan.out).order(ByteOrder.LITTLE_ENDIAN);
+        for (Map.Entry<String, List<Slot>> entry : plan.slotsOf.entrySet()) {
+            float[] values = params.get(entry.getKey()).data();
+            for (Slot slot : entry.getValue()) {
+                plan.views.get(slot.variable).write(buffer, slot.offset, values);
+            }
+        }
+        return plan.out;
+    }
+
+    /**
+     * Every check of materializeFromHpk, before any param is read: the recipes against the params'
+     * shapes, the slots against the template and the weights (their sizes, no overlaps), then the
+     * output allocated and the template copied in.
+     */
+    private static final class Plan {
+        final byte[] out;
+        final Map<String, View> views; // by variable: the last slot naming it wins, as in Python
+        final Map<String, List<Slot>> slotsOf = new LinkedHashMap<>(); // by param, the slots it fills
+        private final Map<String, Long> numels = new HashMap<>();
+
+        Plan(byte[] out, Map<String, View> views, List<Slot> slots) {
+            this.out = out;
+            this.views = views;
+            for (Slot slot : slots) {
+                View view = views.get(slot.variable);
+                List<Slot> list = slotsOf.get(view.param);
+                if (list == null) {
+                    slotsOf.put(view.param, list = new ArrayList<>());
+                }
+                list.add(slot);
+                numels.put(view.param, view.sourceNumel);
+            }
+        }
+
+        long numel(String param) {
+            return numels.get(param);
+        }
+    }
+
+    private static Plan plan(byte[] onceModel, Shapes shapes) {
         Map<String, byte[]> metadata = readMetadata(onceModel);
         List<Slot> slots = slots(metadata);
         byte[] template = metadata.get(TEMPLATE_METADATA);
         Flat flat = new Flat(onceModel);
         int root = flat.table(flat.u32(0));
-        Map<String, View> views = new LinkedHashMap<>(); // by variable: the last slot naming it wins, as in Python
+        Map<String, View> views = new LinkedHashMap<>();
         for (Slot slot : slots) {
-            views.put(slot.variable, View.of(slot, params, flat, root));
+            views.put(slot.variable, View.of(slot, shapes, flat, root));
         }
         // the model cannot be larger than the aligned template plus the aligned weights
         long budget = align(template.length);
@@ -213,13 +327,24 @@ public final class Materializer {
             }
             end = Math.max(end, (long) slot.offset + slot.size);
         }
+        // disjoint slots: the bytes do not depend on the order of the writes (the exporter never overlaps them)
+        List<Slot> sorted = new ArrayList<>(slots);
+        Collections.sort(sorted, (a, b) -> Integer.compare(a.offset, b.offset));
+        Slot reach = null; // of the slots so far, the one that ends last
+        for (Slot slot : sorted) {
+            if (slot.size == 0) {
+                continue;
+            }
+            if (reach != null && (long) reach.offset + reach.size > slot.offset) {
+                throw new IllegalArgumentException("slots " + reach.variable + " and " + slot.variable + " overlap");
+            }
+            if (reach == null || (long) slot.offset + slot.size > (long) reach.offset + reach.size) {
+                reach = slot;
+            }
+        }
         byte[] out = new byte[(int) end];
         System.arraycopy(template, 0, out, 0, template.length);
-        ByteBuffer buffer = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
-        for (Slot slot : slots) {
-            views.get(slot.variable).write(buffer, slot.offset);
-        }
-        return out;
+        return new Plan(out, views, slots);
     }
 
     private static long align(long bytes) {
@@ -231,7 +356,8 @@ public final class Materializer {
      * of each viewed axis, and the BatchNorm factors with their strides (0 where broadcast).
      */
     private static final class View {
-        final float[] source;
+        final String param;
+        final long sourceNumel; // of the param, as the recipe was checked against
         final int base; // source index of the first viewed element (the first kept row)
         final int[] shape;
         final int[] strides;
@@ -241,8 +367,10 @@ public final class Materializer {
         final float[] shift;
         final int[] shiftStrides;
 
-        private View(float[] source, int base, int[] shape, int[] strides, Factor scale, Factor shift) {
-            this.source = source;
+        private View(String param, long sourceNumel, int base, int[] shape, int[] strides, Factor scale,
+                Factor shift) {
+            this.param = param;
+            this.sourceNumel = sourceNumel;
             this.base = base;
             this.shape = shape;
             this.strides = strides;
@@ -257,7 +385,7 @@ public final class Materializer {
             this.shiftStrides = shift == null ? new int[shape.length] : shift.strides;
         }
 
-        static View of(Slot slot, Params params, Flat flat, int root) {
+        static View of(Slot slot, Shapes shapes, Flat flat, int root) {
             if (!(slot.recipe instanceof Map)) {
                 throw new IllegalArgumentException("slot " + slot.variable
                         + ": no recipe (a once file exported by an older hashpack: use materialize())");
@@ -267,15 +395,18 @@ public final class Materializer {
             if (!(name instanceof String)) {
                 throw bad(slot, "param is not a name: " + Json.repr(name));
             }
-            Tensor param = params.get((String) name);
-            if (param == null) {
+            int[] torchShape = shapes.of((String) name);
+            if (torchShape == null) {
                 throw new IllegalArgumentException("slot " + slot.variable + ": no decoded param " + name
                         + " (pass the params of the .hpk this file was exported from)");
             }
-            int[] torchShape = param.shape();
+            long numel = Tensor.numel(torchShape);
+            if (numel > Integer.MAX_VALUE - 8) {
+                throw bad(slot, "param " + name + " of shape " + java.util.Arrays.toString(torchShape) + " is too large");
+            }
             int rank = torchShape.length;
             int[] torchStrides = new int[rank];
-            for (int a = rank - 1, stride = 1; a >= 0; a--) { // row-major; the product is data.length
+            for (int a = rank - 1, stride = 1; a >= 0; a--) { // row-major; the product is numel
                 torchStrides[a] = stride;
                 stride *= torchShape[a];
             }
@@ -316,11 +447,11 @@ public final class Materializer {
             }
             Factor scale = Factor.read(slot, "scale", recipe.get("scale"), shape, flat, root);
             Factor shift = Factor.read(slot, "shift", recipe.get("shift"), shape, flat, root);
-            return new View(param.data(), base, shape, strides, scale, shift);
+            return new View((String) name, numel, base, shape, strides, scale, shift);
         }
 
-        /** Writes the viewed (and folded) float32 values at {@code at}, little-endian. */
-        void write(ByteBuffer out, int at) {
+        /** Writes the viewed (and folded) float32 values of {@code source} (the param) at {@code at}, little-endian. */
+        void write(ByteBuffer out, int at, float[] source) {
             if (count == 0) {
                 return;
             }

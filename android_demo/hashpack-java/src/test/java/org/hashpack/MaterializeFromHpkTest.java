@@ -59,8 +59,12 @@ public class MaterializeFromHpkTest {
         return out;
     }
 
+    private static HpkFile hpk(Map<?, ?> c) throws HpkFormatException {
+        return HpkReader.read(new File(TestSupport.fixtures(), (String) c.get("hpk")));
+    }
+
     private static Map<String, Tensor> javaParams(Map<?, ?> c) throws HpkFormatException {
-        return Model.decodeParams(HpkReader.read(new File(TestSupport.fixtures(), (String) c.get("hpk"))), 2);
+        return Model.decodeParams(hpk(c), 2);
     }
 
     @Test
@@ -81,10 +85,14 @@ public class MaterializeFromHpkTest {
             byte[] expected = bytes(c.get("expected"));
             assertArrayEquals(id + ": from the numpy runtime's params", expected,
                     Materializer.materializeFromHpk(once, numpyParams(c)));
-            Model model = new Model(HpkReader.read(new File(TestSupport.fixtures(), (String) c.get("hpk"))));
-            byte[] fromModel = Materializer.materializeFromHpk(once, model);
+            HpkFile hpk = hpk(c);
+            byte[] fromModel = Materializer.materializeFromHpk(once, new Model(hpk));
             assertArrayEquals(id + ": Model and decodeParams agree", fromModel,
                     Materializer.materializeFromHpk(once, javaParams(c)));
+            for (int threads = 1; threads <= 3; threads += 2) {
+                assertArrayEquals(id + ": decoded while writing, " + threads + " threads", fromModel,
+                        Materializer.materializeFromHpk(once, hpk, threads));
+            }
             if (Boolean.TRUE.equals(c.get("exact"))) {
                 assertArrayEquals(id + ": from hashpack-java's decode", expected, fromModel);
                 exact++;
@@ -122,7 +130,7 @@ public class MaterializeFromHpkTest {
 
     /** Damaged slot tables (tests/java_fixtures.py writes them; Python refuses each too). */
     @Test
-    public void hostileRecipesAndSlotsAreRejected() {
+    public void hostileRecipesAndSlotsAreRejected() throws HpkFormatException {
         Map<String, String> expected = new HashMap<>();
         expected.put("slots-not-a-list", "not a JSON list");
         expected.put("no-recipe", "no recipe");
@@ -152,9 +160,43 @@ public class MaterializeFromHpkTest {
             String name = (String) h.get("name");
             assertTrue("unknown hostile case " + name, expected.containsKey(name));
             Map<String, Tensor> params = numpyParams(find((String) h.get("case")));
+            HpkFile hpk = hpk(find((String) h.get("case")));
             byte[] once = bytes(h.get("once"));
             expectRejected(name, () -> Materializer.materializeFromHpk(once, params), expected.get(name));
+            expectRejected(name, () -> Materializer.materializeFromHpk(once, hpk, 2), expected.get(name));
         }
+    }
+
+    /** Overlapping slots (Python writes them in order; here they would race): refused before any write. */
+    @Test
+    public void overlappingSlotsAreRejected() throws HpkFormatException {
+        Map<?, ?> c = find("hashed-resnet20");
+        byte[] once = bytes(c.get("once"));
+        List<Materializer.Slot> slots = Materializer.slots(once);
+        byte[] from = ("\"offset\":" + slots.get(1).offset + ",").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] to = ("\"offset\":" + slots.get(0).offset + ",").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(from.length, to.length); // an edit in place: the flatbuffer stays valid
+        byte[] damaged = once.clone();
+        int at = indexOf(damaged, from);
+        assertTrue(at > 0 && indexOf(Arrays.copyOfRange(damaged, at + 1, damaged.length), from) < 0);
+        System.arraycopy(to, 0, damaged, at, to.length);
+        Map<String, Tensor> params = numpyParams(c);
+        expectRejected("overlap", () -> Materializer.materializeFromHpk(damaged, params), "overlap");
+        HpkFile hpk = hpk(c);
+        expectRejected("overlap", () -> Materializer.materializeFromHpk(damaged, hpk, 2), "overlap");
+    }
+
+    private static int indexOf(byte[] data, byte[] part) {
+        outer:
+        for (int i = 0; i + part.length <= data.length; i++) {
+            for (int k = 0; k < part.length; k++) {
+                if (data[i + k] != part[k]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
     }
 
     /** What the demo app's LiteRtEngine decides on: recipes present, or LiteRT's materialize() instead. */
@@ -202,13 +244,14 @@ public class MaterializeFromHpkTest {
     }
 
     @Test
-    public void damagedFilesGiveIllegalArgumentExceptionOnly() {
+    public void damagedFilesGiveIllegalArgumentExceptionOnly() throws HpkFormatException {
         Map<?, ?> c = find("hashed-grouped"); // rows, scale and shift: every recipe field
         byte[] once = bytes(c.get("once"));
         Map<String, Tensor> params = numpyParams(c);
+        HpkFile hpk = hpk(c);
         int rejected = 0;
         for (int length = 0; length < once.length; length += 61) {
-            rejected += outcome(Arrays.copyOf(once, length), params);
+            rejected += outcome(Arrays.copyOf(once, length), params, hpk);
         }
         Random random = new Random(11);
         for (int i = 0; i < 2000; i++) {
@@ -216,22 +259,33 @@ public class MaterializeFromHpkTest {
             for (int flips = 1 + random.nextInt(4); flips > 0; flips--) {
                 copy[random.nextInt(copy.length)] ^= (byte) (1 << random.nextInt(8));
             }
-            rejected += outcome(copy, params);
+            rejected += outcome(copy, params, hpk);
         }
         assertTrue("only " + rejected + " damaged files were rejected", rejected > 200);
     }
 
-    /** 1 when rejected with IllegalArgumentException, 0 when it materialized; anything else fails. */
-    private static int outcome(byte[] data, Map<String, Tensor> params) {
+    /**
+     * 1 when rejected with IllegalArgumentException, 0 when it materialized; anything else fails, and
+     * both paths (given params, decoded while writing) must agree.
+     */
+    private static int outcome(byte[] data, Map<String, Tensor> params, HpkFile hpk) {
+        byte[] given;
         try {
-            Materializer.materializeFromHpk(data, params);
-            return 0;
+            given = Materializer.materializeFromHpk(data, params);
         } catch (IllegalArgumentException e) {
             assertTrue(e.getMessage() != null && !e.getMessage().isEmpty());
-            return 1;
+            given = null;
         } catch (RuntimeException | Error e) {
             throw new AssertionError("damaged file gave " + e, e);
         }
+        try {
+            assertArrayEquals(given, Materializer.materializeFromHpk(data, hpk, 2));
+        } catch (IllegalArgumentException e) {
+            assertTrue("only one path rejected the file: " + e.getMessage(), given == null);
+        } catch (RuntimeException | Error e) {
+            throw new AssertionError("damaged file gave " + e, e);
+        }
+        return given == null ? 1 : 0;
     }
 
     private static void expectRejected(String what, Runnable call, String message) {

@@ -91,7 +91,7 @@ fun materializeIfPossible(bytes: ByteArray): ByteArray {
 fun materialize(tflite: ByteArray, hpk: ByteArray?): ByteArray {
     if (hpk == null || !Materializer.hasRecipes(tflite)) return materializeIfPossible(tflite)
     val file = HpkReader.read(ByteArrayInputStream(hpk), "model.hpk", hpk.size.toLong())
-    return Materializer.materializeFromHpk(tflite, Model.decodeParams(file, Model.DEFAULT_DECODE_THREADS))
+    return Materializer.materializeFromHpk(tflite, file, Model.DEFAULT_DECODE_THREADS) // decodes as it writes
 }
 
 /**

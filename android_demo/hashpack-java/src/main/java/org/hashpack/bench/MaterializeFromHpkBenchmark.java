@@ -6,25 +6,22 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.util.Arrays;
-import java.util.Map;
 import org.hashpack.HpkFile;
 import org.hashpack.HpkReader;
 import org.hashpack.Materializer;
-import org.hashpack.Model;
-import org.hashpack.Tensor;
 
 /**
  * The device path of a materializable once .tflite without LiteRT's init subgraph: read the
- * {@code .hpk} (and the once file), decode every param ({@link Model#decodeParams}, by thread
- * count), fill the template ({@link Materializer#materializeFromHpk}). Median of {@code repeats}
+ * {@code .hpk} (and the once file), then decode every param and fill the template with it
+ * ({@link Materializer#materializeFromHpk(byte[], HpkFile, int)}, by thread count). Median of {@code repeats}
  * after {@link #WARMUP} warm-ups (JIT), per thread count (benchmarks/scale.py runs it at ResNet-18 and MobileNetV2 size).
  *
  * <pre>
  * java -cp build/classes org.hashpack.bench.MaterializeFromHpkBenchmark model.hpk model.once.tflite \
  *     [threads=1,2] [repeats=5] [out.tflite]
  * </pre>
- * Output, one line per thread count: {@code threads=T weights=N read_ms=R decode_ms=D
- * materialize_ms=M total_ms=S ns_per_weight=X materialize_ns_per_weight=Y}; with {@code out.tflite}
+ * Output, one line per thread count: {@code threads=T weights=N read_ms=R materialize_ms=M
+ * total_ms=S ns_per_weight=X} (materialize: decode and fill); with {@code out.tflite}
  * the last model made is written there (scale.py compares it with Python's bytes).
  */
 public final class MaterializeFromHpkBenchmark {
@@ -46,7 +43,6 @@ public final class MaterializeFromHpkBenchmark {
         for (String text : threadList) {
             int threads = Integer.parseInt(text.trim());
             double[] read = new double[repeats];
-            double[] decode = new double[repeats];
             double[] fill = new double[repeats];
             double[] total = new double[repeats];
             long weights = 0;
@@ -57,25 +53,19 @@ public final class MaterializeFromHpkBenchmark {
                 HpkFile file = HpkReader.read(hpk);
                 byte[] onceBytes = Files.readAllBytes(once.toPath());
                 long readEnd = System.nanoTime();
-                Map<String, Tensor> params = Model.decodeParams(file, threads);
-                long decodeEnd = System.nanoTime();
-                last = Materializer.materializeFromHpk(onceBytes, params);
+                last = Materializer.materializeFromHpk(onceBytes, file, threads);
                 long end = System.nanoTime();
                 weights = file.virtualParameterCount();
                 if (r >= 0) {
                     read[r] = (readEnd - start) / 1e6;
-                    decode[r] = (decodeEnd - readEnd) / 1e6;
-                    fill[r] = (end - decodeEnd) / 1e6;
+                    fill[r] = (end - readEnd) / 1e6;
                     total[r] = (end - start) / 1e6;
                 }
             }
             double median = median(total);
-            double fillMedian = median(fill);
             System.out.printf(java.util.Locale.ROOT,
-                    "threads=%d weights=%d read_ms=%.1f decode_ms=%.1f materialize_ms=%.1f total_ms=%.1f"
-                            + " ns_per_weight=%.2f materialize_ns_per_weight=%.2f%n",
-                    threads, weights, median(read), median(decode), fillMedian, median, median * 1e6 / weights,
-                    fillMedian * 1e6 / weights);
+                    "threads=%d weights=%d read_ms=%.1f materialize_ms=%.1f total_ms=%.1f ns_per_weight=%.2f%n",
+                    threads, weights, median(read), median(fill), median, median * 1e6 / weights);
         }
         if (args.length > 4 && last != null) {
             try (OutputStream out = new FileOutputStream(args[4])) {
