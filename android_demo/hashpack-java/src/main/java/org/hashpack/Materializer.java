@@ -24,6 +24,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * bytes into a second interpreter: inference then runs at the speed of the expanded export. See
  * docs/TFLITE.md and {@code exporter/tflite/materialize.py} (the same steps in Python).
  *
+ * <p>{@link #materializeFromHpk} fills the same template without LiteRT, from the .hpk's params and
+ * the recipe each slot carries (faster: the init subgraph costs 30–150 ns per weight at real size).
+ *
  * <p>Only a few fields of the TFLite flatbuffer are read, with every offset checked: a truncated
  * or hostile file gives {@link IllegalArgumentException} with a message, never an index error.
  */
@@ -138,8 +141,8 @@ public final class Materializer {
     /**
      * {@link #materialize} without running LiteRT: fills the template from the .hpk's decoded params.
      *
-     * <p>Why: LiteRT's init subgraph decodes a weight in ~18 unfused elementwise ops (80–150 ns per
-     * weight at ResNet-18 size, docs/TFLITE.md); hashpack-java decodes the .hpk far faster, and each
+     * <p>Why: LiteRT's init subgraph decodes a weight in ~18 unfused elementwise ops (30–150 ns per
+     * weight at real size, docs/TFLITE.md); hashpack-java decodes the .hpk far faster, and each
      * slot of a file exported by this version carries a recipe saying how its float32 values come
      * from one decoded param: {@code perm} (the PyTorch axis that becomes each axis), {@code rows}
      * ([start, stop) of axis 0) and a folded BatchNorm, {@code scale} then {@code shift}, each a
