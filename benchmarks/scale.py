@@ -11,7 +11,10 @@ ONNX Runtime and LiteRT. Each figure is a ratio measured in this run next to its
   compact ÷ expanded;
 - LiteRT (XNNPACK, the default delegate): interpreter creation, first invoke (``once``
   decompresses there: ns per virtual weight), steady batch-1 latency once / inline /
-  materialized ÷ expanded; ``materialize()`` time;
+  materialized ÷ expanded; ``materialize()`` time; ``materialize_from_hpk`` (the template filled
+  from the .hpk's decoded params) in Python and in hashpack-java (read, then decode and fill, by
+  thread count: ``MaterializeFromHpkBenchmark``, the Android app's path; needs a JDK,
+  ``--no-java`` skips it);
 - numpy runtime: read + validate, then decoding every weight, ns per virtual weight;
 - ``hashpack profile`` with its defaults: wall time (ResNet-18 only; ``--no-profile`` skips it).
 
@@ -42,6 +45,8 @@ STEADY_RUNS = 20  # batch-1 runs per mode, interleaved in rounds
 ROUNDS = 5
 SLOW_RUNS = 4  # for modes that decompress on every run (LiteRT inline)
 MODELS = ("resnet18", "mobilenet_v2")
+JAVA_DIR = Path(__file__).resolve().parent.parent / "android_demo" / "hashpack-java"
+JAVA_THREADS = "1,2"  # threads of the Java materialize_from_hpk figure
 
 
 def build_model(name: str) -> Any:
@@ -134,7 +139,27 @@ def interleaved(runners: dict[str, Any], runs: dict[str, int]) -> dict[str, floa
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def measure(name: str, directory: Path, profile: bool) -> dict[str, Any]:
+def build_java() -> None:
+    """Compile hashpack-java (fails here, before minutes of measuring, without a JDK)."""
+    subprocess.run(["bash", str(JAVA_DIR / "build.sh")], check=True)
+
+
+def java_from_hpk(hpk_path: Path, once_path: Path, out_path: Path) -> list[dict[str, float]]:
+    """hashpack-java's read, then decode and fill (materializeFromHpk), one row per thread count."""
+    result = subprocess.run(
+        ["java", "-Xmx2g", "-cp", str(JAVA_DIR / "build" / "classes"),
+         "org.hashpack.bench.MaterializeFromHpkBenchmark", str(hpk_path), str(once_path), JAVA_THREADS, "7",
+         str(out_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = []
+    for line in result.stdout.splitlines():
+        if line.startswith("threads="):
+            rows.append({key: float(value) for key, value in (part.split("=") for part in line.split())})
+    return rows
+
+
+def measure(name: str, directory: Path, profile: bool, java: bool = False) -> dict[str, Any]:
     import torch
 
     import hashpack
@@ -206,6 +231,13 @@ def measure(name: str, directory: Path, profile: bool) -> dict[str, Any]:
     from_hpk = materialize_from_hpk(files["once-materializable"], load(hpk_path).weights)
     r["tflite"]["materialize_from_hpk_s"] = time.perf_counter() - start
     r["tflite"]["from_hpk_identical"] = from_hpk == materialized
+    if java:  # the same in hashpack-java, from the files on disk (what the Android app does)
+        once_path = directory / f"{name}.once.tflite"
+        once_path.write_bytes(files["once-materializable"])
+        java_out = directory / f"{name}.java-materialized.tflite"
+        r["tflite"]["java_from_hpk"] = java_from_hpk(hpk_path, once_path, java_out)
+        r["tflite"]["java_from_hpk_identical"] = java_out.read_bytes() == from_hpk
+        java_out.unlink()
     del from_hpk
     runners = {}
     for mode, data in (*files.items(), ("materialized", materialized)):
@@ -333,6 +365,19 @@ def table(results: list[dict[str, Any]]) -> str:
         ),
     )
     row(
+        "hashpack-java `materializeFromHpk` (the app's path): read + decode and fill, by threads",
+        lambda r: (
+            "; ".join(
+                f"{t['threads']:.0f} thread{'s' if t['threads'] > 1 else ''}: {t['total_ms'] / 1e3:.2f} s "
+                f"(**{t['ns_per_weight']:.1f} ns/weight**; read {t['read_ms']:.0f} ms)"
+                for t in r["tflite"]["java_from_hpk"]
+            )
+            + f" ({'same bytes as Python' if r['tflite']['java_from_hpk_identical'] else 'bytes differ from Python'})"
+            if "java_from_hpk" in r["tflite"]
+            else "—"
+        ),
+    )
+    row(
         "numpy runtime: read + decode every weight",
         lambda r: (
             f"{r['numpy']['load_s']:.2f} + {r['numpy']['decode_s']:.2f} s ({ns(r['numpy']['decode_s'], r)}); "
@@ -348,20 +393,29 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-profile", action="store_true", help="Do not time `hashpack profile`.")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--keep-dir", help="Keep the .hpk, .onnx files here (e.g. for ModelDecodeBenchmark).")
+    parser.add_argument(
+        "--keep-dir", help="Keep the .hpk, .onnx and once .tflite files here (e.g. for ModelDecodeBenchmark)."
+    )
+    parser.add_argument(
+        "--no-java", action="store_true", help="Skip the hashpack-java materializeFromHpk figure."
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not args.no_java:
+        build_java()
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(args.keep_dir) if args.keep_dir else Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
         for index, name in enumerate(args.models.split(",")):
-            results.append(measure(name, directory, profile=not args.no_profile and index == 0))
+            results.append(
+                measure(name, directory, profile=not args.no_profile and index == 0, java=not args.no_java)
+            )
     environment = {
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),

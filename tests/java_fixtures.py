@@ -24,6 +24,9 @@ Files written, all raw arrays little-endian float32 (or uint32 where noted):
   transformer ops, one tiny graph each, golden outputs from torch) as ``<id>.hpk`` with a random
   input batch and the numpy runtime's outputs (``<id>.input.bin``, ``<id>.output.bin``; the input
   is int32 for a case of token ids, ``"dtype": "int32"``); listed under ``op_cases`` in the manifest;
+- ``from_hpk/``: for every scheme × architecture case of tests/test_tflite_export.py and a grouped
+  convolution, the .hpk, its once .tflite, Python's ``materialize_from_hpk`` bytes and the numpy
+  params its recipes name, plus damaged slot tables Python refuses (``from_hpk`` in the manifest);
 - ``fresh_bases.bin``: numpy's inverse-DCT basis M (float32) for every kernel size in
   ``fresh_bases`` (concatenated), which Java must compute bit for bit;
 - ``f16_table.bin``: the float32 bits (uint32) of every float16 bit pattern 0..65535, converted by
@@ -1031,6 +1034,145 @@ def write_materialize_case(out: Path) -> dict[str, Any]:
     return {**files, "expected": "materialize.expected.tflite", "weights": weights}
 
 
+def _with_slots(once: bytes, slots: Any) -> bytes:
+    """``once`` with its ``hashpack_slots`` metadata replaced by ``slots`` (JSON), re-packed."""
+    import flatbuffers
+
+    from hashpack.exporter.tflite.materialize import SLOTS_METADATA
+    from hashpack.exporter.tflite.schema import schema
+
+    model = schema.ModelT.InitFromPackedBuf(once, 0)
+    index = next(entry.buffer for entry in model.metadata if entry.name.decode() == SLOTS_METADATA)
+    model.buffers[index].data = list(json.dumps(slots, separators=(",", ":")).encode())
+    builder = flatbuffers.Builder(1 << 16)
+    builder.Finish(model.Pack(builder), b"TFL3")
+    return bytes(builder.Output())
+
+
+def _hostile_slot_tables(slots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Damaged slot tables of a once file whose first slot folds a BatchNorm scale (ResNet-20)."""
+    first, recipe = slots[0], slots[0]["recipe"]
+    fc = next(i for i, s in enumerate(slots) if s["recipe"]["perm"] is None and s["size"] > 64)
+
+    def edit(index: int, **changes: Any) -> list[dict[str, Any]]:
+        table = copy.deepcopy(slots)
+        table[index].update(changes)
+        return table
+
+    def recipe_edit(**changes: Any) -> list[dict[str, Any]]:
+        return edit(0, recipe={**recipe, **changes})
+
+    return {
+        "slots-not-a-list": {"slots": slots},
+        "no-recipe": edit(0, recipe=None),
+        "recipe-not-an-object": edit(0, recipe=[1, 2]),
+        "param-unknown": recipe_edit(param="no.such.param"),
+        "param-not-a-name": recipe_edit(param=7),
+        "perm-not-a-permutation": recipe_edit(perm=[0, 2, 3, 3]),
+        "perm-wrong-length": recipe_edit(perm=[1, 0]),
+        "perm-not-integers": recipe_edit(perm=[0, 2.5, 3, 1]),
+        "rows-past-the-end": recipe_edit(rows=[1, 99999]),
+        "rows-reversed": recipe_edit(rows=[3, 1]),
+        "rows-not-a-pair": recipe_edit(rows=[0]),
+        "scale-no-such-subgraph": recipe_edit(scale=[99, 1]),
+        "scale-no-such-tensor": recipe_edit(scale=[1, 999999]),
+        "scale-not-a-constant": recipe_edit(scale=[0, 0]),
+        "scale-not-a-pair": recipe_edit(scale="x"),
+        "scale-does-not-fit": edit(fc, recipe={**slots[fc]["recipe"], "scale": recipe["scale"]}),
+        "shift-does-not-fit": edit(fc, recipe={**slots[fc]["recipe"], "shift": recipe["scale"]}),
+        "size-too-small": edit(0, size=first["size"] - 4),
+        "size-huge": edit(0, size=2**40),
+        "offset-in-template": edit(0, offset=0),
+        "offset-huge": edit(0, offset=2**31),
+    }
+
+
+def _grouped_case(root: Path) -> Path:
+    """A hashed grouped convolution (2 groups: one ``rows`` view per group) with a folded BatchNorm."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(4, 6, 3, padding=1, groups=2),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 5 * 5, 3),
+    )
+    _randomise_batchnorm(model)
+    hashpack.compress(model, compression=1 / 4, seed=5)
+    path = root / "hashed-grouped.hpk"
+    hashpack.pack(model.eval(), torch.randn(2, 4, 5, 5), path)
+    return path
+
+
+def write_from_hpk_cases(out: Path) -> dict[str, Any]:
+    """Once files with slot recipes, and the bytes Python's ``materialize_from_hpk`` makes of them.
+
+    For every scheme × architecture case of tests/test_tflite_export.py: the .hpk, its (default,
+    materializable) once file, ``materialize_from_hpk``'s output and the numpy runtime's decoded
+    params the recipes name (``<id>.params.bin`` with ``params``: name, shape, offset, count in
+    floats). Java's ``materializeFromHpk`` must give the same bytes from those params, and from its
+    own decode where every param is exact. ``hostile``: damaged slot tables that Python refuses too.
+    """
+    from test_tflite_export import CASES, _case, _exact  # tests/ (this script's directory)
+
+    from hashpack.exporter.tflite import build_tflite
+    from hashpack.exporter.tflite.materialize import SLOTS_METADATA, materialize_from_hpk, read_metadata
+
+    root = out / "from_hpk"
+    root.mkdir(exist_ok=True)
+    cases, hostile = [], []
+    for scheme, arch in [*CASES, ("hashed", "grouped")]:
+        case_id = f"{scheme}-{arch}"
+        path = _grouped_case(root) if arch == "grouped" else _case(scheme, arch, str(root))[0]
+        runtime = load(path)
+        once = build_tflite(path, "once")
+        (root / f"{case_id}.once.tflite").write_bytes(once.data)
+        entry: dict[str, Any] = {
+            "id": case_id,
+            "hpk": f"from_hpk/{path.name}",
+            "once": f"from_hpk/{case_id}.once.tflite",
+        }
+        cases.append(entry)
+        if SLOTS_METADATA not in read_metadata(once.data):
+            continue  # nothing decompressed (dense): no template, Java must refuse it too
+        slots = json.loads(read_metadata(once.data)[SLOTS_METADATA])
+        (root / f"{case_id}.expected.tflite").write_bytes(materialize_from_hpk(once.data, runtime.weights))
+        names = sorted({slot["recipe"]["param"] for slot in slots})
+        chunks, params, offset = [], [], 0
+        for name in names:
+            value = np.ascontiguousarray(runtime.weights[name], dtype="<f4")
+            params.append({"name": name, "shape": list(value.shape), "offset": offset, "count": value.size})
+            chunks.append(value.tobytes())
+            offset += value.size
+        (root / f"{case_id}.params.bin").write_bytes(b"".join(chunks))
+        entry.update(
+            expected=f"from_hpk/{case_id}.expected.tflite",
+            params_file=f"from_hpk/{case_id}.params.bin",
+            params=params,
+            exact=all(_exact(runtime.hpk, use.param) for use in once.weights.values()),
+            folds=sum(
+                slot["recipe"]["scale"] is not None or slot["recipe"]["shift"] is not None for slot in slots
+            ),
+            views=sum(
+                slot["recipe"]["perm"] is not None or slot["recipe"]["rows"] is not None for slot in slots
+            ),
+        )
+        if case_id == "hashed-resnet20":
+            for name, table in _hostile_slot_tables(slots).items():
+                damaged = _with_slots(once.data, table)
+                try:
+                    materialize_from_hpk(damaged, runtime.weights)
+                except ValueError:
+                    pass
+                else:
+                    raise AssertionError(
+                        f"Python's materialize_from_hpk accepts the hostile slot table {name}"
+                    )
+                (root / f"hostile-{name}.tflite").write_bytes(damaged)
+                hostile.append({"name": name, "once": f"from_hpk/hostile-{name}.tflite", "case": case_id})
+    return {"cases": cases, "hostile": hostile}
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(f"usage: {argv[0]} OUT_DIR", file=sys.stderr)
@@ -1045,6 +1187,7 @@ def main(argv: list[str]) -> int:
         "fresh_bases": write_fresh_bases(out),
         "parity": write_parity_corpus(out),
         "materialize": write_materialize_case(out),
+        "from_hpk": write_from_hpk_cases(out),
         "op_cases": write_op_cases(out),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

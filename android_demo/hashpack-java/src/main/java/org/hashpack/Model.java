@@ -137,6 +137,15 @@ public final class Model {
         planFrees();
     }
 
+    /**
+     * Every param of {@code file} decoded (hashed embedding tables whole), by name, on
+     * {@code threads} threads, without binding the graph: what {@link Materializer#materializeFromHpk}
+     * needs, at the cost of one float32 copy of the virtual weights.
+     */
+    public static Map<String, Tensor> decodeParams(HpkFile file, int threads) {
+        return Collections.unmodifiableMap(decodeAll(file, threads, Collections.<String>emptySet()));
+    }
+
     private static Map<String, Tensor> decodeAll(final HpkFile file, int threads, java.util.Set<String> skip) {
         final List<Param> params = new ArrayList<>();
         for (Param param : file.params().values()) {
