@@ -3,11 +3,12 @@
 One dense LeNet-5 teacher (15 epochs, AdamW lr 3e-3, weight decay 5e-4, cosine schedule, batch 128,
 seed 0) on all 60k/10k images; then ``compress_pretrained`` with ``hashed`` at the given ratios and
 fine-tuning from the dense weights, plain cross-entropy vs distillation at several (T, α), each for
-the same epochs and seed. Prints one line per run (test error %, seconds); about 15 min on 2 cores.
+the same epochs and seed. Prints one line per run (test error %, seconds); about 12 min on 2 quiet
+cores (7 s per LeNet-5 epoch), several times that on a loaded machine.
 
 Why: the quick mode of benchmarks/finetune.py had distillation (T = 4, α = 0.9) worse than plain
 fine-tuning, but from an undertrained teacher; this asks the same question with a trained one
-before the full run spends its hour. Results: benchmarks/FINETUNE.md, "Distillation settings".
+before the full run spends its hour. Results: benchmarks/DISTILL_SETTINGS.md.
 Usage: python benchmarks/distill_settings.py [--epochs 8] [--ratios 1/16,1/64] [--threads 2]
 """
 
@@ -31,7 +32,6 @@ SETTINGS = {  # name -> distillation (T, α); None = plain cross-entropy
     "T=4, α=0.9": (4.0, 0.9),
     "T=4, α=0.5": (4.0, 0.5),
     "T=2, α=0.5": (2.0, 0.5),
-    "T=1, α=0.5": (1.0, 0.5),
 }
 
 
