@@ -19,11 +19,12 @@ from hashpack.runtime.container import atomic_write_bytes
 
 from . import functions as hf
 from .builder import GraphBuilder
+from .external_weights import MAPPING_KEY, mapping_json
 from .graph import translate
 
 __all__ = ["BATCH_DIM", "DEFAULT_OPSET", "WEIGHT_MODES", "build_onnx", "export_onnx", "serialize_onnx"]
 
-WEIGHT_MODES = ("compact", "inline", "expanded")
+WEIGHT_MODES = ("compact", "inline", "expanded", "external")
 DEFAULT_OPSET = hf.MIN_OPSET  # 18: the Bitwise* ops the hash needs
 BATCH_DIM = "batch"  # dim_param of the first dimension of the graph input and output
 GRAPH_NAME = "hashpack"
@@ -70,9 +71,12 @@ def build_onnx(
         producer_version=__version__,
         doc_string=f"Exported from a .hpk file ({hpk.producer or 'unknown producer'}) with --weights {weights}.",
     )
-    helper.set_model_props(model, {"hashpack.weights": weights, "hashpack.format_version": "1"})
+    props = {"hashpack.weights": weights, "hashpack.format_version": "1"}
+    if weights == "external":  # which .hpk param each external initializer is (external_weights.py)
+        props[MAPPING_KEY] = mapping_json(hpk, builder.external)
+    helper.set_model_props(model, props)
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(model if weights != "external" else _as_inputs(model), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         # e.g. an HpkFile built in memory (read_hpk not run) whose shapes disagree across nodes.
         raise HpkFormatError(f"{hpk.source}: the exported ONNX graph is invalid: {exc}") from None
@@ -94,13 +98,30 @@ def export_onnx(
     """Export ``source`` (a .hpk path or a read ``HpkFile``) to the ONNX file ``path``.
 
     weights: "compact" (ai.hashpack ops defined by local functions, buckets as initializers),
-    "inline" (the same decompression as plain standard ops) or "expanded" (dense initializers).
+    "inline" (the same decompression as plain standard ops), "expanded" (dense initializers) or
+    "external" (every weight supplied by the app from the .hpk: external_weights.py).
     Raises ``HpkFormatError`` for a bad .hpk or an op/scheme the exporter does not know; the file
     is written atomically, so on any error nothing is left at ``path``. Returns the model.
     """
     model = build_onnx(source, weights, opset, embedding_rows)
     atomic_write_bytes(path, serialize_onnx(model))
     return model
+
+
+def _as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with the external initializers as graph inputs of the same type and shape.
+
+    The checker opens an external initializer's location, which an external-mode file never has
+    (the app supplies the values); as inputs they are checked and shape-inferred alike.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    external = [t for t in copy.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    kept = [t for t in copy.graph.initializer if t.data_location != TensorProto.EXTERNAL]
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
+    copy.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in external)
+    return copy
 
 
 _DTYPES = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}  # token ids are declared int32
