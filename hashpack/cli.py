@@ -490,7 +490,10 @@ def _compact(value: Any) -> str:
 
 # ----------------------------------------------------------------------------------------- export
 
-EXPORT_MODES = {"onnx": ("compact", "inline", "expanded", "external"), "tflite": ("once", "inline", "expanded")}
+EXPORT_MODES = {
+    "onnx": ("compact", "inline", "expanded", "external"),
+    "tflite": ("once", "inline", "expanded"),
+}
 
 
 @main.command()

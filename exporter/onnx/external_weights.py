@@ -84,7 +84,7 @@ def read_mapping(model: onnx.ModelProto, hpk: HpkFile, source: str = "<onnx>") -
         document = json.loads(values[0])
     except json.JSONDecodeError as exc:
         raise ValueError(f"{source}: {MAPPING_KEY} is not valid JSON ({exc})") from None
-    if not isinstance(document, dict) or document.get("version") != MAPPING_VERSION:
+    if not isinstance(document, dict) or type(document.get("version")) is not int or document["version"] != 1:
         raise ValueError(f"{source}: {MAPPING_KEY} is not a version-{MAPPING_VERSION} mapping object")
     if document.get("hpk_sha256") != hpk_sha256(hpk):
         raise ValueError(f"{source}: was exported from another .hpk than {hpk.source} (hpk_sha256 differs)")
@@ -99,8 +99,15 @@ def read_mapping(model: onnx.ModelProto, hpk: HpkFile, source: str = "<onnx>") -
         param = hpk.params.get(entry.get("param")) if isinstance(entry.get("param"), str) else None
         if param is None:
             raise ValueError(f"{where}: 'param' names no param of {hpk.source}")
-        if entry.get("shape") != list(param.shape):
-            raise ValueError(f"{where}: shape {entry.get('shape')} is not param {param.name!r}'s {list(param.shape)}")
+        shape = entry.get("shape")
+        if (
+            not isinstance(shape, list)
+            or any(type(d) is not int for d in shape)
+            or shape != list(param.shape)
+        ):
+            raise ValueError(
+                f"{where}: shape {entry.get('shape')} is not param {param.name!r}'s {list(param.shape)}"
+            )
         if entry["name"] in mapping or param.name in mapping.values():
             raise ValueError(f"{where}: initializer or param listed twice")
         mapping[entry["name"]] = param.name
@@ -125,7 +132,9 @@ def external_session(
     model = onnx.load(str(onnx_path), load_external_data=False)
     mapping = read_mapping(model, file, str(onnx_path))
     arrays = {
-        name: np.ascontiguousarray(decode_param(file, param), dtype=np.float32).reshape(file.params[param].shape)
+        name: np.ascontiguousarray(decode_param(file, param), dtype=np.float32).reshape(
+            file.params[param].shape
+        )
         for name, param in mapping.items()
     }
     options = sess_options if sess_options is not None else ort.SessionOptions()
