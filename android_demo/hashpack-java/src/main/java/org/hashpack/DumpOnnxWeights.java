@@ -23,7 +23,8 @@ import java.util.Map;
  *
  * <p>Writes {@code OUT_DIR/<i>.f32} (initializer i's float32 values, little-endian, row-major) and
  * prints one JSON line: {@code {"initializers": [{"name", "shape", "file"}, ...], "decode_seconds"}}
- * (read, validate and decode the .hpk, then {@link OnnxWeights#initializers}), or
+ * (read and validate the .hpk, then {@link OnnxWeights#initializers(byte[], String, HpkFile)},
+ * which decodes the listed params: what an app does), or
  * {@code {"error": "<source>: <problem>"}} with exit status 1 for a bad file; 2 on bad usage.
  */
 public final class DumpOnnxWeights {
@@ -38,8 +39,7 @@ public final class DumpOnnxWeights {
         long start = System.nanoTime();
         try {
             byte[] onnx = Files.readAllBytes(new File(args[1]).toPath());
-            Model model = new Model(HpkReader.read(new File(args[0])));
-            weights = OnnxWeights.initializers(onnx, args[1], model);
+            weights = OnnxWeights.initializers(onnx, args[1], HpkReader.read(new File(args[0])));
         } catch (IOException e) { // HpkFormatException, or the .onnx could not be read
             Map<String, Object> error = new LinkedHashMap<>();
             error.put("error", e.getMessage());

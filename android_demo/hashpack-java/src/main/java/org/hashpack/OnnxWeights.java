@@ -26,13 +26,13 @@ import java.util.Set;
  * </pre>
  *
  * Each initializer's values are the param's decoded float32 values, row-major, in the param's shape
- * (no view or transposition): {@link Model#weight}. ONNX Runtime then loads the graph like the
+ * (no view or transposition), as {@link Model#weight} gives them. ONNX Runtime then loads the graph like the
  * expanded export, without folding any hashing, and the app needs no protobuf library: this class
  * reads only the top-level {@code metadata_props} field of the file (a protobuf scan that skips
  * everything else by length).
  *
  * <pre>{@code
- * Map<String, Tensor> weights = OnnxWeights.initializers(onnxBytes, "model.onnx", model);
+ * Map<String, Tensor> weights = OnnxWeights.initializers(onnxBytes, "model.onnx", hpkFile);
  * Map<String, OnnxTensorLike> tensors = new HashMap<>();
  * for (Map.Entry<String, Tensor> e : weights.entrySet())
  *     tensors.put(e.getKey(), OnnxTensor.createTensor(env, FloatBuffer.wrap(e.getValue().data()),
@@ -60,26 +60,42 @@ public final class OnnxWeights {
     private OnnxWeights() {}
 
     /**
-     * Initializer name to value (the {@link Model}'s decoded param, shared: do not modify), in the
-     * mapping's order, for the ONNX file {@code onnx} exported from {@code model}'s .hpk with
-     * {@code --weights external}. An empty map if the file has no mapping (a compact, inline or
-     * expanded export, which ONNX Runtime runs alone).
+     * Initializer name to value, in the mapping's order, for the ONNX file {@code onnx} exported from
+     * {@code file} with {@code --weights external}: each listed param decoded through its scheme, as
+     * {@link Model} decodes it (the same bits), on this thread; nothing else of the .hpk is decoded.
+     * An empty map if the file has no mapping (a compact, inline or expanded export, which ONNX
+     * Runtime runs alone).
      *
      * @throws HpkFormatException naming {@code source} if the file or its mapping is malformed or
-     *     does not belong to this model's .hpk
+     *     does not belong to this .hpk
+     */
+    public static Map<String, Tensor> initializers(byte[] onnx, String source, HpkFile file)
+            throws HpkFormatException {
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        for (Map.Entry<String, String> entry : mapping(onnx, source, file).entrySet()) {
+            Param param = file.params().get(entry.getValue());
+            weights.put(entry.getKey(), new Tensor(param.shape(), Schemes.get(param.scheme()).decode(param, file)));
+        }
+        return Collections.unmodifiableMap(weights);
+    }
+
+    /**
+     * As {@link #initializers(byte[], String, HpkFile)}, the values taken from a {@link Model} of the
+     * same .hpk (its decoded params, shared: do not modify) instead of decoded again.
      */
     public static Map<String, Tensor> initializers(byte[] onnx, String source, Model model)
             throws HpkFormatException {
-        String text = metadataValue(onnx, source, MAPPING_KEY);
-        if (text == null) {
-            return Collections.emptyMap();
-        }
-        Map<String, String> mapping = mapping(text, source, model.file());
         Map<String, Tensor> weights = new LinkedHashMap<>();
-        for (Map.Entry<String, String> entry : mapping.entrySet()) {
+        for (Map.Entry<String, String> entry : mapping(onnx, source, model.file()).entrySet()) {
             weights.put(entry.getKey(), model.weight(entry.getValue()));
         }
         return Collections.unmodifiableMap(weights);
+    }
+
+    /** The checked mapping of {@code onnx}, initializer name to param name (empty without one). */
+    static Map<String, String> mapping(byte[] onnx, String source, HpkFile file) throws HpkFormatException {
+        String text = metadataValue(onnx, source, MAPPING_KEY);
+        return text == null ? Collections.<String, String>emptyMap() : mapping(text, source, file);
     }
 
     /** A tensor's shape as the {@code long[]} ONNX Runtime's {@code OnnxTensor.createTensor} takes. */

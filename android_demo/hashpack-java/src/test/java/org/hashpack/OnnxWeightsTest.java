@@ -115,6 +115,14 @@ public class OnnxWeightsTest {
             }
         }
         assertEquals(64, MODEL.file().sha256().length());
+        // from the HpkFile alone: the same bits, decoded again
+        Map<String, Tensor> fromFile = OnnxWeights.initializers(
+                mapping(document(MODEL.file().sha256(), everyParam())), "m.onnx", MODEL.file());
+        assertEquals(weights.keySet(), fromFile.keySet());
+        for (Map.Entry<String, Tensor> e : weights.entrySet()) {
+            assertArrayEquals(e.getValue().shape(), fromFile.get(e.getKey()).shape());
+            assertArrayEquals(e.getValue().data(), fromFile.get(e.getKey()).data(), 0f);
+        }
     }
 
     @Test
