@@ -190,3 +190,46 @@ def test_read_mapping_refuses_a_wrong_shape_and_a_repeated_param(exported: dict[
     twice = [first, {**first, "name": first["name"] + "_again"}]
     with pytest.raises(ValueError, match="listed twice"):
         read_mapping(_with_mapping(model, {"initializers": twice}), hpk)
+
+
+def test_cli_writes_the_external_export_deterministically(exported: dict[str, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hashpack.cli import main
+
+    hpk = exported["dir"] / "rescnn.hpk"
+    outputs = []
+    for name in ("a.onnx", "b.onnx"):
+        result = CliRunner().invoke(
+            main,
+            [
+                "export",
+                str(hpk),
+                "--format",
+                "onnx",
+                "--weights",
+                "external",
+                "-o",
+                str(tmp_path / name),
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["weights"] == "external"
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1] == (exported["dir"] / "rescnn.external.onnx").read_bytes()
+    assert len(outputs[0]) < hpk.stat().st_size / 4  # the graph only: the weights stay in the .hpk
+    refused = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(hpk),
+            "--format",
+            "onnx",
+            "--weights",
+            "external",
+            "--save-optimized",
+            str(tmp_path / "f.onnx"),
+        ],
+    )
+    assert refused.exit_code == 2 and "not with --weights external" in refused.output

@@ -1,4 +1,4 @@
-"""``export_onnx``: a .hpk file as an ONNX model, in one of three weights modes.
+"""``export_onnx``: a .hpk file as an ONNX model, in one of the weights modes.
 
 The graph is translated op by op (``graph.py``); each param is produced by its scheme's emitter
 (``weights.py``). The model is checked with the full ONNX checker (strict shape inference
@@ -22,9 +22,18 @@ from .builder import GraphBuilder
 from .external_weights import MAPPING_KEY, mapping_json
 from .graph import translate
 
-__all__ = ["BATCH_DIM", "DEFAULT_OPSET", "WEIGHT_MODES", "build_onnx", "export_onnx", "serialize_onnx"]
+__all__ = [
+    "BATCH_DIM",
+    "DEFAULT_OPSET",
+    "EXTERNAL_MODE",
+    "WEIGHT_MODES",
+    "build_onnx",
+    "export_onnx",
+    "serialize_onnx",
+]
 
-WEIGHT_MODES = ("compact", "inline", "expanded", "external")
+WEIGHT_MODES = ("compact", "inline", "expanded")  # the modes ONNX Runtime runs alone
+EXTERNAL_MODE = "external"  # the graph alone, its weights supplied by the app (external_weights.py)
 DEFAULT_OPSET = hf.MIN_OPSET  # 18: the Bitwise* ops the hash needs
 BATCH_DIM = "batch"  # dim_param of the first dimension of the graph input and output
 GRAPH_NAME = "hashpack"
@@ -42,8 +51,10 @@ def build_onnx(
     ``embedding_rows=False`` makes compact mode decompress hashed embedding tables whole, like
     every other weight (the alternative benchmarks/embedding_onnx.py measures).
     """
-    if weights not in WEIGHT_MODES:
-        raise ValueError(f"unknown weights mode {weights!r} (one of: {', '.join(WEIGHT_MODES)})")
+    if weights not in (*WEIGHT_MODES, EXTERNAL_MODE):
+        raise ValueError(
+            f"unknown weights mode {weights!r} (one of: {', '.join(WEIGHT_MODES)}, {EXTERNAL_MODE})"
+        )
     if not hf.MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(
             f"opset {opset} is outside [{hf.MIN_OPSET}, {onnx.defs.onnx_opset_version()}] "
@@ -72,11 +83,11 @@ def build_onnx(
         doc_string=f"Exported from a .hpk file ({hpk.producer or 'unknown producer'}) with --weights {weights}.",
     )
     props = {"hashpack.weights": weights, "hashpack.format_version": "1"}
-    if weights == "external":  # which .hpk param each external initializer is (external_weights.py)
+    if weights == EXTERNAL_MODE:  # which .hpk param each external initializer is (external_weights.py)
         props[MAPPING_KEY] = mapping_json(hpk, builder.external)
     helper.set_model_props(model, props)
     try:
-        onnx.checker.check_model(model if weights != "external" else _as_inputs(model), full_check=True)
+        onnx.checker.check_model(model if weights != EXTERNAL_MODE else _as_inputs(model), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         # e.g. an HpkFile built in memory (read_hpk not run) whose shapes disagree across nodes.
         raise HpkFormatError(f"{hpk.source}: the exported ONNX graph is invalid: {exc}") from None
