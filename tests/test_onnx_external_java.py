@@ -233,3 +233,33 @@ def test_cli_writes_the_external_export_deterministically(exported: dict[str, Pa
         ],
     )
     assert refused.exit_code == 2 and "not with --weights external" in refused.output
+
+
+def test_a_param_named_like_a_graph_value_is_mapped_under_its_new_name(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    """The output value takes a param's name: the initializer becomes ``name~1``, the mapping says whose."""
+    import dataclasses
+
+    from hashpack.runtime import write_hpk
+
+    hpk = read_hpk(exported["dir"] / "lenet5_int8.hpk")
+    clash, last = list(hpk.params)[2], hpk.nodes[-1]
+    nodes = [dataclasses.replace(n, outputs=(clash,)) if n is last else n for n in hpk.nodes]
+    output = dataclasses.replace(hpk.output, name=clash)
+    write_hpk(dataclasses.replace(hpk, nodes=nodes, outputs=[output], sha256=""), tmp_path / "clash.hpk")
+    export_onnx(tmp_path / "clash.hpk", tmp_path / "clash.onnx", weights="external")
+    clashed = read_hpk(tmp_path / "clash.hpk")
+    mapping = read_mapping(onnx.load(str(tmp_path / "clash.onnx"), load_external_data=False), clashed)
+    assert mapping[f"{clash}~1"] == clash and clash not in mapping
+    weights = _java_weights(tmp_path / "clash.hpk", tmp_path / "clash.onnx", tmp_path / "java")
+    assert isinstance(weights, dict) and set(weights) == set(mapping)
+    expected = np.asarray(decode_param(clashed, clash), dtype=np.float32).reshape(weights[f"{clash}~1"].shape)
+    assert np.array_equal(weights[f"{clash}~1"].view(np.uint32), expected.view(np.uint32))
+    x = _input(tmp_path / "clash.hpk")
+    np.testing.assert_allclose(
+        _run(external_session(tmp_path / "clash.onnx", tmp_path / "clash.hpk"), x),
+        load(tmp_path / "clash.hpk").run(x),
+        rtol=1e-4,
+        atol=1e-4,
+    )
