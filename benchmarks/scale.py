@@ -7,8 +7,10 @@ ONNX Runtime and LiteRT. Each figure is a ratio measured in this run next to its
 - ONNX Runtime session creation (a fresh child process per load, so each is a first load: file
   cache warm, nothing else; the best of 2-5 loads, the least disturbed by the machine's other
   work), compact and inline ÷ expanded, and the extra ns per virtual weight; the app-side path
-  (``decoded_session`` on the compact file); peak RSS of those children; batch-1 latency
-  compact ÷ expanded;
+  (``decoded_session`` on the compact file, also with ``HASHPACK_DECODE_THREADS=2``) and the
+  ``--weights external`` export with its weights decoded by numpy (``external_session``) or by
+  hashpack-java (``DumpOnnxWeights``: the JVM's decode time, then ORT fed the arrays, as the
+  Android app does); peak RSS of those children; batch-1 latency compact ÷ expanded;
 - LiteRT (XNNPACK, the default delegate): interpreter creation, first invoke (``once``
   decompresses there: ns per virtual weight), steady batch-1 latency once / inline /
   materialized ÷ expanded; ``materialize()`` time; ``materialize_from_hpk`` (the template filled
@@ -40,7 +42,14 @@ from typing import Any
 
 import numpy as np
 
-CHILD_LOADS = {"compact": 3, "inline": 2, "expanded": 5, "decoded": 5}  # fresh processes per ORT path
+CHILD_LOADS = {
+    "compact": 3,
+    "inline": 2,
+    "expanded": 5,
+    "decoded": 5,
+    "external": 5,
+}  # fresh processes per ORT path
+JAVA_DIR = Path(__file__).resolve().parent.parent / "android_demo" / "hashpack-java"
 STEADY_RUNS = 20  # batch-1 runs per mode, interleaved in rounds
 ROUNDS = 5
 SLOW_RUNS = 4  # for modes that decompress on every run (LiteRT inline)
@@ -77,11 +86,12 @@ def peak_rss() -> int:
 
 def child(kind: str, path: str) -> None:
     """One fresh load (timed) and one batch-1 run; prints seconds and peak RSS as JSON."""
-    if kind in ("onnx", "onnx-decoded"):
+    if kind in ("onnx", "onnx-decoded", "onnx-external", "onnx-external-java"):
         import onnx  # noqa: F401  (imported before the clock starts, like onnxruntime)
         import onnxruntime as ort
 
         from hashpack.exporter.onnx.external import decoded_session
+        from hashpack.exporter.onnx.external_weights import external_session
 
         imports = peak_rss()
         options = ort.SessionOptions()
@@ -90,8 +100,18 @@ def child(kind: str, path: str) -> None:
         start = time.perf_counter()
         if kind == "onnx":
             session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        else:  # the app-side path: decode the compact file's weights, hand them to ORT
+        elif kind == "onnx-decoded":  # the app-side path: decode the compact file's weights, hand them to ORT
             session = decoded_session(path, options)
+        elif kind == "onnx-external":  # PATH is "ONNX:HPK": numpy decodes the .hpk's params
+            onnx_path, hpk_path = path.split(os.pathsep)
+            session = external_session(onnx_path, hpk_path, options)
+        else:  # "ONNX:DIR": the arrays hashpack-java wrote (DumpOnnxWeights), read and handed to ORT
+            onnx_path, dump = path.split(os.pathsep)
+            index = json.loads((Path(dump) / "index.json").read_text())["initializers"]
+            names = [item["name"] for item in index]
+            arrays = [np.fromfile(Path(dump) / i["file"], "<f4").reshape(i["shape"]) for i in index]
+            options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays])
+            session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         load_s = time.perf_counter() - start
         shape = [1 if not isinstance(d, int) else d for d in session.get_inputs()[0].shape]
         session.run(None, {session.get_inputs()[0].name: np.zeros(shape, np.float32)})
@@ -100,12 +120,18 @@ def child(kind: str, path: str) -> None:
     print(json.dumps({"load_s": load_s, "imports": imports, "peak": peak_rss()}))
 
 
-def run_children(kind: str, path: Path, loads_wanted: int) -> dict[str, float]:
+def run_children(
+    kind: str, path: Path | str, loads_wanted: int, env: dict[str, str] | None = None
+) -> dict[str, float]:
     """Best (least disturbed) and median load time of ``loads_wanted`` fresh processes, and peak RSS."""
     loads, peaks = [], []
     for _ in range(loads_wanted):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--child", kind, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **(env or {})},
         )
         row = json.loads(out.stdout.strip().splitlines()[-1])
         loads.append(row["load_s"])
@@ -137,6 +163,40 @@ def interleaved(runners: dict[str, Any], runs: dict[str, int]) -> dict[str, floa
                 run()
                 samples[name].append((time.perf_counter() - start) * 1e3)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def external_app_paths(hpk_path: Path, onnx_path: Path, java: bool) -> dict[str, Any]:
+    """The ``--weights external`` export loaded with numpy-decoded and (``java``) Java-decoded weights."""
+    from hashpack.exporter.onnx import export_onnx
+
+    export_onnx(hpk_path, onnx_path, weights="external")
+    r: dict[str, Any] = {"bytes": onnx_path.stat().st_size}
+    r["numpy"] = run_children("onnx-external", f"{onnx_path}{os.pathsep}{hpk_path}", CHILD_LOADS["external"])
+    if not java:
+        return {"external": r}
+    dump = onnx_path.with_suffix(".java")
+    dump.mkdir(exist_ok=True)
+    classes = str(JAVA_DIR / "build" / "classes")
+    command = ["java", "-XX:+UseSerialGC", "-cp", classes, "org.hashpack.DumpOnnxWeights", "--repeats", "5"]
+    command += [str(hpk_path), str(onnx_path), str(dump)]
+    decode_s, warm_s = [], []
+    for _ in range(3):  # a fresh JVM each time: the first decode includes class loading and JIT warm-up
+        out = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        report = out.stdout.strip().splitlines()[-1]
+        decode_s.append(json.loads(report)["decode_seconds"])
+        warm_s.append(json.loads(report)["warm_decode_seconds"])
+    (dump / "index.json").write_text(report)
+    r["java"] = {
+        "decode_s": min(decode_s),
+        "warm_decode_s": min(warm_s),
+        **run_children("onnx-external-java", f"{onnx_path}{os.pathsep}{dump}", CHILD_LOADS["external"]),
+    }
+    return {"external": r}
 
 
 def build_java() -> None:
@@ -208,6 +268,10 @@ def measure(name: str, directory: Path, profile: bool, java: bool = False) -> di
         "bytes": onnx_paths["compact"].stat().st_size,
         **run_children("onnx-decoded", onnx_paths["compact"], CHILD_LOADS["decoded"]),
     }
+    r["onnx"]["decoded_2_threads"] = run_children(
+        "onnx-decoded", onnx_paths["compact"], CHILD_LOADS["decoded"], env={"HASHPACK_DECODE_THREADS": "2"}
+    )
+    r["onnx"].update(external_app_paths(hpk_path, directory / f"{name}.external.onnx", java))
     sessions = {mode: ort_session(onnx_paths[mode]) for mode in ("compact", "expanded")}
     feed_name = sessions["compact"].get_inputs()[0].name
     latency = interleaved(
@@ -280,7 +344,11 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [head, "|---" * (len(results) + 1) + "|"]
 
     def row(label: str, cell: Any) -> None:
-        lines.append(f"| {label} | " + " | ".join(cell(r) for r in results) + " |")
+        try:
+            cells = [cell(r) for r in results]
+        except KeyError:  # a part this run skipped (--no-java)
+            return
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
     def ns(seconds: float, r: dict[str, Any]) -> str:
         return f"{seconds * 1e9 / r['virtual_params']:.0f} ns/weight"
@@ -318,6 +386,34 @@ def table(results: list[dict[str, Any]]) -> str:
             f"**{r['onnx']['decoded']['load_s'] / r['onnx']['expanded']['load_s']:.2f}×** ({r['onnx']['decoded']['load_s']:.3f} vs "
             f"{r['onnx']['expanded']['load_s']:.3f} s; {(r['onnx']['decoded']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f} ns per weight vs expanded); "
             f"peak RSS {r['onnx']['decoded']['rss_bytes'] / 2**20:.0f} MiB = {r['onnx']['decoded']['rss_bytes'] / r['onnx']['expanded']['rss_bytes']:.2f}× expanded"
+        ),
+    )
+    row(
+        "… with `HASHPACK_DECODE_THREADS=2`",
+        lambda r: (
+            f"{r['onnx']['decoded_2_threads']['load_s']:.3f} s ({(r['onnx']['decoded_2_threads']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f} ns per weight vs expanded; "
+            f"1 thread {(r['onnx']['decoded']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f}); "
+            f"peak RSS {r['onnx']['decoded_2_threads']['rss_bytes'] / r['onnx']['expanded']['rss_bytes']:.2f}× expanded"
+        ),
+    )
+    row(
+        "ORT `--weights external` (graph + .hpk), numpy decode (`external_session`) ÷ expanded",
+        lambda r: (
+            f"**{r['onnx']['external']['numpy']['load_s'] / r['onnx']['expanded']['load_s']:.2f}×** ({r['onnx']['external']['numpy']['load_s']:.3f} s; "
+            f"{(r['onnx']['external']['numpy']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f} ns per weight vs expanded); "
+            f"peak RSS {r['onnx']['external']['numpy']['rss_bytes'] / 2**20:.0f} MiB = {r['onnx']['external']['numpy']['rss_bytes'] / r['onnx']['expanded']['rss_bytes']:.2f}× expanded; "
+            f"graph {r['onnx']['external']['bytes'] / 1e3:.1f} KB + .hpk"
+        ),
+    )
+    row(
+        "ORT `--weights external`, hashpack-java decode (first in a fresh JVM; warmed up) + ORT fed the arrays ÷ expanded",
+        lambda r: (
+            f"Java {r['onnx']['external']['java']['decode_s']:.3f} s ({ns(r['onnx']['external']['java']['decode_s'], r)}; "
+            f"warm {r['onnx']['external']['java']['warm_decode_s']:.3f} s, {ns(r['onnx']['external']['java']['warm_decode_s'], r)}) + ORT "
+            f"{r['onnx']['external']['java']['load_s']:.3f} s = **{(r['onnx']['external']['java']['decode_s'] + r['onnx']['external']['java']['load_s']) / r['onnx']['expanded']['load_s']:.2f}×** "
+            f"({(r['onnx']['external']['java']['decode_s'] + r['onnx']['external']['java']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f} ns per weight vs expanded); "
+            f"warm {(r['onnx']['external']['java']['warm_decode_s'] + r['onnx']['external']['java']['load_s'] - r['onnx']['expanded']['load_s']) * 1e9 / r['virtual_params']:+.0f} ns; "
+            f"ORT's peak RSS {r['onnx']['external']['java']['rss_bytes'] / r['onnx']['expanded']['rss_bytes']:.2f}× expanded"
         ),
     )
     row(

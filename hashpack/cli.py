@@ -490,7 +490,10 @@ def _compact(value: Any) -> str:
 
 # ----------------------------------------------------------------------------------------- export
 
-EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "inline", "expanded")}
+EXPORT_MODES = {
+    "onnx": ("compact", "inline", "expanded", "external"),
+    "tflite": ("once", "inline", "expanded"),
+}
 
 
 @main.command()
@@ -501,7 +504,8 @@ EXPORT_MODES = {"onnx": ("compact", "inline", "expanded"), "tflite": ("once", "i
 @click.option(
     "--weights",
     default=None,
-    help="onnx: compact (default) | inline | expanded. tflite: once (default) | inline | expanded.",
+    help="onnx: compact (default) | inline | expanded | external (the app supplies the weights from "
+    "the .hpk, docs/ONNX.md). tflite: once (default) | inline | expanded.",
 )
 @click.option("-o", "--output", default=None, help="Output file (default: FILE with the format's suffix).")
 @click.option("--save-optimized", default=None, help="onnx: also write the model as ONNX Runtime folded it.")
@@ -540,6 +544,8 @@ def export(
         _fail(f"--weights {mode!r} is not a {fmt} mode (choose from {', '.join(EXPORT_MODES[fmt])})")
     if save_optimized and fmt != "onnx":
         _fail("--save-optimized applies to --format onnx only")
+    if save_optimized and mode == "external":
+        _fail("--save-optimized needs the weights in the file: not with --weights external")
     if materializable and (fmt, mode) != ("tflite", "once"):
         _fail("--materializable applies to --format tflite --weights once only")
     if web_demo and fmt != "onnx":

@@ -112,6 +112,7 @@ class HpkFile:
     golden: dict[str, Any] | None = None
     producer: str = ""
     source: str = "<memory>"
+    sha256: str = ""  # the file's checksum (FORMAT.md §3) when read from bytes; "" if built in memory
 
     @property
     def input(self) -> ValueInfo:
@@ -292,6 +293,7 @@ class _Validator:
             golden=golden,
             producer=producer,
             source=self.source,
+            sha256=checksum,
         )
 
     # -- helpers

@@ -1,8 +1,9 @@
-"""ONNX export of .hpk files: ``export_onnx`` (three weights modes) and ``save_optimized``.
+"""ONNX export of .hpk files: ``export_onnx`` (compact, inline, expanded, external) and ``save_optimized``.
 
 >>> from hashpack.exporter.onnx import export_onnx, save_optimized
 >>> export_onnx("model.hpk", "model.onnx")                       # compact (default)
 >>> export_onnx("model.hpk", "dense.onnx", weights="expanded")
+>>> export_onnx("model.hpk", "graph.onnx", weights="external")   # the app supplies the weights
 >>> save_optimized("model.onnx", "model.folded.onnx")          # decompress once, cache
 
 See docs/ONNX.md for the modes, the trade-offs and the tolerances.
@@ -10,12 +11,21 @@ See docs/ONNX.md for the modes, the trade-offs and the tolerances.
 
 from __future__ import annotations
 
-from .export import BATCH_DIM, DEFAULT_OPSET, WEIGHT_MODES, build_onnx, export_onnx, serialize_onnx
+from .export import (
+    BATCH_DIM,
+    DEFAULT_OPSET,
+    EXTERNAL_MODE,
+    WEIGHT_MODES,
+    build_onnx,
+    export_onnx,
+    serialize_onnx,
+)
 from .optimize import save_optimized
 
 __all__ = [
     "BATCH_DIM",
     "DEFAULT_OPSET",
+    "EXTERNAL_MODE",
     "WEIGHT_MODES",
     "build_onnx",
     "export_onnx",

@@ -16,10 +16,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from hashpack.runtime import HpkFile, HpkFormatError
+from hashpack.runtime import HpkFile, HpkFormatError, Param
 from hashpack.runtime.ops import OPS
 
 from .batch import HashBatch
+from .external_weights import LOCATION
 from .functions import Emitter
 
 __all__ = ["GraphBuilder", "Names"]
@@ -66,7 +67,7 @@ class Names:
 class GraphBuilder:
     """Nodes, initializers and function definitions of the ONNX model being exported.
 
-    ``weights`` is the export mode ("compact", "inline" or "expanded"), ``opset`` the default
+    ``weights`` is the export mode ("compact", "inline", "expanded" or "external"), ``opset`` the default
     domain's opset (the ai.hashpack functions are built for the same opset). ``embedding_rows``:
     in compact mode, decompress only the looked-up rows of hashed embedding tables (transformer.py).
     """
@@ -82,6 +83,7 @@ class GraphBuilder:
         self.initializers: list[onnx.TensorProto] = []
         self.functions: dict[tuple[str, str], onnx.FunctionProto] = {}
         self._params: dict[str, str] = {}
+        self.external: list[tuple[str, str]] = []  # (initializer, param) of the external mode
         self._spaces: dict[str, str] = {}
         self._space_lengths: dict[str, int] = {}
         self._shared: dict[tuple, str] = {}
@@ -166,6 +168,15 @@ class GraphBuilder:
         """Store ``array`` as initializer ``name`` (a name already claimed from :attr:`names`)."""
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
+
+    def declare_external(self, param: Param, name: str) -> None:
+        """Initializer ``name``: param ``param``'s float32 values, supplied by the app (external mode)."""
+        tensor = onnx.TensorProto(name=name, data_type=onnx.TensorProto.FLOAT, dims=param.shape)
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", LOCATION
+        self.initializers.append(tensor)
+        self.external.append((name, param.name))
 
     def constant(self, array: np.ndarray | float | Sequence[int], dtype: Any, hint: str) -> str:
         """A small constant initializer, shared by every use of the same dtype, shape and value."""

@@ -1,4 +1,4 @@
-"""``export_onnx``: a .hpk file as an ONNX model, in one of three weights modes.
+"""``export_onnx``: a .hpk file as an ONNX model, in one of the weights modes.
 
 The graph is translated op by op (``graph.py``); each param is produced by its scheme's emitter
 (``weights.py``). The model is checked with the full ONNX checker (strict shape inference
@@ -19,11 +19,21 @@ from hashpack.runtime.container import atomic_write_bytes
 
 from . import functions as hf
 from .builder import GraphBuilder
+from .external_weights import MAPPING_KEY, mapping_json
 from .graph import translate
 
-__all__ = ["BATCH_DIM", "DEFAULT_OPSET", "WEIGHT_MODES", "build_onnx", "export_onnx", "serialize_onnx"]
+__all__ = [
+    "BATCH_DIM",
+    "DEFAULT_OPSET",
+    "EXTERNAL_MODE",
+    "WEIGHT_MODES",
+    "build_onnx",
+    "export_onnx",
+    "serialize_onnx",
+]
 
-WEIGHT_MODES = ("compact", "inline", "expanded")
+WEIGHT_MODES = ("compact", "inline", "expanded")  # the modes ONNX Runtime runs alone
+EXTERNAL_MODE = "external"  # the graph alone, its weights supplied by the app (external_weights.py)
 DEFAULT_OPSET = hf.MIN_OPSET  # 18: the Bitwise* ops the hash needs
 BATCH_DIM = "batch"  # dim_param of the first dimension of the graph input and output
 GRAPH_NAME = "hashpack"
@@ -41,8 +51,10 @@ def build_onnx(
     ``embedding_rows=False`` makes compact mode decompress hashed embedding tables whole, like
     every other weight (the alternative benchmarks/embedding_onnx.py measures).
     """
-    if weights not in WEIGHT_MODES:
-        raise ValueError(f"unknown weights mode {weights!r} (one of: {', '.join(WEIGHT_MODES)})")
+    if weights not in (*WEIGHT_MODES, EXTERNAL_MODE):
+        raise ValueError(
+            f"unknown weights mode {weights!r} (one of: {', '.join(WEIGHT_MODES)}, {EXTERNAL_MODE})"
+        )
     if not hf.MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(
             f"opset {opset} is outside [{hf.MIN_OPSET}, {onnx.defs.onnx_opset_version()}] "
@@ -70,9 +82,12 @@ def build_onnx(
         producer_version=__version__,
         doc_string=f"Exported from a .hpk file ({hpk.producer or 'unknown producer'}) with --weights {weights}.",
     )
-    helper.set_model_props(model, {"hashpack.weights": weights, "hashpack.format_version": "1"})
+    props = {"hashpack.weights": weights, "hashpack.format_version": "1"}
+    if weights == EXTERNAL_MODE:  # which .hpk param each external initializer is (external_weights.py)
+        props[MAPPING_KEY] = mapping_json(hpk, builder.external)
+    helper.set_model_props(model, props)
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(model if weights != EXTERNAL_MODE else _as_inputs(model), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         # e.g. an HpkFile built in memory (read_hpk not run) whose shapes disagree across nodes.
         raise HpkFormatError(f"{hpk.source}: the exported ONNX graph is invalid: {exc}") from None
@@ -94,13 +109,30 @@ def export_onnx(
     """Export ``source`` (a .hpk path or a read ``HpkFile``) to the ONNX file ``path``.
 
     weights: "compact" (ai.hashpack ops defined by local functions, buckets as initializers),
-    "inline" (the same decompression as plain standard ops) or "expanded" (dense initializers).
+    "inline" (the same decompression as plain standard ops), "expanded" (dense initializers) or
+    "external" (every weight supplied by the app from the .hpk: external_weights.py).
     Raises ``HpkFormatError`` for a bad .hpk or an op/scheme the exporter does not know; the file
     is written atomically, so on any error nothing is left at ``path``. Returns the model.
     """
     model = build_onnx(source, weights, opset, embedding_rows)
     atomic_write_bytes(path, serialize_onnx(model))
     return model
+
+
+def _as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with the external initializers as graph inputs of the same type and shape.
+
+    The checker opens an external initializer's location, which an external-mode file never has
+    (the app supplies the values); as inputs they are checked and shape-inferred alike.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    external = [t for t in copy.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    kept = [t for t in copy.graph.initializer if t.data_location != TensorProto.EXTERNAL]
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
+    copy.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in external)
+    return copy
 
 
 _DTYPES = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}  # token ids are declared int32

@@ -14,6 +14,10 @@ declares the weight as an external-data initializer, and supplies the decoded ar
 exists in ORT's C, C++, Java and C# APIs). Other ``ai.hashpack`` ops (FreshWeight,
 FunHashWeight, FilterSummaryWeight) stay in the graph and are folded by ORT as before.
 
+Rewriting the graph needs a protobuf library; an app without one (Android) uses the ``external``
+weights mode instead (``external_weights.py``): the rewriting is done at export time and the app
+only supplies the arrays.
+
 The file is untrusted: shapes, seeds and bucket counts are checked before anything is allocated,
 with the limits of docs/FORMAT.md §6 (at most 2^16 weights per bucket, 2^28 weights in all).
 """

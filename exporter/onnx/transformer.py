@@ -238,7 +238,7 @@ def _embedding(b: GraphBuilder, node: Node) -> None:
     ids = _checked_ids(b, node, rows)
     padding = node.attrs.get("padding_idx")
     looked_up = node.outputs[0] if padding is None else _tmp(b, node, "rows")
-    if b.weights != "expanded" and b.embedding_rows and param.scheme in EMBEDDING_ROWS_SCHEMES:
+    if b.weights in ("compact", "inline") and b.embedding_rows and param.scheme in EMBEDDING_ROWS_SCHEMES:
         _hashed_rows(b, node, ids, looked_up)
     else:
         b.node("Gather", [b.param(param.name), ids], [looked_up], f"{node.name}/gather", axis=0)

@@ -80,7 +80,9 @@ def emit_param(b: GraphBuilder, param: Param) -> str:
             f"exporter (supported: {', '.join(sorted(SCHEMES))})"
         )
     output = b.names.claim(param.name)
-    if b.weights == "expanded":
+    if b.weights == "external":  # the app supplies the values from the .hpk (external.py)
+        b.declare_external(param, output)
+    elif b.weights == "expanded":
         dense = np.asarray(decode_param(b.hpk, param.name), dtype=np.float32).reshape(param.shape)
         b.store(dense, output)
     else:

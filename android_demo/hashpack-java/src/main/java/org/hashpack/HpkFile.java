@@ -20,11 +20,12 @@ public final class HpkFile {
     private final Map<String, StoredTensor> tensors;
     private final Golden golden;
     private final Map<String, int[]> valueShapes;
+    private final String sha256;
     private final Map<String, float[]> spaceCache = new ConcurrentHashMap<>();
 
     HpkFile(String source, String producer, ValueInfo input, ValueInfo output, Map<String, Space> spaces,
             Map<String, Param> params, List<Node> nodes, Map<String, StoredTensor> tensors, Golden golden,
-            Map<String, int[]> valueShapes) {
+            Map<String, int[]> valueShapes, String sha256) {
         this.source = source;
         this.producer = producer;
         this.input = input;
@@ -35,6 +36,15 @@ public final class HpkFile {
         this.tensors = tensors;
         this.golden = golden;
         this.valueShapes = valueShapes;
+        this.sha256 = sha256;
+    }
+
+    /**
+     * The file's {@code hashpack.sha256} (§3: lowercase hex), which the reader verified: it names
+     * this exact file, e.g. to check that an export was made from it ({@link OnnxWeights}).
+     */
+    public String sha256() {
+        return sha256;
     }
 
     /** The path or name the file was read from (the prefix of error messages). */

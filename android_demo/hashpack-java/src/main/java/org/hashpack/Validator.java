@@ -115,7 +115,8 @@ public final class Validator {
         Object producer = meta.get("producer");
         return new HpkFile(source, producer instanceof String ? (String) producer : "", input, output,
                 Collections.unmodifiableMap(spaces), Collections.unmodifiableMap(params),
-                Collections.unmodifiableList(nodes), container.tensors, golden, Collections.unmodifiableMap(shapes));
+                Collections.unmodifiableList(nodes), container.tensors, golden, Collections.unmodifiableMap(shapes),
+                checksum);
     }
 
     // ----------------------------------------------------------------------------- field access

@@ -7,9 +7,11 @@ import java.io.ByteArrayInputStream
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 import java.nio.FloatBuffer
+import org.hashpack.HpkFile
 import org.hashpack.HpkReader
 import org.hashpack.Materializer
 import org.hashpack.Model
+import org.hashpack.OnnxWeights
 import org.tensorflow.lite.Interpreter
 
 /**
@@ -25,19 +27,38 @@ interface Engine : AutoCloseable {
     override fun close() {}
 }
 
+/** Reads and checks a .hpk held in memory. */
+fun readHpk(bytes: ByteArray): HpkFile = HpkReader.read(ByteArrayInputStream(bytes), "model.hpk", bytes.size.toLong())
+
 /** hashpack-java's reference runtime: reads the .hpk, regenerates the weights, runs the graph. */
 class HashpackEngine(bytes: ByteArray) : Engine {
     override val name = "hashpack-java"
-    val model: Model = Model(HpkReader.read(ByteArrayInputStream(bytes), "model.hpk", bytes.size.toLong()))
+    val model: Model = Model(readHpk(bytes))
 
     override fun run(input: FloatArray, batch: Int): FloatArray = model.run(input, batch)
 }
 
-/** ONNX Runtime (CPU) on the exported .onnx; the hashed weights are regenerated inside the graph. */
-class OnnxEngine(bytes: ByteArray, private val sampleShape: IntArray) : Engine {
+/**
+ * ONNX Runtime (CPU) on the exported .onnx. An `--weights external` export holds no weight values:
+ * hashpack-java decodes them from [hpkBytes] and ORT copies them in with `addExternalInitializers`
+ * (no folding of the hash at load: docs/ONNX.md, "The external mode"). Any other export runs alone
+ * (a compact file's hashed weights are then regenerated and folded inside ORT).
+ */
+class OnnxEngine(bytes: ByteArray, private val sampleShape: IntArray, hpkBytes: ByteArray) : Engine {
     override val name = "ONNX Runtime"
     private val env = OrtEnvironment.getEnvironment()
-    private val session: OrtSession = OrtSession.SessionOptions().use { options -> env.createSession(bytes, options) }
+    private val session: OrtSession = OrtSession.SessionOptions().use { options ->
+        val decoded = OnnxWeights.initializers(bytes, "model.onnx", readHpk(hpkBytes)) // empty unless external
+        val tensors = decoded.mapValues { (_, w) ->
+            OnnxTensor.createTensor(env, FloatBuffer.wrap(w.data()), OnnxWeights.longShape(w))
+        }
+        try {
+            options.addExternalInitializers(tensors)
+            env.createSession(bytes, options)
+        } finally {
+            tensors.values.forEach { it.close() } // ORT copied them into the session
+        }
+    }
     private val inputName = session.inputNames.first()
 
     override fun run(input: FloatArray, batch: Int): FloatArray {

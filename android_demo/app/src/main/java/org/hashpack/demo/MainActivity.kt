@@ -85,7 +85,7 @@ class MainActivity : Activity() {
 
         val rows = listOf(
             Row("model.hpk", hpkBytes) { reference }, // loaded above: its load time includes decompression
-            Row("model.onnx", asset("model.onnx")) { timed { OnnxEngine(it, sample) } },
+            Row("model.onnx", asset("model.onnx")) { timed { OnnxEngine(it, sample, hpkBytes) } },
             Row("model.tflite", asset("model.tflite")) { timed { LiteRtEngine(it, hpkBytes, sample) } },
         )
         for (row in rows) {
