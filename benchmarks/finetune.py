@@ -305,8 +305,9 @@ def write(
             "(ResNet-20 on 12k training images, hashed, 1 seed; not yet run).",
             "",
         ]
-    (HERE / "FINETUNE.md").write_text("\n".join(lines))
-    plot(rows, teachers, HERE / "finetune.png")
+    out = HERE / args.out
+    out.write_text("\n".join(lines))
+    plot(rows, teachers, out.with_name(out.stem.lower() + ".png"))
 
 
 def plot(rows: list[Row], teachers: dict[str, list[float]], path: Path) -> None:
@@ -347,6 +348,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="LeNet-5 seeds (default: quick 1, full 2).")
     parser.add_argument("--archs", default=None, help="Comma-separated: lenet5 (default), resnet20.")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine).")
+    parser.add_argument(
+        "--out", default="FINETUNE.md", help="results file in benchmarks/ (plot: same stem, .png)"
+    )
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T")
     parser.add_argument("--alpha", type=float, default=0.9, help="distillation weight α of the soft loss")
     args = parser.parse_args()
