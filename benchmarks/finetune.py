@@ -8,12 +8,17 @@ values ∝ √layer size, same total). A
 from-scratch row (same method and ratio, trained as long as the teacher) is the reference the
 workflow must beat. Each row: test error (mean ± std over seeds), .hpk and int8 .hpk bytes, time.
 
-Writes benchmarks/FINETUNE.md and benchmarks/finetune.png (``--quick``: FINETUNE.md says so).
-Usage: python benchmarks/finetune.py [--quick] [--seeds N] [--archs lenet5,resnet20] [--threads 2]
-  --quick: LeNet-5 on 4,000 / 1,000 images, 2 seeds, short runs, hashed only (~2-6 min on 2 cores)
-  full:    LeNet-5 on all 60k / 10k images, hashed and fresh, 2 seeds: 2 x (15 + 6 x 27) epochs of 60k
-           images, ~75 min on 2 cores estimated from RESULTS.md's 11 s per LeNet-5 epoch (not yet run)
-  --archs resnet20: ResNet-20 on 12,000 training images, hashed, 1 seed (its own budget; not yet run)
+Writes benchmarks/FINETUNE.md and benchmarks/finetune.png (``--out`` names another file; ``--quick``
+says so in it).
+Usage: python benchmarks/finetune.py [--quick] [--seeds N] [--archs lenet5|resnet20] [--threads 2]
+                                     [--temperature 4 --alpha 0.9] [--out FINETUNE.md]
+  --quick: LeNet-5 on 4,000 / 1,000 images, 2 seeds, short runs, hashed only (~3 min on 2 cores)
+  full:    LeNet-5 on all 60k / 10k images: teacher 15 epochs; hashed and fresh at 1/8, 1/16, 1/64;
+           scratch 15 epochs, plain / plain+power / distill 6 epochs each; one seed
+           (``--seeds 2`` for two): 35 min on one thread of a shared 2-core machine
+  --archs resnet20 --out FINETUNE_resnet20.md: ResNet-20 on 12,000 training / 5,000 test images,
+           teacher 6 epochs, fine-tuning 2, hashed, one seed (its own budget)
+The distillation settings come from benchmarks/distill_settings.py (DISTILL_SETTINGS.md).
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ def plans(args: argparse.Namespace) -> dict[str, Plan]:
         }
     return {
         "lenet5": Plan(None, None, 15, 6, ("hashed", "fresh"), tuple(range(args.seeds or 1)), **kd),
-        "resnet20": Plan(12000, None, 6, 2, ("hashed",), (0,), **kd),
+        "resnet20": Plan(12000, 5000, 6, 2, ("hashed",), (0,), **kd),
     }
 
 
