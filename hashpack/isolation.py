@@ -39,7 +39,14 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no address-space cap
     resource = None  # type: ignore[assignment]
 
-__all__ = ["RUNTIME_NAMES", "BackendCrashed", "BackendRejected", "IsolatedRunner", "memory_limit"]
+__all__ = [
+    "RUNTIME_NAMES",
+    "BackendCrashed",
+    "BackendRejected",
+    "IsolatedRunner",
+    "memory_limit",
+    "short_error",
+]
 
 RUNTIME_NAMES = {"onnx": "ONNX Runtime", "tflite": "LiteRT"}
 
@@ -265,6 +272,17 @@ class IsolatedRunner:
         return cause, f"{how}; last message: {lines[-1][:200]}" if lines else how
 
 
+def short_error(exc: BaseException, limit: int = 240) -> str:
+    """One line of an exception (onnxruntime and LiteRT errors span many lines).
+
+    A ``BackendRejected`` already holds the child process's own one line ("ValueError: ...").
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not isinstance(exc, BackendRejected):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # -------------------------------------------------------------------------------------- child
 
 
@@ -273,7 +291,7 @@ def _serve(kind: str, path: str, max_memory: int, num_threads: int | None) -> in
         resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything native code prints goes to stderr, not into the protocol
-    from hashpack.validation import open_backend, short_error
+    from hashpack.backends import open_backend
 
     def send(header: dict[str, Any], array: np.ndarray | None = None) -> None:
         out.write(_encode(header, array))

@@ -23,7 +23,7 @@ A **degenerate reference** proves nothing, so it fails validation with its own m
 are probably near zero), or near-constant (across the inputs they vary by less than the tolerance,
 so a backend that ignores its input would pass).
 
-Backends (``Backend``/``open_backend``/``export_model``, also used by ``hashpack.profiling``):
+Backends (``Backend``/``open_backend`` from ``hashpack.backends``, ``export_model``; also used by ``hashpack.profiling``):
 ``pytorch``, ``numpy``, ``onnx`` (onnxruntime) and ``tflite`` (LiteRT), the last two on given
 files or on exports made on the fly in every weights mode. Files the user names are untrusted: they
 load and run in a child process (``hashpack.isolation``), so a file that crashes ONNX Runtime or
@@ -34,7 +34,6 @@ runtime or exporter is missing, or the exporter does not support a scheme/op of 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import tempfile
@@ -45,7 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from hashpack.isolation import BackendCrashed, BackendRejected, IsolatedRunner
+from hashpack.backends import (  # noqa: F401  (re-exported: validation is where callers look)
+    RUNTIME_MODULES,
+    SIGNATURE_KEY,
+    Backend,
+    BackendUnavailable,
+    Runner,
+    open_backend,
+    runtime_missing,
+)
+from hashpack.isolation import BackendCrashed, IsolatedRunner, short_error
 from hashpack.runtime import HpkFile, HpkFormatError, read_hpk
 
 DEFAULT_ATOL = 0.0  # absolute floor of the tolerance; the scale-relative part is rtol * max|ref|
@@ -63,21 +71,10 @@ EXPORT_MODES: dict[str, tuple[str, ...]] = {
     "tflite": ("once", "inline", "expanded", "materialized"),
 }
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
-RUNTIME_MODULES = {
-    "pytorch": ("torch",),
-    "onnx": ("onnxruntime",),
-    "tflite": ("ai_edge_litert", "tflite_runtime"),
-}
 ARTICLES = {"numpy": "a .hpk", "pytorch": "a .hpk", "onnx": "an ONNX", "tflite": "a TFLite"}
-SIGNATURE_KEY = "serving_default"
 STORED = "stored"  # reference name of the golden outputs recorded from PyTorch at pack time
 
-Runner = Callable[[np.ndarray], np.ndarray]
 ProgressHook = Callable[[int, int, str], None]  # (done, total, what is running now)
-
-
-class BackendUnavailable(Exception):
-    """A backend cannot run here (runtime or exporter missing, scheme or op unsupported): skip it."""
 
 
 class ValidationInputError(ValueError):
@@ -85,64 +82,6 @@ class ValidationInputError(ValueError):
 
 
 # ------------------------------------------------------------------------------------- backends
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One way to run the model: ``kind`` (numpy, pytorch, onnx, tflite) loading ``path``."""
-
-    name: str
-    kind: str
-    path: Path
-    mode: str | None = None  # the weights mode of an export made on the fly
-    given: bool = False  # a file the user named (load failures are bad input, not failures)
-
-
-def runtime_missing(kind: str) -> str | None:
-    """Why backend ``kind`` cannot run in this environment, or None when it can."""
-    modules = RUNTIME_MODULES.get(kind, ())
-    if not modules or any(importlib.util.find_spec(m) is not None for m in modules):
-        return None
-    return f"{' or '.join(modules)} is not installed"
-
-
-def open_backend(
-    kind: str, path: str | os.PathLike[str], num_threads: int | None = None, *, optimize: bool = True
-) -> Runner:
-    """Load ``path`` into backend ``kind`` and return ``run(x) -> y`` (float32 NCHW in, as PyTorch).
-
-    optimize=False (ONNX only): create the session with ORT's graph optimizations off, so a compact
-    or inline file's decompression nodes execute at each run instead of being constant-folded at
-    load. Same graph, same kernels; ORT's folding holds ~100 bytes per virtual weight until it ends
-    (docs/ONNX.md), which a 128 M-weight model cannot afford, while execution frees as it goes."""
-    if kind == "numpy":
-        from hashpack.runtime import load
-
-        return load(path).run
-    if kind == "pytorch":
-        from hashpack.torch_eval import to_torch
-
-        return to_torch(path).run
-    if kind == "onnx":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-        if not optimize:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
-        return lambda x: session.run([output_name], {input_name: x})[0]
-    if kind == "tflite":
-        from hashpack.exporter.tflite.runner import make_interpreter, run_signature
-
-        interpreter = make_interpreter(Path(path).read_bytes(), num_threads=num_threads)
-        signature = interpreter.get_signature_list()[SIGNATURE_KEY]
-        input_name, output_name = signature["inputs"][0], signature["outputs"][0]
-        return lambda x: run_signature(interpreter, {input_name: x}, SIGNATURE_KEY)[output_name]
-    raise ValueError(f"unknown backend {kind!r} (numpy, pytorch, onnx, tflite)")
 
 
 def export_path(kind: str, mode: str, source: str | os.PathLike[str], directory: Path) -> Path:
@@ -196,17 +135,6 @@ def _export_materialized(source: str | os.PathLike[str], target: Path, weights: 
 def _without_source(message: str, source: str | os.PathLike[str]) -> str:
     prefix = f"{source}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
-
-
-def short_error(exc: BaseException, limit: int = 240) -> str:
-    """One line of an exception (onnxruntime and LiteRT errors span many lines).
-
-    A ``BackendRejected`` already holds the child process's own one line ("ValueError: ...").
-    """
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if not isinstance(exc, BackendRejected):
-        text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------------------ comparing
