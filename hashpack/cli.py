@@ -6,33 +6,23 @@ traceback); checks that run and fail exit with 1.
 
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
+from hashpack.cli_support import (
+    UserError,
+    _emit_json,
+    _existing_file,
+    _fail,
+    _writable_target,
+)
 from hashpack.runtime import HpkFormatError
-
-USAGE_ERROR = 2
-
-
-class UserError(click.ClickException):
-    """A one-line error for the user; exit code 2."""
-
-    exit_code = USAGE_ERROR
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def _fail(message: str) -> NoReturn:
-    raise UserError(message)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -100,40 +90,6 @@ def parse_layer_compression(items: tuple[str, ...]) -> list[tuple[str, float]]:
             _fail(f"--layer-compression {item!r}: expected PATTERN=RATIO, e.g. 'classifier.*=1/4'")
         parsed.append((pattern, parse_compression(ratio, f"--layer-compression {pattern}=")))
     return parsed
-
-
-def _emit_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _existing_file(path: str, what: str = "file") -> Path:
-    p = Path(path)
-    if not p.exists():
-        _fail(f"{path}: no such {what}")
-    if p.is_dir():
-        _fail(f"{path}: is a directory, expected a {what}")
-    return p
-
-
-def _writable_target(path: str) -> Path:
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        _fail(f"{path}: is a directory, expected an output file path")
-    if not parent.is_dir():
-        _fail(f"{path}: directory {parent} does not exist")
-    try:  # fail now, not after minutes of training
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        _fail(f"{path}: cannot write in {parent} ({exc.strerror or exc})")
-    return p
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

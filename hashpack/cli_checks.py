@@ -2,7 +2,8 @@
 
 Registered on the ``hashpack`` group at the end of hashpack/cli.py. Importing this module loads
 click and numpy only; torch, onnxruntime, LiteRT, rich and matplotlib load when a command runs.
-``hashpack.cli`` is imported inside the commands because cli.py imports this module.
+The shared helpers (one-line errors, path checks, JSON output) come from ``hashpack.cli_support``,
+never from ``hashpack.cli``, which imports this module.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def validate(
     Exit code 0 when every backend that runs passes, 1 when any disagrees or crashes or the
     reference is degenerate, 2 on bad input. Backends that cannot run here are skipped and say why.
     """
-    from hashpack.cli import UserError, _emit_json, _existing_file
+    from hashpack.cli_support import UserError, _emit_json, _existing_file
     from hashpack.native_logs import native_stderr_silenced
     from hashpack.validation import ValidationInputError, run_validation
 
@@ -248,7 +249,7 @@ def _print_validation(report: Any) -> None:
 
 
 def _parse_batches(text: str) -> list[int]:
-    from hashpack.cli import UserError
+    from hashpack.cli_support import UserError
 
     try:
         batches = [int(part) for part in text.split(",") if part.strip()]
@@ -290,7 +291,7 @@ def profile(
 ) -> None:
     """Measure MODEL: sizes (dense, .hpk, every export, gzipped), per-layer breakdown, load time,
     first-run time, steady-state latency and peak memory per backend and batch size."""
-    from hashpack.cli import UserError, _emit_json, _existing_file, _writable_target
+    from hashpack.cli_support import UserError, _emit_json, _existing_file, _writable_target
     from hashpack.profiling import parse_backends, plot_profile, run_profile
 
     source = _existing_file(model, ".hpk file")
