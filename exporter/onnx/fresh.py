@@ -18,6 +18,7 @@ therefore match the numpy runtime within float32 rounding (tested within atol 1e
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -27,9 +28,11 @@ from hashpack.runtime import Param
 
 from . import functions as hf
 from .batch import Fetch
-from .builder import GraphBuilder
 from .functions import AttrRef, Emitter, IntOrRef, IntsOrRef
-from .weights import call_function, register_scheme
+from .scheme_registry import call_function, register_scheme
+
+if TYPE_CHECKING:
+    from .builder import GraphBuilder  # builder.py calls this module: no import back at run time
 
 __all__ = ["FRESH_WEIGHT", "band_fetches", "emit_dct_matrix", "emit_fresh_weight", "emit_idct_basis"]
 

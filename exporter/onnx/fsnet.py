@@ -10,6 +10,7 @@ is the same body with the attributes as constants.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import onnx
 from onnx import TensorProto, helper
@@ -17,9 +18,11 @@ from onnx import TensorProto, helper
 from hashpack.runtime import Param
 
 from . import functions as hf
-from .builder import GraphBuilder
 from .functions import AttrRef, Emitter, IntOrRef, IntsOrRef
-from .weights import call_function, register_scheme
+from .scheme_registry import call_function, register_scheme
+
+if TYPE_CHECKING:
+    from .builder import GraphBuilder  # builder.py calls this module: no import back at run time
 
 __all__ = ["FILTER_SUMMARY_WEIGHT", "emit_filter_summary_weight", "filter_summary_weight_function"]
 

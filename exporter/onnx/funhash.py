@@ -19,6 +19,8 @@ exported as HashedWeight. The inline form sends the fetches through the batched 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
@@ -27,9 +29,11 @@ from hashpack.runtime import Param
 
 from . import functions as hf
 from .batch import Fetch
-from .builder import GraphBuilder
 from .functions import AttrRef, Emitter, IntOrRef, IntsOrRef
-from .weights import call_function, register_scheme, scheme_producers
+from .scheme_registry import call_function, register_scheme, scheme_producers
+
+if TYPE_CHECKING:
+    from .builder import GraphBuilder  # builder.py calls this module: no import back at run time
 
 __all__ = ["FUNHASH_WEIGHT", "emit_funhash_fetches", "emit_funhash_g", "emit_funhash_weight"]
 

@@ -23,17 +23,26 @@ space, before any hash gathers from them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from onnx import AttributeProto, FunctionProto, TensorProto, helper
+from onnx import TensorProto
 
 from hashpack.runtime import Param, Space
 from hashpack.runtime.schemes import decode_param
 
 from . import functions as hf
-from .builder import GraphBuilder
+from .scheme_registry import (
+    SCHEMES,
+    Producer,
+    SchemeExport,
+    call_function,
+    register_scheme,
+    scheme_producers,
+)
+
+if TYPE_CHECKING:
+    from .builder import GraphBuilder  # builder.py calls this module: no import back at run time
 
 __all__ = [
     "SCHEMES",
@@ -45,30 +54,6 @@ __all__ = [
     "register_scheme",
     "scheme_producers",
 ]
-
-# (builder, param, output name) -> None: append whatever writes the param's float32 values to output.
-Producer = Callable[[GraphBuilder, Param, str], None]
-
-
-@dataclass(frozen=True)
-class SchemeExport:
-    """How one scheme's params are written in the compact and inline modes."""
-
-    compact: Producer
-    inline: Producer
-
-
-SCHEMES: dict[str, SchemeExport] = {}
-
-
-def register_scheme(name: str, compact: Producer, inline: Producer | None = None) -> None:
-    """Register scheme ``name``; ``inline`` defaults to ``compact`` (for schemes stored densely)."""
-    SCHEMES[name] = SchemeExport(compact=compact, inline=inline or compact)
-
-
-def scheme_producers(name: str) -> SchemeExport:
-    """The registered producers of scheme ``name`` (a scheme may delegate to another)."""
-    return SCHEMES[name]
 
 
 def emit_param(b: GraphBuilder, param: Param) -> str:
@@ -113,29 +98,6 @@ def emit_space(b: GraphBuilder, space: Space) -> str:
 
 
 # --------------------------------------------------------------------------------------- schemes
-
-
-def call_function(
-    b: GraphBuilder,
-    op_type: str,
-    build: Callable[[int], FunctionProto],
-    inputs: list[str],
-    output: str,
-    **attrs: int | Sequence[int],
-) -> None:
-    """Append a call of the ai.hashpack function ``op_type`` (defining it in the model once).
-
-    Every attribute is written, even when it equals a default: ``onnx.reference`` ignores
-    FunctionProto defaults. Sequences become INTS attributes (also when empty, e.g. a scalar shape).
-    """
-    b.use_function(hf.DOMAIN, op_type, build)
-    node = helper.make_node(op_type, inputs, [output], name=f"{output}/{op_type}", domain=hf.DOMAIN)
-    for key, value in attrs.items():
-        if isinstance(value, int):
-            node.attribute.append(helper.make_attribute(key, value))
-        else:
-            node.attribute.append(helper.make_attribute(key, list(value), attr_type=AttributeProto.INTS))
-    b.add_nodes([node])
 
 
 def _dense(b: GraphBuilder, param: Param, output: str) -> None:
