@@ -81,27 +81,37 @@ public final class Hp32 {
      * bit-identical to multiplying by -1.0f (§1 allows either).
      */
     public void gatherSigned(float[] values, float[] out) {
+        gatherSigned(values, out, out.length);
+    }
+
+    /**
+     * {@link #gatherSigned(float[], float[])} for the first {@code count} elements of {@code out} only
+     * (a reused buffer larger than the tensor).
+     */
+    public void gatherSigned(float[] values, float[] out, int count) {
         int numBuckets = values.length;
         if (numBuckets < 1 || numBuckets > MAX_BUCKETS) {
             throw new IllegalArgumentException("bucket count " + numBuckets + " outside [1, 2^30]");
         }
-        int[] bits = new int[numBuckets];
-        for (int j = 0; j < numBuckets; j++) {
-            bits[j] = Float.floatToRawIntBits(values[j]);
+        if (count < 0 || count > out.length) {
+            throw new IllegalArgumentException("count " + count + " outside [0, " + out.length + "]");
         }
-        final long k = key;
-        final long m = multiplier;
+        // The hot path. Java's int arithmetic wraps modulo 2^32, so the u32 steps of mix32 are exact on
+        // ints (>>> is the logical shift); only the remainder needs the unsigned value, as a long.
+        final int k = (int) key;
+        final int m = (int) multiplier;
+        final int mix = (int) MIX;
         final long divisor = numBuckets;
         final double inverse = 1.0 / numBuckets;
-        for (int i = 0; i < out.length; i++) { // the loop of Gather.fill from 0, kept apart: the hot path
-            long x = ((i ^ k) & MASK) * m & MASK;
+        for (int i = 0; i < count; i++) {
+            int x = (i ^ k) * m;
             x ^= x >>> 16;
-            x = (x * MIX) & MASK;
+            x *= mix;
             x ^= x >>> 16;
-            x = (x * MIX) & MASK;
+            x *= mix;
             x ^= x >>> 16;
-            int bucket = (int) mod(x, divisor, inverse);
-            out[i] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
+            int bucket = (int) mod(x & MASK, divisor, inverse);
+            out[i] = Float.intBitsToFloat(Float.floatToRawIntBits(values[bucket]) ^ (x & 0x80000000));
         }
     }
 

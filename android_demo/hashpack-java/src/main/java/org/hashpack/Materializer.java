@@ -170,7 +170,8 @@ public final class Materializer {
      * As {@link #materializeFromHpk(byte[], Map)}, decoding the params the recipes name straight
      * from {@code hpk} on {@code threads} threads (largest first) and writing each param's slots as
      * soon as it is decoded. The app's path: memory is the returned model plus one decoded param per
-     * thread (not every param at once), and the writes run on the decode threads.
+     * thread (not every param at once; each thread decodes into one reused buffer), and the writes
+     * run on the decode threads.
      */
     public static byte[] materializeFromHpk(byte[] onceModel, final HpkFile hpk, int threads) {
         final Plan plan = plan(onceModel, name -> {
@@ -183,13 +184,19 @@ public final class Materializer {
         final AtomicReference<Throwable> failure = new AtomicReference<>();
         Runnable work = () -> {
             ByteBuffer buffer = ByteBuffer.wrap(plan.out).order(ByteOrder.LITTLE_ENDIAN);
+            float[] scratch = null; // one buffer per thread, as large as the first (largest) param it takes
             for (int k = next.getAndIncrement(); k < names.size() && failure.get() == null; k = next.getAndIncrement()) {
                 try {
                     Param param = hpk.params().get(names.get(k));
-                    float[] values = Schemes.get(param.scheme()).decode(param, hpk);
-                    if (values.length != plan.numel(param.name())) {
+                    long numel = plan.numel(param.name());
+                    if (scratch == null) {
+                        scratch = new float[(int) numel]; // <= Integer.MAX_VALUE - 8: the plan checked
+                    }
+                    float[] values = Schemes.get(param.scheme()).decode(param, hpk, scratch);
+                    // the scheme filled scratch[0, numel) or returned exactly numel values
+                    if (values.length < numel || (values != scratch && values.length != numel)) {
                         throw new IllegalStateException("param " + param.name() + " decoded to " + values.length
-                                + " values, its shape holds " + plan.numel(param.name()));
+                                + " values, its shape holds " + numel);
                     }
                     for (Slot slot : plan.slotsOf.get(param.name())) {
                         plan.views.get(slot.variable).write(buffer, slot.offset, values);
