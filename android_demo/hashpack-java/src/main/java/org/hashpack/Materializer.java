@@ -486,26 +486,32 @@ public final class Materializer {
             int src = base;
             int sc = 0;
             int sh = 0;
-            int pos = at;
-            for (long row = 0, rowCount = count / n; row < rowCount; row++) {
+            // each row is computed into a float array, then copied into the model in one bulk put:
+            // the same float32 values and bytes as a put per element, with fewer bounds checks
+            float[] row = new float[n];
+            ByteBuffer slice = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+            slice.position(at);
+            java.nio.FloatBuffer floats = slice.asFloatBuffer();
+            for (long r = 0, rowCount = count / n; r < rowCount; r++) {
                 if (shift == null && scale == null) {
-                    for (int i = 0; i < n; i++, pos += 4) {
-                        out.putFloat(pos, source[src + i * s]);
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i * s];
                     }
                 } else if (shift == null) {
-                    for (int i = 0; i < n; i++, pos += 4) {
-                        out.putFloat(pos, source[src + i * s] * scale[sc + i * a]);
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i * s] * scale[sc + i * a];
                     }
                 } else if (scale == null) {
-                    for (int i = 0; i < n; i++, pos += 4) {
-                        out.putFloat(pos, source[src + i * s] + shift[sh + i * b]);
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i * s] + shift[sh + i * b];
                     }
                 } else {
-                    for (int i = 0; i < n; i++, pos += 4) {
+                    for (int i = 0; i < n; i++) {
                         float value = source[src + i * s] * scale[sc + i * a]; // rounded to float32 here,
-                        out.putFloat(pos, value + shift[sh + i * b]); // then added: numpy's two steps
+                        row[i] = value + shift[sh + i * b]; // then added: numpy's two steps
                     }
                 }
+                floats.put(row, 0, n);
                 for (int k = last - 1; k >= 0; k--) { // next row: an odometer over the outer axes
                     src += strides[k];
                     sc += scaleStrides[k];
