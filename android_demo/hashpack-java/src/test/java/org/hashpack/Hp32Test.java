@@ -3,8 +3,10 @@ package org.hashpack;
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
 
 import java.math.BigInteger;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -90,6 +92,30 @@ public class Hp32Test {
             for (int i = 0; i < out.length; i++) {
                 float expected = h.sign(i) * space[(int) h.bucket(i, space.length)];
                 assertEquals("i=" + i, Float.floatToRawIntBits(expected), Float.floatToRawIntBits(out[i]));
+            }
+        }
+    }
+
+    /** With a count, only out[0, count) is written (a reused buffer): the same values as a full gather. */
+    @Test
+    public void gatherSignedWithCountFillsOnlyThePrefix() {
+        float[] space = {0.5f, -1.25f, 3.0f, 7.5f, -0.0f};
+        Hp32 h = new Hp32(2840119437L, 0);
+        float[] full = new float[60];
+        h.gatherSigned(space, full);
+        float[] buffer = new float[100];
+        Arrays.fill(buffer, Float.NaN);
+        h.gatherSigned(space, buffer, 60);
+        for (int i = 0; i < buffer.length; i++) {
+            int expected = Float.floatToRawIntBits(i < 60 ? full[i] : Float.NaN);
+            assertEquals("i=" + i, expected, Float.floatToRawIntBits(buffer[i]));
+        }
+        for (int count : new int[] {-1, 101}) {
+            try {
+                h.gatherSigned(space, buffer, count);
+                fail("count " + count + " accepted");
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage(), e.getMessage().contains("count " + count));
             }
         }
     }
