@@ -120,7 +120,7 @@ public class Hp32Test {
         }
     }
 
-    /** The fast remainder equals % for every bucket count shape and the worst-case dividends. */
+    /** Both fast remainders (float estimate, Granlund-Montgomery) equal % for every bucket count shape and worst-case dividends. */
     @Test
     public void fastModuloIsExact() {
         Random random = new Random(99);
@@ -128,6 +128,9 @@ public class Hp32Test {
         for (int t = 0; t < 2000; t++) {
             long k = t < ks.length ? ks[t] : 1 + (random.nextLong() >>> 34); // up to 2^30
             double inverse = 1.0 / k;
+            int shift = Hp32.divisionShift(k);
+            long magic = Hp32.divisionMagic(k, shift);
+            assertTrue("magic " + magic + " for k=" + k, magic >= 1 && magic <= (1L << 32));
             long[] xs = {0, 1, k - 1, k, k + 1, Hp32.MASK, Hp32.MASK - 1, (Hp32.MASK / k) * k,
                 (Hp32.MASK / k) * k - 1, random.nextLong() >>> 32};
             for (long x : xs) {
@@ -135,13 +138,29 @@ public class Hp32Test {
                     continue;
                 }
                 assertEquals("x=" + x + " k=" + k, x % k, Hp32.mod(x, k, inverse));
+                assertEquals("x=" + x + " k=" + k, x % k, Hp32.remainder(x, k, magic, shift));
             }
             for (int j = 0; j < 200; j++) { // multiples of k and their neighbours, where rounding bites
                 long q = (random.nextLong() >>> 1) % (Hp32.MASK / k + 1);
                 for (long x = q * k - 1; x <= q * k + 1; x++) {
                     if (x >= 0 && x <= Hp32.MASK) {
                         assertEquals("x=" + x + " k=" + k, x % k, Hp32.mod(x, k, inverse));
+                        assertEquals("x=" + x + " k=" + k, x % k, Hp32.remainder(x, k, magic, shift));
                     }
+                }
+            }
+        }
+    }
+
+    /** Granlund-Montgomery against % on about 2^25 dividends spread over [0, 2^32), at three bucket counts. */
+    @Test
+    public void remainderIsExactOnDividendsSpreadOverU32() {
+        for (long k : new long[] {3, 12500, (1L << 30) - 1}) {
+            int shift = Hp32.divisionShift(k);
+            long magic = Hp32.divisionMagic(k, shift);
+            for (long x = 0; x <= Hp32.MASK; x += 1 + (x & 0xFF)) { // varied steps: about a second
+                if (Hp32.remainder(x, k, magic, shift) != x % k) {
+                    fail("x=" + x + " k=" + k);
                 }
             }
         }
