@@ -69,7 +69,7 @@ public class JsonTest {
         rejects("\"\\n\uD800\"");
         rejects("\"\uDE00\\n\"");
         assertEquals("\n\uD83D\uDE00", parse("\"\\n\uD83D\uDE00\""));
-        assertEquals("\uD83D\uDE00", parse("\"\uD83D\\ude00\""));
+        assertEquals("\uD83D\uDE00", parse("\"" + (char) 0xD83D + "\\ude00\""));
         assertEquals("\n\uE000\uFFFF", parse("\"\\n\uE000\\uffff\"")); // at or above U+D800, not surrogates
     }
 
