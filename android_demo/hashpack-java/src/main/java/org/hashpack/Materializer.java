@@ -492,8 +492,16 @@ public final class Materializer {
             ByteBuffer slice = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
             slice.position(at);
             java.nio.FloatBuffer floats = slice.asFloatBuffer();
+            // e.g. a 1x1 conv with its BatchNorm scale: a source run times one factor per row, a loop
+            // without strides that the JIT can vectorize (the same float32 products as the general one)
+            boolean contiguousScaled = s == 1 && a == 0 && scale != null && shift == null;
             for (long r = 0, rowCount = count / n; r < rowCount; r++) {
-                if (shift == null && scale == null) {
+                if (contiguousScaled) {
+                    float f = scale[sc];
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i] * f;
+                    }
+                } else if (shift == null && scale == null) {
                     for (int i = 0; i < n; i++) {
                         row[i] = source[src + i * s];
                     }
