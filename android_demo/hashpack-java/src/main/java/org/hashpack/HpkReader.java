@@ -19,6 +19,9 @@ public final class HpkReader {
     /** The largest file this reader holds in memory (Java arrays stop just below 2 GiB). */
     public static final long MAX_FILE_BYTES = Integer.MAX_VALUE - 8;
 
+    /** Bytes asked of the stream per read call. */
+    private static final int READ_CHUNK = 1 << 16;
+
     private HpkReader() {}
 
     /** Reads {@code file}; the source in messages is its path. */
@@ -77,7 +80,8 @@ public final class HpkReader {
                     buffer[total++] = (byte) next;
                     continue;
                 }
-                int n = in.read(buffer, total, buffer.length - total);
+                // at most READ_CHUNK per call: FileInputStream copies through a native buffer of the length asked
+                int n = in.read(buffer, total, Math.min(buffer.length - total, READ_CHUNK));
                 if (n < 0) {
                     break;
                 }
