@@ -69,11 +69,11 @@ def build_files(name: str, directory: Path) -> tuple[Path, Path, bytes]:
 
 
 def run_java(
-    classes: Path, hpk: Path, once: Path, out: Path, threads: str, repeats: int
+    classes: Path, hpk: Path, once: Path, out: Path, threads: str, repeats: int, jvm_args: list[str]
 ) -> list[dict[str, float]]:
     """One fresh JVM: the benchmark's rows (one per thread count)."""
     result = subprocess.run(
-        ["java", "-Xmx2g", "-cp", str(classes), "org.hashpack.bench.MaterializeFromHpkBenchmark",
+        ["java", *jvm_args, "-cp", str(classes), "org.hashpack.bench.MaterializeFromHpkBenchmark",
          str(hpk), str(once), threads, str(repeats), str(out)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -92,6 +92,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="Timed runs per JVM and thread count.")
     parser.add_argument(
         "--baseline", metavar="REV", help="Also measure hashpack-java as of this git revision."
+    )
+    parser.add_argument(
+        "--jvm-args",
+        default="-Xmx2g",
+        help="JVM options, space-separated (scale.py's: -Xmx2g). The benchmark calls System.gc() before "
+        "each run, after which G1 shrinks the heap to a few MB; --jvm-args='-Xmx2g -Xms512m' keeps it.",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -113,7 +119,11 @@ def main() -> None:
                 order = list(builds) if round_index % 2 == 0 else list(reversed(builds))
                 for label in order:
                     out = directory / "out.tflite"
-                    runs[label].append(run_java(builds[label], hpk, once, out, args.threads, args.repeats))
+                    runs[label].append(
+                        run_java(
+                            builds[label], hpk, once, out, args.threads, args.repeats, args.jvm_args.split()
+                        )
+                    )
                     identical &= out.read_bytes() == expected
             weights = runs["current"][0][0]["weights"]
             summary = {
@@ -131,6 +141,7 @@ def main() -> None:
                 "same_bytes_as_python": identical, "median": summary, "runs": runs,
             })  # fmt: skip
     environment = {
+        "jvm_args": args.jvm_args,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -145,6 +156,7 @@ def main() -> None:
             for threads, m in by_threads.items():
                 print(f"  {label:>10} {threads} thread(s): read {m['read_ms']:.1f} ms + decode and fill "
                       f"{m['materialize_ms']:.1f} ms = {m['total_ms']:.1f} ms, {m['ns_per_weight']:.2f} ns/weight")  # fmt: skip
+    print(f"JVM options: {args.jvm_args}")
     print(f"load average before / after: {load_before[0]:.1f} / {environment['load_average_after'][0]:.1f} "
           f"on {environment['cpus']} CPUs (a shared machine: compare builds within one run)")  # fmt: skip
 
