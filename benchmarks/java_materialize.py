@@ -8,8 +8,8 @@ bytes are checked against Python's ``materialize_from_hpk``.
 
 Each round starts one fresh JVM per build and model, builds interleaved so that the machine's
 other work hits them alike; the figure is the median over rounds of the benchmark's own median.
-``--baseline REV`` also compiles hashpack-java as of git revision REV and measures it in the same
-rounds: a before/after on the same machine state.
+``--baseline REV`` also compiles hashpack-java as of git revision REV (with this tree's benchmark
+class) and measures it in the same rounds: a before/after on the same machine state.
 
     OMP_NUM_THREADS=1 python benchmarks/java_materialize.py                  # ~1 minute
     python benchmarks/java_materialize.py --baseline main --rounds 5 --json
@@ -43,6 +43,10 @@ def compile_revision(revision: str, directory: Path) -> Path:
         capture_output=True, check=True,
     )  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True)
+    bench = Path(
+        "android_demo/hashpack-java/src/main/java/org/hashpack/bench/MaterializeFromHpkBenchmark.java"
+    )
+    (directory / bench).write_bytes((REPO / bench).read_bytes())  # both builds timed by the same benchmark
     sources = sorted(str(p) for p in (directory / "android_demo").rglob("*.java"))
     classes = directory / "classes"
     classes.mkdir()
@@ -130,7 +134,7 @@ def main() -> None:
                 label: {
                     str(int(row["threads"])): {
                         key: statistics.median(r[i][key] for r in rounds)
-                        for key in ("read_ms", "materialize_ms", "total_ms", "ns_per_weight")
+                        for key in ("read_ms", "materialize_ms", "total_ms", "ns_per_weight", "cpu_ms")
                     }
                     for i, row in enumerate(rounds[0])
                 }
@@ -155,7 +159,8 @@ def main() -> None:
         for label, by_threads in r["median"].items():
             for threads, m in by_threads.items():
                 print(f"  {label:>10} {threads} thread(s): read {m['read_ms']:.1f} ms + decode and fill "
-                      f"{m['materialize_ms']:.1f} ms = {m['total_ms']:.1f} ms, {m['ns_per_weight']:.2f} ns/weight")  # fmt: skip
+                      f"{m['materialize_ms']:.1f} ms = {m['total_ms']:.1f} ms, {m['ns_per_weight']:.2f} ns/weight; "
+                      f"calling thread's CPU {m['cpu_ms']:.1f} ms = {m['cpu_ms'] * 1e6 / r['virtual_params']:.2f} ns/weight")  # fmt: skip
     print(f"JVM options: {args.jvm_args}")
     print(f"load average before / after: {load_before[0]:.1f} / {environment['load_average_after'][0]:.1f} "
           f"on {environment['cpus']} CPUs (a shared machine: compare builds within one run)")  # fmt: skip
