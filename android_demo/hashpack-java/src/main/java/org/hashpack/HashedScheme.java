@@ -29,10 +29,18 @@ final class HashedScheme implements Scheme {
 
     @Override
     public float[] decode(Param param, HpkFile file) {
+        return decode(param, file, null);
+    }
+
+    @Override
+    public float[] decode(Param param, HpkFile file, float[] out) {
         float[] values = file.spaceValues((String) param.spec().get("space"));
         long seed = ((BigInteger) param.spec().get("seed")).longValue();
-        float[] out = new float[(int) param.numel()];
-        new Hp32(seed, 0).gatherSigned(values, out);
+        int numel = (int) param.numel();
+        if (out == null || out.length < numel) {
+            out = new float[numel];
+        }
+        new Hp32(seed, 0).gatherSigned(values, out, numel);
         return out;
     }
 }

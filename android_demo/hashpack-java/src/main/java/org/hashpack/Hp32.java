@@ -81,27 +81,39 @@ public final class Hp32 {
      * bit-identical to multiplying by -1.0f (§1 allows either).
      */
     public void gatherSigned(float[] values, float[] out) {
+        gatherSigned(values, out, out.length);
+    }
+
+    /**
+     * {@link #gatherSigned(float[], float[])} for the first {@code count} elements of {@code out} only
+     * (a reused buffer larger than the tensor).
+     */
+    public void gatherSigned(float[] values, float[] out, int count) {
         int numBuckets = values.length;
         if (numBuckets < 1 || numBuckets > MAX_BUCKETS) {
             throw new IllegalArgumentException("bucket count " + numBuckets + " outside [1, 2^30]");
         }
-        int[] bits = new int[numBuckets];
-        for (int j = 0; j < numBuckets; j++) {
-            bits[j] = Float.floatToRawIntBits(values[j]);
+        if (count < 0 || count > out.length) {
+            throw new IllegalArgumentException("count " + count + " outside [0, " + out.length + "]");
         }
-        final long k = key;
-        final long m = multiplier;
+        // The hot path. Java's int arithmetic wraps modulo 2^32, so the u32 steps of mix32 are exact on
+        // ints (>>> is the logical shift); only the remainder needs the unsigned value, as a long.
+        final int k = (int) key;
+        final int m = (int) multiplier;
+        final int mix = (int) MIX;
         final long divisor = numBuckets;
-        final double inverse = 1.0 / numBuckets;
-        for (int i = 0; i < out.length; i++) { // the loop of Gather.fill from 0, kept apart: the hot path
-            long x = ((i ^ k) & MASK) * m & MASK;
+        final int shift = divisionShift(divisor);
+        final long magic = divisionMagic(divisor, shift);
+        for (int i = 0; i < count; i++) {
+            int x = (i ^ k) * m;
             x ^= x >>> 16;
-            x = (x * MIX) & MASK;
+            x *= mix;
             x ^= x >>> 16;
-            x = (x * MIX) & MASK;
+            x *= mix;
             x ^= x >>> 16;
-            int bucket = (int) mod(x, divisor, inverse);
-            out[i] = Float.intBitsToFloat(bits[bucket] ^ (int) (x & SIGN_BIT));
+            long u = x & MASK;
+            int bucket = (int) (u - (((u * magic) >>> 32) + u >>> shift) * divisor); // u mod K, see remainder
+            out[i] = Float.intBitsToFloat(Float.floatToRawIntBits(values[bucket]) ^ (x & 0x80000000));
         }
     }
 
@@ -156,6 +168,27 @@ public final class Hp32 {
      * is off from {@code x / k} by less than 2^32 * 2^-51 = 2^-19 and its floor is the true quotient
      * or one of its neighbours; the remainder is then exact after at most one add or subtract of k.
      */
+    /**
+     * {@code x mod k} for {@code 0 <= x < 2^32} and {@code 1 <= k <= 2^30} with integer operations only
+     * (Granlund and Montgomery 1994, Theorem 4.2, N = 32): with {@code l = ceil(log2 k)} and
+     * {@code magic = floor(2^32 (2^l - k) / k) + 1} (at most 2^32), the quotient is
+     * {@code (((x * magic) >> 32) + x) >> l}, exact for every x below 2^32. The product stays below
+     * 2^64 (read unsigned, which {@code >>>} does) and the sum below 2^33: no overflow.
+     */
+    static long remainder(long x, long k, long magic, int shift) {
+        return x - ((((x * magic) >>> 32) + x) >>> shift) * k;
+    }
+
+    /** {@code l = ceil(log2 k)} of {@link #remainder}. */
+    static int divisionShift(long k) {
+        return 64 - Long.numberOfLeadingZeros(k - 1);
+    }
+
+    /** {@code magic} of {@link #remainder}. */
+    static long divisionMagic(long k, int shift) {
+        return ((1L << 32) * ((1L << shift) - k)) / k + 1; // (2^l - k) < k <= 2^30: below 2^62
+    }
+
     static long mod(long x, long k, double inverse) {
         long r = x - (long) (x * inverse) * k;
         if (r < 0) {

@@ -41,10 +41,12 @@ final class Json {
     }
 
     private final String text;
+    private final char[] chars; // the text's chars: the scanning loops index an array (no per-char call)
     private int pos;
 
     private Json(String text) {
         this.text = text;
+        this.chars = text.toCharArray();
     }
 
     /** Parses one JSON value surrounded by optional whitespace. */
@@ -182,17 +184,21 @@ final class Json {
     private String parseString() throws SyntaxException {
         int start = ++pos; // after the opening quote
         StringBuilder out = null;
+        boolean surrogates = false; // a char of the string (raw or escaped) is >= U+D800
+        final char[] chars = this.chars;
         while (true) {
-            if (pos >= text.length()) {
+            if (pos >= chars.length) {
                 throw error("unterminated string starting at character " + (start - 1));
             }
-            char c = text.charAt(pos);
+            char c = chars[pos];
             if (c == '"') {
                 if (out == null) {
                     return text.substring(start, pos++);
                 }
-                String s = out.append(text, start, pos).toString();
-                checkSurrogates(s);
+                String s = out.append(chars, start, pos - start).toString();
+                if (surrogates) { // below U+D800 there is no surrogate to pair
+                    checkSurrogates(s);
+                }
                 pos++;
                 return s;
             }
@@ -200,17 +206,18 @@ final class Json {
                 throw error("raw control character " + describe(c) + " in a string");
             }
             if (c != '\\') {
+                surrogates |= c >= 0xD800;
                 pos++;
                 continue;
             }
             if (out == null) {
                 out = new StringBuilder();
             }
-            out.append(text, start, pos);
-            if (pos + 1 >= text.length()) {
+            out.append(chars, start, pos - start);
+            if (pos + 1 >= chars.length) {
                 throw error("unterminated escape");
             }
-            char e = text.charAt(pos + 1);
+            char e = chars[pos + 1];
             pos += 2;
             switch (e) {
                 case '"': out.append('"'); break;
@@ -234,6 +241,7 @@ final class Json {
                         code = code * 16 + digit;
                     }
                     out.append((char) code); // surrogate halves are paired up or rejected at the end
+                    surrogates |= code >= 0xD800;
                     pos += 4;
                     break;
                 default:
@@ -300,8 +308,8 @@ final class Json {
     }
 
     private void skipWhitespace() {
-        while (pos < text.length()) {
-            char c = text.charAt(pos);
+        while (pos < chars.length) {
+            char c = chars[pos];
             if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
                 return;
             }
@@ -310,10 +318,10 @@ final class Json {
     }
 
     private char peek(String expected) throws SyntaxException {
-        if (pos >= text.length()) {
+        if (pos >= chars.length) {
             throw error("unexpected end of input, expected " + expected);
         }
-        return text.charAt(pos);
+        return chars[pos];
     }
 
     private SyntaxException error(String message) {

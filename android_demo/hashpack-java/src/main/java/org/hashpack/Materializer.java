@@ -170,7 +170,8 @@ public final class Materializer {
      * As {@link #materializeFromHpk(byte[], Map)}, decoding the params the recipes name straight
      * from {@code hpk} on {@code threads} threads (largest first) and writing each param's slots as
      * soon as it is decoded. The app's path: memory is the returned model plus one decoded param per
-     * thread (not every param at once), and the writes run on the decode threads.
+     * thread (not every param at once; each thread decodes into one reused buffer), and the writes
+     * run on the decode threads.
      */
     public static byte[] materializeFromHpk(byte[] onceModel, final HpkFile hpk, int threads) {
         final Plan plan = plan(onceModel, name -> {
@@ -183,13 +184,19 @@ public final class Materializer {
         final AtomicReference<Throwable> failure = new AtomicReference<>();
         Runnable work = () -> {
             ByteBuffer buffer = ByteBuffer.wrap(plan.out).order(ByteOrder.LITTLE_ENDIAN);
+            float[] scratch = null; // one buffer per thread, as large as the first (largest) param it takes
             for (int k = next.getAndIncrement(); k < names.size() && failure.get() == null; k = next.getAndIncrement()) {
                 try {
                     Param param = hpk.params().get(names.get(k));
-                    float[] values = Schemes.get(param.scheme()).decode(param, hpk);
-                    if (values.length != plan.numel(param.name())) {
+                    long numel = plan.numel(param.name());
+                    if (scratch == null) {
+                        scratch = new float[(int) numel]; // <= Integer.MAX_VALUE - 8: the plan checked
+                    }
+                    float[] values = Schemes.get(param.scheme()).decode(param, hpk, scratch);
+                    // the scheme filled scratch[0, numel) or returned exactly numel values
+                    if (values.length < numel || (values != scratch && values.length != numel)) {
                         throw new IllegalStateException("param " + param.name() + " decoded to " + values.length
-                                + " values, its shape holds " + plan.numel(param.name()));
+                                + " values, its shape holds " + numel);
                     }
                     for (Slot slot : plan.slotsOf.get(param.name())) {
                         plan.views.get(slot.variable).write(buffer, slot.offset, values);
@@ -479,26 +486,40 @@ public final class Materializer {
             int src = base;
             int sc = 0;
             int sh = 0;
-            int pos = at;
-            for (long row = 0, rowCount = count / n; row < rowCount; row++) {
-                if (shift == null && scale == null) {
-                    for (int i = 0; i < n; i++, pos += 4) {
-                        out.putFloat(pos, source[src + i * s]);
+            // each row is computed into a float array, then copied into the model in one bulk put:
+            // the same float32 values and bytes as a put per element, with fewer bounds checks
+            float[] row = new float[n];
+            ByteBuffer slice = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+            slice.position(at);
+            java.nio.FloatBuffer floats = slice.asFloatBuffer();
+            // e.g. a 1x1 conv with its BatchNorm scale: a source run times one factor per row, a loop
+            // without strides that the JIT can vectorize (the same float32 products as the general one)
+            boolean contiguousScaled = s == 1 && a == 0 && scale != null && shift == null;
+            for (long r = 0, rowCount = count / n; r < rowCount; r++) {
+                if (contiguousScaled) {
+                    float f = scale[sc];
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i] * f;
+                    }
+                } else if (shift == null && scale == null) {
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i * s];
                     }
                 } else if (shift == null) {
-                    for (int i = 0; i < n; i++, pos += 4) {
-                        out.putFloat(pos, source[src + i * s] * scale[sc + i * a]);
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i * s] * scale[sc + i * a];
                     }
                 } else if (scale == null) {
-                    for (int i = 0; i < n; i++, pos += 4) {
-                        out.putFloat(pos, source[src + i * s] + shift[sh + i * b]);
+                    for (int i = 0; i < n; i++) {
+                        row[i] = source[src + i * s] + shift[sh + i * b];
                     }
                 } else {
-                    for (int i = 0; i < n; i++, pos += 4) {
+                    for (int i = 0; i < n; i++) {
                         float value = source[src + i * s] * scale[sc + i * a]; // rounded to float32 here,
-                        out.putFloat(pos, value + shift[sh + i * b]); // then added: numpy's two steps
+                        row[i] = value + shift[sh + i * b]; // then added: numpy's two steps
                     }
                 }
+                floats.put(row, 0, n);
                 for (int k = last - 1; k >= 0; k--) { // next row: an odometer over the outer axes
                     src += strides[k];
                     sc += scaleStrides[k];

@@ -30,4 +30,14 @@ public interface Scheme {
      * that passed {@link #validate}.
      */
     float[] decode(Param param, HpkFile file);
+
+    /**
+     * As {@link #decode(Param, HpkFile)}, written into {@code out[0, numel)} when the scheme can: a
+     * buffer reused across params saves allocating (and zeroing) one array per param. Returns the
+     * array holding the values: {@code out}, or a new array of exactly {@code numel} values (the
+     * default, and whenever {@code out} is null or too short).
+     */
+    default float[] decode(Param param, HpkFile file, float[] out) {
+        return decode(param, file);
+    }
 }

@@ -681,5 +681,58 @@ public class CorruptFileTest {
         assertFormatError(() -> HpkReader.read(new ByteArrayInputStream(file), "asset", 1000),
                 "asset: file exceeds the 1000-byte limit");
         assertEquals(6, HpkReader.read(new ByteArrayInputStream(file), "asset", file.length).params().size());
+        // a stream one byte over the limit, read in small pieces, is still refused; the exact length is not
+        assertFormatError(() -> HpkReader.read(new Trickle(file), "asset", file.length - 1),
+                "asset: file exceeds the " + (file.length - 1) + "-byte limit");
+        assertEquals(6, HpkReader.read(new Trickle(file), "asset", file.length).params().size());
+    }
+
+    /** A stream larger than the first buffer (64 KiB) grows it and reads the same file as the File path. */
+    @Test
+    public void streamsLargerThanTheFirstBuffer() throws IOException {
+        File big = new File(TestSupport.fixtures(), "tv_mobilenet_v3_small.hpk");
+        byte[] bytes = TestSupport.readBytes(big);
+        assertTrue(bytes.length > 4 * 65536);
+        HpkFile fromFile = HpkReader.read(big);
+        HpkFile fromStream = HpkReader.read(new Trickle(bytes), "asset", bytes.length);
+        assertEquals(fromFile.params().keySet(), fromStream.params().keySet());
+        assertEquals(fromFile.virtualParameterCount(), fromStream.virtualParameterCount());
+        assertFormatError(() -> HpkReader.read(new Trickle(bytes), "asset", bytes.length - 1),
+                "asset: file exceeds the " + (bytes.length - 1) + "-byte limit");
+        // a truncated file through the File path (read to its end, then refused by the checks)
+        File shorter = tmp.newFile("shorter.hpk");
+        try (FileOutputStream out = new FileOutputStream(shorter)) {
+            out.write(bytes, 0, 1000);
+        }
+        assertFormatError(() -> HpkReader.read(shorter), "shorter.hpk: truncated");
+    }
+
+    /** Returns at most 7 bytes per read (as a slow or chunked asset stream may). */
+    private static final class Trickle extends java.io.InputStream {
+        private final byte[] data;
+        private int pos;
+
+        Trickle(byte[] data) {
+            this.data = data;
+        }
+
+        @Override
+        public int read() {
+            return pos < data.length ? data[pos++] & 0xff : -1;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) {
+            if (len == 0) {
+                return 0;
+            }
+            if (pos >= data.length) {
+                return -1;
+            }
+            int n = Math.min(Math.min(len, 7), data.length - pos);
+            System.arraycopy(data, pos, b, off, n);
+            pos += n;
+            return n;
+        }
     }
 }

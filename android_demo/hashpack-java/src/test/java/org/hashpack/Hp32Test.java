@@ -3,8 +3,10 @@ package org.hashpack;
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
 
 import java.math.BigInteger;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -94,7 +96,31 @@ public class Hp32Test {
         }
     }
 
-    /** The fast remainder equals % for every bucket count shape and the worst-case dividends. */
+    /** With a count, only out[0, count) is written (a reused buffer): the same values as a full gather. */
+    @Test
+    public void gatherSignedWithCountFillsOnlyThePrefix() {
+        float[] space = {0.5f, -1.25f, 3.0f, 7.5f, -0.0f};
+        Hp32 h = new Hp32(2840119437L, 0);
+        float[] full = new float[60];
+        h.gatherSigned(space, full);
+        float[] buffer = new float[100];
+        Arrays.fill(buffer, Float.NaN);
+        h.gatherSigned(space, buffer, 60);
+        for (int i = 0; i < buffer.length; i++) {
+            int expected = Float.floatToRawIntBits(i < 60 ? full[i] : Float.NaN);
+            assertEquals("i=" + i, expected, Float.floatToRawIntBits(buffer[i]));
+        }
+        for (int count : new int[] {-1, 101}) {
+            try {
+                h.gatherSigned(space, buffer, count);
+                fail("count " + count + " accepted");
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage(), e.getMessage().contains("count " + count));
+            }
+        }
+    }
+
+    /** Both fast remainders (float estimate, Granlund-Montgomery) equal % for every bucket count shape and worst-case dividends. */
     @Test
     public void fastModuloIsExact() {
         Random random = new Random(99);
@@ -102,6 +128,9 @@ public class Hp32Test {
         for (int t = 0; t < 2000; t++) {
             long k = t < ks.length ? ks[t] : 1 + (random.nextLong() >>> 34); // up to 2^30
             double inverse = 1.0 / k;
+            int shift = Hp32.divisionShift(k);
+            long magic = Hp32.divisionMagic(k, shift);
+            assertTrue("magic " + magic + " for k=" + k, magic >= 1 && magic <= (1L << 32));
             long[] xs = {0, 1, k - 1, k, k + 1, Hp32.MASK, Hp32.MASK - 1, (Hp32.MASK / k) * k,
                 (Hp32.MASK / k) * k - 1, random.nextLong() >>> 32};
             for (long x : xs) {
@@ -109,13 +138,29 @@ public class Hp32Test {
                     continue;
                 }
                 assertEquals("x=" + x + " k=" + k, x % k, Hp32.mod(x, k, inverse));
+                assertEquals("x=" + x + " k=" + k, x % k, Hp32.remainder(x, k, magic, shift));
             }
             for (int j = 0; j < 200; j++) { // multiples of k and their neighbours, where rounding bites
                 long q = (random.nextLong() >>> 1) % (Hp32.MASK / k + 1);
                 for (long x = q * k - 1; x <= q * k + 1; x++) {
                     if (x >= 0 && x <= Hp32.MASK) {
                         assertEquals("x=" + x + " k=" + k, x % k, Hp32.mod(x, k, inverse));
+                        assertEquals("x=" + x + " k=" + k, x % k, Hp32.remainder(x, k, magic, shift));
                     }
+                }
+            }
+        }
+    }
+
+    /** Granlund-Montgomery against % on about 2^25 dividends spread over [0, 2^32), at three bucket counts. */
+    @Test
+    public void remainderIsExactOnDividendsSpreadOverU32() {
+        for (long k : new long[] {3, 12500, (1L << 30) - 1}) {
+            int shift = Hp32.divisionShift(k);
+            long magic = Hp32.divisionMagic(k, shift);
+            for (long x = 0; x <= Hp32.MASK; x += 1 + (x & 0xFF)) { // varied steps: about a second
+                if (Hp32.remainder(x, k, magic, shift) != x % k) {
+                    fail("x=" + x + " k=" + k);
                 }
             }
         }

@@ -65,6 +65,12 @@ public class JsonTest {
         rejects("\"\\ud800\""); // no UTF-8 form: the Python reader rejects it too
         rejects("\"\\udc00\\ud800\"");
         rejects("{\"\\ud800\": 1}");
+        // a raw surrogate half next to an escape (raw pairs, escaped pairs and mixed ones are fine)
+        rejects("\"\\n\uD800\"");
+        rejects("\"\uDE00\\n\"");
+        assertEquals("\n\uD83D\uDE00", parse("\"\\n\uD83D\uDE00\""));
+        assertEquals("\uD83D\uDE00", parse("\"" + (char) 0xD83D + "\\ude00\""));
+        assertEquals("\n\uE000\uFFFF", parse("\"\\n\uE000\\uffff\"")); // at or above U+D800, not surrogates
     }
 
     @Test

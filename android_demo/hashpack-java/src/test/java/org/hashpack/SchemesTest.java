@@ -40,6 +40,40 @@ public class SchemesTest {
         return values;
     }
 
+    /**
+     * decode(param, file, out): every scheme gives the values of decode(param, file), in {@code out}
+     * when a scheme fills buffers (hashed) and it is long enough, else in an array of exactly numel.
+     */
+    @Test
+    public void decodeIntoABufferGivesTheSameValues() {
+        HpkFile file = read(TestHpk.parse(TestSupport.readBytes(new File(TestSupport.fixtures(), "mlp.hpk"))));
+        int checked = 0;
+        for (Param p : file.params().values()) {
+            Scheme scheme = Schemes.get(p.scheme());
+            float[] expected = scheme.decode(p, file);
+            int numel = (int) p.numel();
+            float[] larger = new float[numel + 9];
+            java.util.Arrays.fill(larger, Float.NaN);
+            float[] got = scheme.decode(p, file, larger);
+            assertArrayEquals(expected, java.util.Arrays.copyOf(got, numel), 0f);
+            if (got == larger) {
+                assertTrue(Float.isNaN(larger[numel])); // nothing written past numel
+            } else {
+                assertEquals(numel, got.length);
+            }
+            if ("hashed".equals(p.scheme())) {
+                assertTrue(p.name(), got == larger);
+                checked++;
+            }
+            float[] tooShort = new float[Math.max(0, numel - 1)];
+            float[] fresh = scheme.decode(p, file, tooShort);
+            assertTrue(fresh != tooShort);
+            assertArrayEquals(expected, fresh, 0f);
+            assertArrayEquals(expected, scheme.decode(p, file, null), 0f);
+        }
+        assertTrue(checked > 0);
+    }
+
     // ------------------------------------------------------------------------------------- fresh
 
     @Test
