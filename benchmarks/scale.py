@@ -20,7 +20,7 @@ ONNX Runtime and LiteRT. Each figure is a ratio measured in this run next to its
 - numpy runtime: read + validate, then decoding every weight, ns per virtual weight;
 - ``hashpack profile`` with its defaults: wall time (ResNet-18 only; ``--no-profile`` skips it).
 
-    python benchmarks/scale.py                 # both models, ~5 minutes on 2 cores
+    python benchmarks/scale.py                 # both models, ~4 minutes on 2 quiet cores; writes scale_results.json
     python benchmarks/scale.py --models resnet18 --json
 
 The machine these numbers come from is shared: the load average is printed next to them. Compare
@@ -488,7 +488,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-profile", action="store_true", help="Do not time `hashpack profile`.")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="Print the raw results instead of the table.")
+    parser.add_argument(
+        "--results",
+        default=str(Path(__file__).with_name("scale_results.json")),
+        help="Also write the raw results here (the README table's source); '' to skip.",
+    )
     parser.add_argument(
         "--keep-dir", help="Keep the .hpk, .onnx and once .tflite files here (e.g. for ModelDecodeBenchmark)."
     )
@@ -517,8 +522,11 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "cpus": os.cpu_count(),
     }
+    raw = json.dumps({"results": results, "environment": environment}, indent=1)
+    if args.results:
+        Path(args.results).write_text(raw + "\n")
     if args.json:
-        print(json.dumps({"results": results, "environment": environment}, indent=1))
+        print(raw)
         return
     print(table(results))
     print(
