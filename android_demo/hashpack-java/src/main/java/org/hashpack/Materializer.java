@@ -9,8 +9,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Turns a {@code --materializable} once .tflite into a model with constant weights (on the device).
@@ -180,13 +178,13 @@ public final class Materializer {
         });
         final List<String> names = new ArrayList<>(plan.slotsOf.keySet());
         Collections.sort(names, (a, b) -> Long.compare(plan.numel(b), plan.numel(a)));
-        final AtomicInteger next = new AtomicInteger();
-        final AtomicReference<Throwable> failure = new AtomicReference<>();
-        Runnable work = () -> {
-            ByteBuffer buffer = ByteBuffer.wrap(plan.out).order(ByteOrder.LITTLE_ENDIAN);
-            float[] scratch = null; // one buffer per thread, as large as the first (largest) param it takes
-            for (int k = next.getAndIncrement(); k < names.size() && failure.get() == null; k = next.getAndIncrement()) {
-                try {
+        ParallelWork.run(names.size(), threads, "hashpack-materialize", "materializing from " + hpk.source(), () -> {
+            final ByteBuffer buffer = ByteBuffer.wrap(plan.out).order(ByteOrder.LITTLE_ENDIAN);
+            return new ParallelWork.Worker() {
+                private float[] scratch; // one buffer per thread, as large as the first (largest) param it takes
+
+                @Override
+                public void take(int k) {
                     Param param = hpk.params().get(names.get(k));
                     long numel = plan.numel(param.name());
                     if (scratch == null) {
@@ -201,36 +199,9 @@ public final class Materializer {
                     for (Slot slot : plan.slotsOf.get(param.name())) {
                         plan.views.get(slot.variable).write(buffer, slot.offset, values);
                     }
-                } catch (Throwable e) {
-                    failure.compareAndSet(null, e);
                 }
-            }
-        };
-        int workers = Math.max(1, Math.min(threads, names.size()));
-        Thread[] pool = new Thread[workers - 1];
-        for (int t = 0; t < pool.length; t++) {
-            pool[t] = new Thread(work, "hashpack-materialize-" + t);
-            pool[t].start();
-        }
-        work.run(); // this thread is a worker too
-        for (Thread thread : pool) {
-            try {
-                thread.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while materializing from " + hpk.source(), e);
-            }
-        }
-        Throwable e = failure.get();
-        if (e instanceof RuntimeException) {
-            throw (RuntimeException) e;
-        }
-        if (e instanceof Error) {
-            throw (Error) e;
-        }
-        if (e != null) {
-            throw new IllegalStateException(e);
-        }
+            };
+        });
         return plan.out;
     }
 

@@ -8,8 +8,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import org.hashpack.ops.Embedding;
 import org.hashpack.ops.IdsKernel;
 import org.hashpack.ops.Kernel;
@@ -154,54 +152,16 @@ public final class Model {
             }
         }
         final float[][] values = new float[params.size()][];
-        int workers = Math.max(1, Math.min(threads, params.size()));
-        if (workers == 1) {
-            for (int i = 0; i < params.size(); i++) {
-                values[i] = Schemes.get(params.get(i).scheme()).decode(params.get(i), file);
-            }
-        } else {
-            // Largest params first, handed out one at a time: the threads finish together.
-            final Integer[] order = new Integer[params.size()];
-            for (int i = 0; i < order.length; i++) {
-                order[i] = i;
-            }
-            Arrays.sort(order, (a, b) -> Long.compare(numel(params.get(b)), numel(params.get(a))));
-            final AtomicInteger next = new AtomicInteger();
-            final AtomicReference<Throwable> failure = new AtomicReference<>();
-            Thread[] pool = new Thread[workers];
-            for (int t = 0; t < workers; t++) {
-                pool[t] = new Thread(() -> {
-                    for (int k = next.getAndIncrement(); k < order.length && failure.get() == null;
-                            k = next.getAndIncrement()) {
-                        Param param = params.get(order[k]);
-                        try {
-                            values[order[k]] = Schemes.get(param.scheme()).decode(param, file);
-                        } catch (Throwable e) {
-                            failure.compareAndSet(null, e);
-                        }
-                    }
-                }, "hashpack-decode-" + t);
-                pool[t].start();
-            }
-            for (Thread thread : pool) {
-                try {
-                    thread.join();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while decoding " + file.source(), e);
-                }
-            }
-            Throwable e = failure.get();
-            if (e instanceof RuntimeException) {
-                throw (RuntimeException) e;
-            }
-            if (e instanceof Error) {
-                throw (Error) e;
-            }
-            if (e != null) {
-                throw new IllegalStateException(e);
-            }
+        // Largest params first, handed out one at a time: the threads finish together.
+        final Integer[] order = new Integer[params.size()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
         }
+        Arrays.sort(order, (a, b) -> Long.compare(numel(params.get(b)), numel(params.get(a))));
+        ParallelWork.run(order.length, threads, "hashpack-decode", "decoding " + file.source(), () -> k -> {
+            Param param = params.get(order[k]);
+            values[order[k]] = Schemes.get(param.scheme()).decode(param, file);
+        });
         Map<String, Tensor> decoded = new LinkedHashMap<>();
         for (int i = 0; i < params.size(); i++) {
             decoded.put(params.get(i).name(), new Tensor(params.get(i).shape(), values[i]));
